@@ -1,0 +1,38 @@
+# SwiftRain: `make demo` and `make test` on a fresh Debian machine (they install what they need).
+SWIFT    ?= swift
+CONFIG   ?= release
+BIN      := .build/$(CONFIG)
+DEMO_DIR ?= demo
+APT_PKGS := libzmq3-dev libopenblas-dev pkg-config time
+SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: deps build test demo clean
+
+## Install the system libraries (through sudo when not root) if any is missing.
+deps:
+	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+	@command -v $(SWIFT) >/dev/null || { echo "error: swift not found; install Swift 6 (swift.org) and retry" >&2; exit 1; }
+
+build: deps
+	$(SWIFT) build -c $(CONFIG)
+
+## Unit and integration tests (release build: synthetic data over real date ranges is generated in the tests).
+test: deps
+	$(SWIFT) build -c $(CONFIG)
+	SWIFTRAIN_BIN=$(CURDIR)/$(BIN) $(SWIFT) test -c $(CONFIG) --disable-swift-testing
+
+## End to end on synthetic data: synthesise, normalise, inspect, write one sample, benchmark assembly.
+demo: build
+	rm -rf $(DEMO_DIR) && mkdir -p $(DEMO_DIR)
+	$(BIN)/swiftrain synth --out $(DEMO_DIR)/data --from 2016-04-01 --to 2018-03-31
+	$(BIN)/swiftrain normalize --config configs/demo.yaml
+	$(BIN)/swiftrain inspect --config configs/demo.yaml
+	$(BIN)/swiftrain sample --config configs/demo.yaml --partition valid --lead 24 --time 2018-01-06T12:00:00Z --out $(DEMO_DIR)/sample
+	$(BIN)/swiftrain bench data --config configs/demo.yaml
+
+clean:
+	rm -rf .build $(DEMO_DIR)

@@ -1,0 +1,22 @@
+import ArgumentParser
+import Core
+import Foundation
+
+@main
+struct SwiftRain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "swiftrain",
+        abstract: "Distributed RainBench precipitation forecasting on CPUs.",
+        subcommands: [Synth.self, Inspect.self, Normalize.self, SampleCommand.self, Bench.self])
+
+    /// Runs `body`, printing SwiftRain's errors as plain messages (no stack trace) with exit code 1.
+    static func run(_ body: () throws -> Void) throws {
+        do { try body() } catch let e as SwiftRainError {
+            FileHandle.standardError.write(Data("error: \(e)\n".utf8)); throw ExitCode(1)
+        } catch let e as ValidationErrors {
+            FileHandle.standardError.write(Data("error: \(e)\n".utf8)); throw ExitCode(1)
+        }
+    }
+}
+
+func stderr(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }

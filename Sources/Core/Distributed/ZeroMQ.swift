@@ -1,0 +1,106 @@
+// The only file that imports CZeroMQ. A final class owns each C handle; `check` turns return codes
+// into typed errors.
+import CZeroMQ
+import Foundation
+
+/// An error reported by libzmq, with the call that failed.
+public struct ZMQError: Error, CustomStringConvertible, Equatable {
+    public let call: String
+    public let errno: Int32
+    public var description: String { "\(call): \(String(cString: zmq_strerror(errno))) (errno \(errno))" }
+    /// True when a receive or send gave up because its deadline passed.
+    public var isTimeout: Bool { errno == EAGAIN }
+}
+
+@discardableResult
+private func check(_ rc: Int32, _ call: @autoclosure () -> String) throws -> Int32 {
+    if rc < 0 { throw ZMQError(call: call(), errno: zmq_errno()) }
+    return rc
+}
+
+/// A ZeroMQ context (one per process).
+public final class ZMQContext {
+    let handle: UnsafeMutableRawPointer
+    public init() throws {
+        guard let h = zmq_ctx_new() else { throw ZMQError(call: "zmq_ctx_new", errno: zmq_errno()) }
+        handle = h
+    }
+    deinit { zmq_ctx_term(handle) }
+}
+
+/// A ZeroMQ socket. LINGER is always set, so closing never blocks on unsent messages.
+public final class ZMQSocket {
+    public enum Kind { case router, dealer, pair, req, rep
+        var raw: Int32 {
+            switch self {
+            case .router: return ZMQ_ROUTER
+            case .dealer: return ZMQ_DEALER
+            case .pair: return ZMQ_PAIR
+            case .req: return ZMQ_REQ
+            case .rep: return ZMQ_REP
+            }
+        }
+    }
+
+    private var handle: UnsafeMutableRawPointer?
+    private let context: ZMQContext  // keeps the context alive while the socket lives
+
+    /// Creates a socket with LINGER `lingerMs` and receive deadline `receiveTimeoutMs`.
+    public init(_ context: ZMQContext, _ kind: Kind, lingerMs: Int32 = 0, receiveTimeoutMs: Int32 = 5000) throws {
+        guard let h = zmq_socket(context.handle, kind.raw) else {
+            throw ZMQError(call: "zmq_socket", errno: zmq_errno())
+        }
+        self.context = context
+        handle = h
+        try setInt(ZMQ_LINGER, lingerMs)
+        try setInt(ZMQ_RCVTIMEO, receiveTimeoutMs)
+    }
+
+    deinit { close() }
+
+    public func close() {
+        if let h = handle { zmq_close(h); handle = nil }
+    }
+
+    private func setInt(_ option: Int32, _ value: Int32) throws {
+        var v = value
+        try check(zmq_setsockopt(handle, option, &v, MemoryLayout<Int32>.size), "zmq_setsockopt(\(option))")
+    }
+
+    public func bind(_ endpoint: String) throws { try check(zmq_bind(handle, endpoint), "zmq_bind(\(endpoint))") }
+    public func connect(_ endpoint: String) throws { try check(zmq_connect(handle, endpoint), "zmq_connect(\(endpoint))") }
+
+    /// The endpoint actually bound (resolves `tcp://127.0.0.1:*` to a port).
+    public func lastEndpoint() throws -> String {
+        var buf = [CChar](repeating: 0, count: 256)
+        var len = buf.count
+        try check(zmq_getsockopt(handle, ZMQ_LAST_ENDPOINT, &buf, &len), "zmq_getsockopt(LAST_ENDPOINT)")
+        return String(cString: buf)
+    }
+
+    /// Sends one multipart message.
+    public func send(_ frames: [[UInt8]]) throws {
+        for (i, frame) in frames.enumerated() {
+            let flags = i < frames.count - 1 ? ZMQ_SNDMORE : 0
+            _ = try frame.withUnsafeBytes { buf in
+                try check(zmq_send(handle, buf.baseAddress, buf.count, flags), "zmq_send")
+            }
+        }
+    }
+
+    /// Receives one multipart message, or throws a timeout `ZMQError` after the receive deadline.
+    public func receive() throws -> [[UInt8]] {
+        var frames: [[UInt8]] = []
+        var msg = zmq_msg_t()
+        var more = true
+        while more {
+            try check(zmq_msg_init(&msg), "zmq_msg_init")
+            defer { zmq_msg_close(&msg) }
+            let n = try check(zmq_msg_recv(&msg, handle, 0), "zmq_msg_recv")
+            let data = zmq_msg_data(&msg)!.assumingMemoryBound(to: UInt8.self)
+            frames.append(Array(UnsafeBufferPointer(start: data, count: Int(n))))
+            more = zmq_msg_more(&msg) != 0
+        }
+        return frames
+    }
+}

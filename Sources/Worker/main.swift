@@ -1,0 +1,2 @@
+import Core
+print("swiftrain-worker: distributed training is not built yet")
