@@ -10,6 +10,7 @@ public struct DropCount: Equatable, Codable {
     public var variable: String
     public var reason: String
     public var count: Int
+    public init(variable: String, reason: String, count: Int) { self.variable = variable; self.reason = reason; self.count = count }
 }
 
 /// The samples of one partition at one lead time.
