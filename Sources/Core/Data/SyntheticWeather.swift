@@ -44,7 +44,7 @@ public struct SyntheticWeather {
                 la.append(Float(lat[y])); lo.append(Float(lon[x]))
                 land.append(isLand ? 1 : 0)
                 oro.append(isLand ? Float(max(0, (f - 0.55) * 1800 + 80)) : 0)
-                soil.append(isLand ? Float(1 + Int((f * 10).rounded(.down)) % 7) : 0)
+                soil.append(isLand ? Float(1 + abs(Int((f * 10).rounded(.down))) % 7) : 0)
             }
         }
         lat2d = la; lon2d = lo; lsm = land; orography = oro; slt = soil
@@ -96,7 +96,8 @@ public struct SyntheticWeather {
         for s in cache {
             let age = hours - s.born
             guard age >= 0, age <= s.life else { continue }
-            let env = pow(sin(.pi * age / s.life), 1.5)
+            // max(0, …): at age == life rounding can make the sine slightly negative, and pow(−ε, 1.5) is NaN.
+            let env = pow(max(0, sin(.pi * age / s.life)), 1.5)
             let cLat = s.lat0 + s.vDeg * age
             let cLon = (s.lon0 + s.uDeg * age).truncatingRemainder(dividingBy: 360)
             let sc = s.sigma * 1.4  // clouds are broader than the rain

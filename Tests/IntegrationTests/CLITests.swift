@@ -1,0 +1,91 @@
+import Foundation
+import XCTest
+
+/// The `swiftrain` executable, really started: exit codes, output, files written.
+final class CLITests: XCTestCase {
+    static var binary: String {
+        if let b = ProcessInfo.processInfo.environment["SWIFTRAIN_BIN"] { return b + "/swiftrain" }
+        // swift test builds the executables next to the test bundle.
+        let here = Bundle.main.bundleURL
+        return [here, here.deletingLastPathComponent()].map { $0.appendingPathComponent("swiftrain").path }
+            .first { FileManager.default.isExecutableFile(atPath: $0) } ?? "swiftrain"
+    }
+
+    @discardableResult
+    func run(_ args: [String], expect code: Int32 = 0, file: StaticString = #filePath, line: UInt = #line) throws -> (out: String, err: String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Self.binary)
+        p.arguments = args
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out; p.standardError = err
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        let result = (String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+        XCTAssertEqual(p.terminationStatus, code, "swiftrain \(args.joined(separator: " "))\n\(result.1)", file: file, line: line)
+        return result
+    }
+
+    func tmp() -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("swiftrain-cli-\(UUID().uuidString.prefix(8))")
+        try! FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(at: url) }
+        return url
+    }
+
+    func testSynthInspectNormalizeSample() throws {
+        let dir = tmp()
+        try run(["synth", "--out", dir.path + "/data", "--from", "2016-04-01", "--to", "2016-05-31"])
+        let config = dir.appendingPathComponent("c.yaml")
+        try """
+        data: [\(dir.path)/data/era5625, \(dir.path)/data/imerg5625, \(dir.path)/data/simsat5625]
+        normalisation: \(dir.path)/norm.json
+        sources: simsat_era
+        imerg: true
+        inc_time: true
+        train_end: 2016-05-10
+        valid_start: 2016-05-11
+        valid_end: 2016-05-20
+        test_start: 2016-05-21
+        test_end: 2016-05-31
+        """.write(to: config, atomically: true, encoding: .utf8)
+        let norm = try run(["normalize", "--config", config.path])
+        XCTAssertTrue(norm.out.contains("wrote"))
+        let stats = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("norm.json"))) as! [String: [String: Double]]
+        XCTAssertNotNil(stats["era5625/z_500hPa"]); XCTAssertNotNil(stats["simsat5625/clbt:2"]); XCTAssertNotNil(stats["1plog::imerg5625/precipitationcal"])
+
+        let text = try run(["inspect", "--config", config.path]).out
+        XCTAssertTrue(text.contains("dataset era5625") && text.contains("32 input channels"), text)
+        let json = try JSONSerialization.jsonObject(with: Data(try run(["inspect", "--config", config.path, "--json"]).out.utf8)) as! [String: Any]
+        let parts = (json["samples"] as! [String: Any])["partitions"] as! [[String: Any]]
+        // train 2016-04-01 … 2016-05-10 23:00, lead 24 h: (39 d 23 h − 36 h)/3 h + 1 = 308 samples.
+        XCTAssertEqual(((parts[0]["leads"] as! [[String: Any]])[0]["kept"] as! Int), 308)
+
+        let out = dir.appendingPathComponent("sample")
+        try run(["sample", "--config", config.path, "--partition", "valid", "--lead", "24", "--time", "2016-05-12T06:00:00Z", "--out", out.path])
+        let manifest = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("manifest.json"))) as! [String: Any]
+        XCTAssertEqual((manifest["input"] as! [String: Any])["shape"] as! [Int], [5, 32, 32, 64])
+        XCTAssertEqual(try Data(contentsOf: out.appendingPathComponent("input.f32")).count, 4 * 5 * 32 * 32 * 64)
+        let reads = manifest["reads"] as! [[String: String]]
+        XCTAssertEqual(reads.first?["time"], "2016-05-11T18:00:00Z")
+        XCTAssertEqual(reads.last?["time"], "2016-05-13T06:00:00Z")
+
+        // A time off the sample grid is refused with a reason.
+        let bad = try run(["sample", "--config", config.path, "--partition", "valid", "--lead", "24", "--time", "2016-05-12T07:00:00Z",
+                           "--out", out.path], expect: 1)
+        XCTAssertTrue(bad.err.contains("not a kept sample") && bad.err.contains("off the partition's sample grid"), bad.err)
+    }
+
+    func testBrokenDataExitsWithAClearMessage() throws {
+        let dir = tmp()
+        try run(["synth", "--out", dir.path, "--from", "2016-04-01", "--to", "2016-04-03", "--datasets", "imerg,simsat"])
+        let file = dir.appendingPathComponent("simsat5625/simsat5625__simsat5625.mmap")
+        let h = try FileHandle(forWritingTo: file); try h.truncate(atOffset: 1000); try h.close()
+        let r = try run(["inspect", dir.path + "/imerg5625", dir.path + "/simsat5625"], expect: 1)
+        XCTAssertTrue(r.err.contains("error: 1 problem in the data") && r.err.contains("truncated") && r.err.contains(file.path), r.err)
+        let missing = try run(["inspect", dir.path + "/nope"], expect: 1)
+        XCTAssertTrue(missing.err.contains("dataset directory not found") && missing.err.contains("swiftrain synth"), missing.err)
+        let unknown = try run(["inspect", dir.path + "/imerg5625", "--set", "lr=fast"], expect: 1)
+        XCTAssertTrue(unknown.err.contains("--set: lr") && unknown.err.contains("a finite number"), unknown.err)
+    }
+}
