@@ -62,6 +62,12 @@ public final class MappedFile {
         UnsafePointer(base!.assumingMemoryBound(to: Float.self) + index)
     }
 
+    /// Drops this process's mapped pages (they stay in the page cache), so the resident set stays
+    /// bounded however much of the file a long run touches.
+    public func releaseResidentPages() {
+        if let base { madvise(base, byteCount, MADV_DONTNEED) }
+    }
+
     /// Copies `count` floats from element `index` with pread (bypasses the mapping, so streaming
     /// scans do not grow the resident set).
     public func read(into buffer: UnsafeMutablePointer<Float>, at index: Int, count: Int) throws {
