@@ -31,7 +31,7 @@ demo: build
 	$(BIN)/swiftrain synth --out $(DEMO_DIR)/data --from 2016-04-01 --to 2018-03-31
 	$(BIN)/swiftrain normalize --config configs/demo.yaml
 	$(BIN)/swiftrain inspect --config configs/demo.yaml
-	$(BIN)/swiftrain sample --config configs/demo.yaml --partition valid --lead 24 --time 2018-01-06T12:00:00Z --out $(DEMO_DIR)/sample
+	$(BIN)/swiftrain sample --config configs/demo.yaml --partition test --lead 24 --time 2018-01-06T12:00:00Z --out $(DEMO_DIR)/sample
 	$(BIN)/swiftrain bench data --config configs/demo.yaml
 
 clean:
