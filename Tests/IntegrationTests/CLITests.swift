@@ -52,7 +52,12 @@ final class CLITests: XCTestCase {
         let norm = try run(["normalize", "--config", config.path])
         XCTAssertTrue(norm.out.contains("wrote"))
         let stats = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("norm.json"))) as! [String: [String: Double]]
-        XCTAssertNotNil(stats["era5625/z_500hPa"]); XCTAssertNotNil(stats["simsat5625/clbt:2"]); XCTAssertNotNil(stats["1plog::imerg5625/precipitationcal"])
+        // Exactly PyRain's keys (its file for 2016–2017 is in ../shared/fixtures).
+        let pyrain = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../../shared/fixtures/pyrain-normalisation-2016-2017.json").standardized
+        let reference = try JSONSerialization.jsonObject(with: Data(contentsOf: pyrain)) as! [String: Any]
+        XCTAssertEqual(Set(stats.keys), Set(reference.keys))
+        XCTAssertEqual(stats["era5625/lat2d"]!["mean"]!, 0, accuracy: 1e-9)  // a symmetric grid, as PyRain's 0.0
 
         let text = try run(["inspect", "--config", config.path]).out
         XCTAssertTrue(text.contains("dataset era5625") && text.contains("32 input channels"), text)

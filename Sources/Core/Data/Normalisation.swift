@@ -93,17 +93,21 @@ public struct RunningStats {
 }
 
 extension Normalisation {
-    /// Computes statistics over the train partition for every variable `spec` reads, in one
-    /// streaming pass per file (each row read once with pread; memory independent of the data size).
+    /// Computes statistics over the train partition for every variable of every dataset (as PyRain's
+    /// file has them, so one file serves any `sources`), in one streaming pass per file: each row is
+    /// read once with pread, so memory does not depend on the data size.
     ///
-    /// Temporal variables use every row inside [train start, train end]; constants their one plane.
-    /// The target gets both its plain entry and `1plog::` (statistics of ln(1 + y)).
+    /// Temporal variables use every available row inside [train start, train end]; constants their one
+    /// plane. Precipitation variables (IMERG precipitationcal, ERA5 tp) also get `1plog::` entries
+    /// (statistics of ln(1 + y)).
     public static func compute(spec: SampleSpec, catalog: DataCatalog, progress: ((String) -> Void)? = nil) throws -> Normalisation {
         let train = spec.partition(.train)
-        let temporal = try (spec.inputs + [spec.target]).flatMap { try catalog.channels(of: $0) }
-        let constants = try spec.constants.flatMap { try catalog.channels(of: $0) }
+        let everything = try catalog.variableKeys.flatMap { try catalog.channels(of: $0) }
+        let temporal = everything.filter { $0.available != nil }
+        let constants = everything.filter { $0.available == nil }
+        let precipitation = Set(catalog.variableKeys.filter { $0.hasSuffix("/precipitationcal") || $0.hasSuffix("/tp") } + [spec.target])
         var acc: [String: RunningStats] = [:]
-        var logAcc = RunningStats()
+        var logAcc: [String: RunningStats] = [:]
 
         // Group channels by file so each row is read once.
         let byFile = Dictionary(grouping: temporal, by: { ObjectIdentifier($0.file) })
@@ -124,7 +128,7 @@ extension Normalisation {
                     for c in chans where c.available?.contains(t) ?? true {
                         let values = UnsafeBufferPointer(rebasing: b[(c.channel * plane)..<((c.channel + 1) * plane)])
                         acc[c.normKey, default: RunningStats()].add(values)
-                        if c.variable == spec.target { logAcc.add(values, transform: { log1p($0) }) }
+                        if precipitation.contains(c.variable) { logAcc["1plog::" + c.variable, default: RunningStats()].add(values, transform: { log1p($0) }) }
                     }
                 }
             }
@@ -137,8 +141,6 @@ extension Normalisation {
                 acc[c.normKey, default: RunningStats()].add(UnsafeBufferPointer(b))
             }
         }
-        var stats = acc.mapValues(\.stats)
-        stats["1plog::" + spec.target] = logAcc.stats
-        return Normalisation(stats: stats)
+        return Normalisation(stats: acc.merging(logAcc) { a, _ in a }.mapValues(\.stats))
     }
 }
