@@ -68,7 +68,10 @@ public final class FlatBuffer {
     public subscript(_ e: ParameterEntry) -> UnsafeMutableBufferPointer<Float> {
         UnsafeMutableBufferPointer(start: pointer + e.offset, count: e.count)
     }
+    /// A view of the storage; valid only while this buffer is alive (use `values` for a copy).
     public var buffer: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: pointer, count: count) }
+    /// A copy of the contents.
+    public var values: [Float] { Array(buffer) }
     public func zero() { pointer.update(repeating: 0, count: count) }
     public func copy(from other: FlatBuffer) { pointer.update(from: other.pointer, count: min(count, other.count)) }
 }
