@@ -26,3 +26,24 @@ struct CheckGradientsCommand: ParsableCommand {
         }
     }
 }
+
+struct BenchStepCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "step", abstract: "Training step (forward + backward + Adam) against the sgemm ceiling, 1 and 2 threads.")
+    @Option(help: "Measured steps per configuration (after one warm-up).") var steps = 3
+    @Option(help: "Thread counts, comma-separated.") var threads = "1,2"
+    @Flag(help: "Small shapes only (a smoke run).") var quick = false
+    @Flag(help: "Print JSON too.") var json = false
+
+    func run() throws {
+        try SwiftRain.run {
+            let counts = threads.split(separator: ",").compactMap { Int($0) }
+            let report = BenchStep.run(steps: steps, threadCounts: counts, quick: quick, note: { stderr($0) })
+            print(BenchStep.table(report))
+            if json {
+                let enc = JSONEncoder(); enc.outputFormatting = [.prettyPrinted, .sortedKeys]; enc.keyEncodingStrategy = .convertToSnakeCase
+                print(String(decoding: try enc.encode(report), as: UTF8.self))
+            }
+        }
+    }
+}
