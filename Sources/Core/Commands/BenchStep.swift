@@ -4,7 +4,10 @@ import Foundation
 /// training step (forward + backward + Adam) measured against it, side by side in one run.
 public enum BenchStep {
     public struct Ceiling: Encodable {
+        public var model: String
+        public var batch: Int
         public var threads: Int
+        /// The 3×3 convolution's GEMM: M = 4F, K = (C_in + F)·9, N = B·H·W.
         public var shape: String
         public var gflops: Double
     }
@@ -77,20 +80,19 @@ public enum BenchStep {
     public static func run(steps: Int, threadCounts: [Int], quick: Bool, note: (String) -> Void) -> Report {
         let full = ModelShape(cin: 16, hidden: 384, head: 32, height: 32, width: 64, relu: true)
         let small = ModelShape(cin: 16, hidden: 32, head: 16, height: 32, width: 64, relu: true)
-        var ceilings: [Ceiling] = []
+        var ceilings: [Ceiling] = []  // one per row, same order
         var rows: [Row] = []
         let configs: [(String, ModelShape, [Int])] = quick
             ? [("small F=32", small, [8])]
             : [("full F=384", full, [1, 4]), ("small F=32", small, [8, 32])]
         for threads in threadCounts {
             BLAS.threads = threads
-            // The model's dominant GEMM: the 3×3 convolution, M = 4F, K = (C_in + F)·9, N = B·H·W (B = 1).
-            let (m, k, n) = quick ? (128, 432, 2048) : (1536, 3600, 2048)
-            let gf = sgemmGFlops(m: m, k: k, n: n)
-            ceilings.append(Ceiling(threads: threads, shape: "\(m)×\(k)·\(k)×\(n)", gflops: gf))
-            note("sgemm \(m)×\(k)·\(k)×\(n), \(threads) thread(s): \(String(format: "%.1f", gf)) GFLOP/s")
             for (name, shape, batches) in configs {
                 for b in batches {
+                    // The ceiling: OpenBLAS on this configuration's dominant GEMM (the 3×3 convolution).
+                    let (m, k, n) = (4 * shape.hidden, (shape.cin + shape.hidden) * 9, b * shape.plane)
+                    let gf = sgemmGFlops(m: m, k: k, n: n)
+                    ceilings.append(Ceiling(model: name, batch: b, threads: threads, shape: "\(m)×\(k)·\(k)×\(n)", gflops: gf))
                     let (sec, bytes) = timeStep(shape, batch: b, seqLen: 5, steps: steps)
                     let flops = flopsPerSample(shape, steps: 5) * Double(b)
                     let row = Row(model: name, batch: b, threads: threads, secondsPerStep: sec, samplesPerSecond: Double(b) / sec,
@@ -104,12 +106,12 @@ public enum BenchStep {
     }
 
     public static func table(_ r: Report) -> String {
-        var out = "sgemm ceiling (OpenBLAS, the 3×3 convolution's GEMM shape)\n"
-        for c in r.ceilings { out += "  \(c.threads) thread(s)  \(c.shape)  \(String(format: "%.1f", c.gflops)) GFLOP/s\n" }
-        out += "\nmodel        B  threads   s/step  samples/s  GFLOP/s  of ceiling  memory\n"
-        for x in r.rows {
+        var out = "model        B  threads   s/step  samples/s  GFLOP/s   sgemm ceiling (shape)           of ceiling  memory\n"
+        for (x, c) in zip(r.rows, r.ceilings) {
             out += x.model.padding(toLength: 11, withPad: " ", startingAt: 0) + String(x.batch).leftPad(3) + String(x.threads).leftPad(9)
-                + String(format: "%9.3f%11.2f%9.1f%11.0f%%", x.secondsPerStep, x.samplesPerSecond, x.gflops, 100 * x.ratioToCeiling)
+                + String(format: "%9.3f%11.2f%9.1f%9.1f ", x.secondsPerStep, x.samplesPerSecond, x.gflops, c.gflops)
+                + "(\(c.shape))".padding(toLength: 22, withPad: " ", startingAt: 0)
+                + String(format: "%11.0f%%", 100 * x.ratioToCeiling)
                 + bytesText(x.workspaceBytes).leftPad(11) + "\n"
         }
         out += "\npeak RSS of this run: \(bytesText(r.peakRSSBytes))\n"

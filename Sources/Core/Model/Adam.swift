@@ -19,12 +19,14 @@ public struct Adam: Codable, Equatable {
         let stepSize = Float(lr / (1 - pow(beta1, Double(step))))
         let bc2Sqrt = Float((1 - pow(beta2, Double(step))).squareRoot())
         let p = params.pointer, g = grads.pointer, mp = m.pointer, vp = v.pointer
-        for j in 0..<params.count {
-            let gj = g[j]
-            let mj = b1 * mp[j] + (1 - b1) * gj
-            let vj = b2 * vp[j] + (1 - b2) * gj * gj
-            mp[j] = mj; vp[j] = vj
-            p[j] -= stepSize * mj / (vj.squareRoot() / bc2Sqrt + eps)
+        Parallel.forEach(params.count, minimumPerThread: 1 << 16) { range in
+            for j in range {
+                let gj = g[j]
+                let mj = b1 * mp[j] + (1 - b1) * gj
+                let vj = b2 * vp[j] + (1 - b2) * gj * gj
+                mp[j] = mj; vp[j] = vj
+                p[j] -= stepSize * mj / (vj.squareRoot() / bc2Sqrt + eps)
+            }
         }
     }
 }

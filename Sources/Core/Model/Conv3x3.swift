@@ -10,12 +10,13 @@
 public enum Conv3x3 {
     /// A source of input planes for im2col: channel c, batch b → pointer to an H·W plane.
     public typealias PlaneSource = (_ c: Int, _ b: Int) -> UnsafePointer<Float>?
+    // Both closures are called concurrently for different channels.
 
     /// Fills col[C·9][B·H·W]; a nil plane (e.g. h₀ = 0) writes zeros.
     public static func im2col(channels: Int, batch: Int, height h: Int, width w: Int,
                               source: PlaneSource, col: UnsafeMutablePointer<Float>) {
         let hw = h * w, n = batch * hw
-        for c in 0..<channels {
+        Parallel.forEach(channels) { cs in for c in cs {
             for b in 0..<batch {
                 let src = source(c, b)
                 for ky in 0..<3 {
@@ -42,7 +43,7 @@ public enum Conv3x3 {
                     }
                 }
             }
-        }
+        } }
     }
 
     /// Adds the column gradient back into source-plane gradients (the adjoint of im2col), for
@@ -50,7 +51,7 @@ public enum Conv3x3 {
     public static func col2im(channels range: Range<Int>, batch: Int, height h: Int, width w: Int,
                               col: UnsafePointer<Float>, grad: (_ c: Int, _ b: Int) -> UnsafeMutablePointer<Float>) {
         let hw = h * w, n = batch * hw
-        for c in range {
+        Parallel.forEach(range.count) { part in for c in part.map({ $0 + range.lowerBound }) {
             for b in 0..<batch {
                 let g = grad(c, b)
                 for ky in 0..<3 {
@@ -67,7 +68,7 @@ public enum Conv3x3 {
                     }
                 }
             }
-        }
+        } }
     }
 
     /// out[M][N] = w[M][K] · col[K][N] + bias[M].

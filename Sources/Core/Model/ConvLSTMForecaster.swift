@@ -76,7 +76,7 @@ public final class ConvLSTMForecaster {
             let cp = t > 0 ? UnsafePointer(slot(t - 1, 4)) : UnsafePointer(zeros.pointer)
             let si = slot(t, 0), sf = slot(t, 1), sg = slot(t, 2), so = slot(t, 3), sc = slot(t, 4), stc = slot(t, 5), sh = slot(t, 6)
             let zp = z.pointer
-            for ch in 0..<f {
+            Parallel.forEach(f) { chs in for ch in chs {
                 for b in 0..<batch {
                     let base = ch * nn + b * hw
                     for q in 0..<hw {
@@ -91,7 +91,7 @@ public final class ConvLSTMForecaster {
                         si[idx] = i; sf[idx] = fg; sg[idx] = g; so[idx] = o; sc[idx] = c; stc[idx] = tc; sh[idx] = o * tc
                     }
                 }
-            }
+            } }
         }
         // Heads: two 1×1 convolutions are two GEMMs over the channel dimension.
         let f2 = shape.head
@@ -133,7 +133,8 @@ public final class ConvLSTMForecaster {
             let cp = t > 0 ? UnsafePointer(slot(t - 1, 4)) : UnsafePointer(zeros.pointer)
             let si = slot(t, 0), sf = slot(t, 1), sg = slot(t, 2), so = slot(t, 3), sc = slot(t, 4), stc = slot(t, 5)
             let dzp = dz.pointer, dhp = dh.pointer, dcp = dc.pointer
-            for ch in 0..<f {
+            // Channels are independent (peephole gradients are per channel), so they split across threads.
+            Parallel.forEach(f) { chs in for ch in chs {
                 for b in 0..<batch {
                     let base = ch * nn + b * hw
                     for q in 0..<hw {
@@ -153,7 +154,7 @@ public final class ConvLSTMForecaster {
                         dzp[idx] = dzi; dzp[f * nn + idx] = dzf; dzp[2 * f * nn + idx] = dzg; dzp[3 * f * nn + idx] = dzo
                     }
                 }
-            }
+            } }
             fillColumns(t, input: x)
             // No gradient flows into h₀ = 0 or the data, so the first step skips the input-gradient GEMM.
             Conv3x3.backward(m: 4 * f, k: k, n: nn, weight: p + layout["conv.weight"].offset, col: col.pointer, dOut: dz.pointer,
