@@ -42,6 +42,7 @@ extension Config {
         double("lr_factor", \.lrFactor, "Optimisation", "ReduceLROnPlateau factor"),
         int("lr_patience", \.lrPatience, "Optimisation", "ReduceLROnPlateau patience (epochs without relative improvement)"),
         double("lr_threshold", \.lrThreshold, "Optimisation", "ReduceLROnPlateau relative threshold (mode min)"),
+        int("micro_batch", \.microBatch, "Optimisation", "samples a worker runs through the model at once (memory vs speed; results differ only by summation order)"),
     ]
 
     private static func scalar(_ v: [String], _ expected: String) throws -> String {

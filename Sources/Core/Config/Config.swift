@@ -40,6 +40,7 @@ public struct Config: Equatable {
     public var lrFactor: Double = 0.5
     public var lrPatience: Int = 2
     public var lrThreshold: Double = 1e-4
+    public var microBatch: Int = 4
 
     public init() {}
 

@@ -78,6 +78,18 @@ public final class ZMQSocket {
         return String(cString: buf)
     }
 
+    /// Refuses (drops) inbound messages larger than `bytes` at the transport level.
+    public func setMaxMessageSize(_ bytes: Int64) throws {
+        var v = bytes
+        try check(zmq_setsockopt(handle, ZMQ_MAXMSGSIZE, &v, MemoryLayout<Int64>.size), "zmq_setsockopt(MAXMSGSIZE)")
+    }
+
+    /// Receives one multipart message within `timeoutMs`, or nil when the deadline passes.
+    public func receive(timeoutMs: Int32) throws -> [[UInt8]]? {
+        try setInt(ZMQ_RCVTIMEO, timeoutMs)
+        do { return try receive() } catch let e as ZMQError where e.isTimeout { return nil }
+    }
+
     /// Sends one multipart message.
     public func send(_ frames: [[UInt8]]) throws {
         for (i, frame) in frames.enumerated() {

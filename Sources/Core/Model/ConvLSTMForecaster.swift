@@ -101,10 +101,11 @@ public final class ConvLSTMForecaster {
         for j in 0..<nn { output.pointer[j] = shape.relu ? max(0, pre.pointer[j]) : pre.pointer[j] }
     }
 
-    /// Latitude-weighted MSE of `output` against target[B][1][H][W]; leaves dLoss/dOutput for `backward`.
+    /// Latitude-weighted MSE of `output` against target[B][1][H][W]; leaves dLoss/dOutput for `backward`,
+    /// multiplied by `gradientScale` (B / global batch when micro-batches add up to one global batch).
     @discardableResult
-    public func loss(target: UnsafePointer<Float>) -> Double {
-        let hw = shape.plane, w = shape.width, scale = 1 / Float(n)
+    public func loss(target: UnsafePointer<Float>, gradientScale: Float = 1) -> Double {
+        let hw = shape.plane, w = shape.width, scale = gradientScale / Float(n)
         var sum = 0.0
         for j in 0..<n {
             let lw = latWeights[(j % hw) / w]

@@ -1,0 +1,36 @@
+import ArgumentParser
+import Core
+import Foundation
+
+struct TrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Train: a coordinator and N local worker processes, or a coordinator waiting for remote workers (--listen).")
+    @OptionGroup var options: ConfigOptions
+    @Option(help: "Local worker processes (default: one per core).") var workers: Int?
+    @Option(help: "Listen on tcp://ADDR:PORT for workers started elsewhere instead of spawning them.") var listen: String?
+    @Option(name: .customLong("expect-workers"), help: "With --listen: how many workers to wait for.") var expectWorkers: Int?
+    @Option(name: .customLong("run"), help: "Run directory (default: runs/<UTC time>).") var runPath: String?
+    @Option(help: "Continue the run in this directory from its last checkpoint.") var resume: String?
+    @Option(name: .customLong("blas-threads"), help: "OpenBLAS threads per worker (default: cores / workers).") var blasThreads: Int?
+    @Option(name: .customLong("checkpoint-every"), help: "Also write last.ckpt every N steps.") var checkpointEvery = 0
+    @Option(name: .customLong("max-steps"), help: "Stop with a checkpoint after N steps (0: train to the end).") var maxSteps = 0
+    @Option(name: .customLong("step-timeout"), help: "Seconds to wait for a step's results.") var stepTimeout = 600
+
+    func run() throws {
+        try SwiftRain.run {
+            var config = try options.resolve()
+            var path = runPath ?? "runs/" + UTCTime.iso(EpochSeconds(Date().timeIntervalSince1970)).replacingOccurrences(of: ":", with: "")
+            if let resume {
+                path = resume
+                if options.config == nil { config = try Config.load(path: resume + "/config.yaml") }
+            }
+            var o = Train.Options(config: config, runPath: path)
+            o.resume = resume != nil
+            if let listen { o.listen = listen; o.workers = expectWorkers ?? 1 } else if let workers { o.workers = workers }
+            o.blasThreads = blasThreads; o.checkpointEvery = checkpointEvery; o.maxSteps = maxSteps; o.stepTimeoutMs = stepTimeout * 1000
+            let summary = try Train.run(o, log: { stderr($0) })
+            print("done: \(summary.globalStep) steps" + (summary.lastValLoss.map { ", val_loss \($0)" } ?? "") + (summary.stoppedEarly ? " (stopped early; resume with --resume \(path))" : ""))
+        }
+    }
+}

@@ -1,0 +1,85 @@
+import Foundation
+
+/// `swiftrain train`: a coordinator plus N local worker processes, or a coordinator listening for
+/// workers started elsewhere.
+public enum Train {
+    public struct Options {
+        public var config: Config
+        public var runPath: String
+        public var resume: Bool = false
+        public var workers: Int = max(1, ProcessInfo.processInfo.activeProcessorCount)
+        /// `tcp://ADDR:PORT` to wait for remote workers instead of spawning local ones.
+        public var listen: String? = nil
+        public var blasThreads: Int? = nil
+        public var checkpointEvery = 0
+        public var maxSteps = 0
+        public var stepTimeoutMs = 600_000
+        public var workerBinary: String? = nil
+        public init(config: Config, runPath: String) { self.config = config; self.runPath = runPath }
+    }
+
+    /// A flag set by SIGTERM or SIGUSR1: the coordinator checkpoints after the current step and exits.
+    final class StopFlag: @unchecked Sendable {
+        private let lock = NSLock()
+        private var value = false
+        private var sources: [DispatchSourceSignal] = []
+        func set() { lock.lock(); value = true; lock.unlock() }
+        var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
+        func install(log: @escaping (String) -> Void) {
+            for sig in [SIGTERM, SIGUSR1] {
+                signal(sig, SIG_IGN)
+                let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+                s.setEventHandler { [weak self] in log("signal \(sig): checkpointing after this step"); self?.set() }
+                s.resume()
+                sources.append(s)
+            }
+        }
+    }
+
+    public static func run(_ o: Options, log: @escaping (String) -> Void) throws -> TrainingCoordinator.Summary {
+        let run = try RunDirectory(path: o.runPath)
+        let context = try ZMQContext()
+        let cores = max(1, ProcessInfo.processInfo.activeProcessorCount)
+        let local = o.listen == nil
+        let n = max(1, o.workers)
+        let server = try ZMQServer(context: context, bind: o.listen ?? "tcp://127.0.0.1:*", maxMessageBytes: Int64(64 << 20) + 4 * 16_000_000)
+        var opts = TrainingCoordinator.Options(workers: n)
+        opts.blasThreadsPerWorker = o.blasThreads ?? (local ? max(1, cores / n) : 0)
+        opts.checkpointEvery = o.checkpointEvery
+        opts.maxSteps = o.maxSteps
+        opts.stepTimeoutMs = o.stepTimeoutMs
+        let coordinator = TrainingCoordinator(config: o.config, run: run, transport: server, options: opts, log: log)
+        let stop = StopFlag()
+        stop.install(log: log)
+        coordinator.stopRequested = { stop.isSet }
+        log("run \(run.url.path); coordinator at \(server.endpoint)")
+
+        var children: [Process] = []
+        defer { for c in children where c.isRunning { c.terminate() } }
+        if local {
+            let binary = o.workerBinary ?? workerBinaryPath()
+            guard FileManager.default.isExecutableFile(atPath: binary) else {
+                throw SwiftRainError(binary, "swiftrain-worker not found", hint: "build both products (swift build -c release) and run swiftrain from the build directory")
+            }
+            for r in 0..<n {
+                let p = Process()
+                p.executableURL = URL(fileURLWithPath: binary)
+                p.arguments = ["--connect", server.endpoint, "--rank", "\(r)"]
+                var env = ProcessInfo.processInfo.environment
+                env["OPENBLAS_NUM_THREADS"] = "\(opts.blasThreadsPerWorker)"
+                p.environment = env
+                try p.run()  // posix_spawn: exec, never fork
+                children.append(p)
+            }
+        } else {
+            log("waiting for \(n) worker(s): swiftrain-worker --connect \(server.endpoint)")
+        }
+        return try coordinator.train(resume: o.resume)
+    }
+
+    /// `swiftrain-worker` next to the running `swiftrain`.
+    static func workerBinaryPath() -> String {
+        let me = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        return URL(fileURLWithPath: me).deletingLastPathComponent().appendingPathComponent("swiftrain-worker").path
+    }
+}

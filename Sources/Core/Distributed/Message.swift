@@ -1,0 +1,130 @@
+import Foundation
+
+/// The wire format (DESIGN.md §5): every message is a fixed 40-byte header frame, a small JSON body
+/// frame, and optionally one payload frame of raw little-endian floats (gradients, parameters). The
+/// receiver validates the header (magic, version, run id, kind, sizes, checksum) before it uses a byte.
+public struct MessageHeader: Equatable {
+    public static let magic: UInt32 = 0x4E52_5753  // "SWRN"
+    public static let version: UInt16 = 1
+    public static let size = 40
+
+    public enum Kind: UInt8, CaseIterable { case hello = 1, welcome, ready, step, result, shutdown, abort, heartbeat }
+    public enum Phase: UInt8 { case none = 0, train, valid }
+
+    public var kind: Kind
+    public var phase: Phase
+    public var runId: UInt64
+    public var step: UInt64
+    public var bodyBytes: UInt32
+    public var payloadBytes: UInt64
+    public var checksum: UInt32
+
+    public init(kind: Kind, phase: Phase = .none, runId: UInt64, step: UInt64 = 0, bodyBytes: UInt32 = 0, payloadBytes: UInt64 = 0, checksum: UInt32 = 0) {
+        self.kind = kind; self.phase = phase; self.runId = runId; self.step = step
+        self.bodyBytes = bodyBytes; self.payloadBytes = payloadBytes; self.checksum = checksum
+    }
+
+    public func encoded() -> [UInt8] {
+        var out = [UInt8]()
+        out.reserveCapacity(Self.size)
+        func put<T: FixedWidthInteger>(_ v: T) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
+        put(Self.magic); put(Self.version); put(kind.rawValue); put(phase.rawValue)
+        put(runId); put(step); put(bodyBytes); put(payloadBytes); put(checksum)
+        return out
+    }
+
+    /// Why a message was refused (counted and logged by the receiver, never trusted).
+    public enum Rejection: String, Error, CaseIterable {
+        case malformed = "malformed header", badMagic = "not a SwiftRain message", badVersion = "protocol version mismatch",
+             foreignRun = "wrong run id", badKind = "unknown kind", badSize = "size mismatch", badChecksum = "checksum mismatch",
+             nonFinite = "NaN or Inf in a gradient", unexpected = "unexpected message"
+    }
+
+    public static func decode(_ b: [UInt8]) throws -> MessageHeader {
+        guard b.count == size else { throw Rejection.malformed }
+        func get<T: FixedWidthInteger>(_ o: Int, _: T.Type) -> T {
+            var v: T = 0
+            withUnsafeMutableBytes(of: &v) { $0.copyBytes(from: b[o..<(o + MemoryLayout<T>.size)]) }
+            return T(littleEndian: v)
+        }
+        guard get(0, UInt32.self) == magic else { throw Rejection.badMagic }
+        guard get(4, UInt16.self) == version else { throw Rejection.badVersion }
+        guard let kind = Kind(rawValue: b[6]), let phase = Phase(rawValue: b[7]) else { throw Rejection.badKind }
+        return MessageHeader(kind: kind, phase: phase, runId: get(8, UInt64.self), step: get(16, UInt64.self),
+                             bodyBytes: get(24, UInt32.self), payloadBytes: get(28, UInt64.self), checksum: get(36, UInt32.self))
+    }
+}
+
+/// A decoded message: header, JSON body, optional float payload.
+public struct Message {
+    public var header: MessageHeader
+    public var body: [UInt8]
+    public var payload: [Float]
+
+    /// Builds the frames of a message; the checksum covers body and payload.
+    public static func frames(_ kind: MessageHeader.Kind, phase: MessageHeader.Phase = .none, runId: UInt64, step: UInt64 = 0,
+                              body: [UInt8] = [], payload: UnsafeBufferPointer<Float>? = nil) -> [[UInt8]] {
+        let p = payload.map { [UInt8](UnsafeRawBufferPointer($0)) } ?? []
+        let h = MessageHeader(kind: kind, phase: phase, runId: runId, step: step, bodyBytes: UInt32(body.count),
+                              payloadBytes: UInt64(p.count), checksum: checksum(body, p))
+        return p.isEmpty ? [h.encoded(), body] : [h.encoded(), body, p]
+    }
+
+    /// Validates and decodes frames. `runId` nil accepts any run (a worker's first contact).
+    public static func decode(_ frames: [[UInt8]], runId: UInt64?, maxPayloadBytes: Int) throws -> Message {
+        guard frames.count == 2 || frames.count == 3 else { throw MessageHeader.Rejection.malformed }
+        let h = try MessageHeader.decode(frames[0])
+        if let runId, h.runId != runId { throw MessageHeader.Rejection.foreignRun }
+        let payloadBytes = frames.count == 3 ? frames[2].count : 0
+        guard frames[1].count == Int(h.bodyBytes), payloadBytes == Int(h.payloadBytes), payloadBytes <= maxPayloadBytes,
+              payloadBytes % 4 == 0, frames[1].count <= 1 << 24 else { throw MessageHeader.Rejection.badSize }
+        let p = frames.count == 3 ? frames[2] : []
+        guard checksum(frames[1], p) == h.checksum else { throw MessageHeader.Rejection.badChecksum }
+        let floats = p.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        return Message(header: h, body: frames[1], payload: floats)
+    }
+
+    /// Fletcher-style checksum over 32-bit words (fast on 32 MB gradients, catches torn or altered frames).
+    public static func checksum(_ body: [UInt8], _ payload: [UInt8]) -> UInt32 {
+        var a: UInt64 = 1, b: UInt64 = 0
+        for bytes in [body, payload] {
+            bytes.withUnsafeBytes { raw in
+                let words = raw.count / 4
+                let w = raw.bindMemory(to: UInt32.self)
+                for i in 0..<words { a = (a &+ UInt64(w[i])) % 0xFFFF_FFFB; b = (b &+ a) % 0xFFFF_FFFB }
+                for i in (words * 4)..<raw.count { a = (a &+ UInt64(raw[i])) % 0xFFFF_FFFB; b = (b &+ a) % 0xFFFF_FFFB }
+            }
+        }
+        return UInt32(truncatingIfNeeded: (b << 16) ^ a)
+    }
+
+    public func decodeBody<T: Decodable>(_ type: T.Type) throws -> T {
+        do { return try JSONDecoder().decode(T.self, from: Data(body)) } catch { throw MessageHeader.Rejection.malformed }
+    }
+}
+
+/// JSON bodies of the control messages.
+public enum Body {
+    public struct Hello: Codable { public var version: Int; public var host: String; public var pid: Int32; public var rank: Int? }
+    public struct Welcome: Codable { public var rank: Int; public var config: String; public var parameterCount: Int; public var blasThreads: Int }
+    public struct Ready: Codable { public var trainSamples: Int; public var validSamples: Int }
+    public struct Step: Codable {
+        public var epoch: Int; public var step: Int
+        /// Partition sample indices for this worker.
+        public var samples: [Int]
+        /// Samples in the whole global batch (the gradient's denominator).
+        public var globalBatch: Int
+        /// Whether the payload holds new parameters (sent when they changed).
+        public var hasParameters: Bool
+    }
+    public struct Result: Codable {
+        public var step: Int
+        public var count: Int
+        /// Σ over samples of the transformed-space loss.
+        public var lossSum: Double
+        /// Per lead time: Σ latitude-weighted squared error in physical units, and pixel-weight count.
+        public var leadSquaredError: [Double]
+        public var leadWeight: [Double]
+    }
+    public static func encode<T: Encodable>(_ v: T) -> [UInt8] { [UInt8](try! JSONEncoder().encode(v)) }
+}

@@ -1,0 +1,81 @@
+import Foundation
+
+public typealias Frames = [[UInt8]]
+
+/// "How bytes move", for the coordinator: many peers, each identified by an opaque id. The training
+/// protocol ("what and when") only sees this protocol, so tests can run it over `InMemoryHub`.
+public protocol ServerTransport: AnyObject {
+    func send(to peer: [UInt8], _ frames: Frames) throws
+    /// The next message from any peer, or nil when `timeoutMs` passes.
+    func receive(timeoutMs: Int) throws -> (peer: [UInt8], frames: Frames)?
+}
+
+/// The worker's side: one connection to the coordinator.
+public protocol ClientTransport: AnyObject {
+    func send(_ frames: Frames) throws
+    func receive(timeoutMs: Int) throws -> Frames?
+}
+
+/// ZeroMQ ROUTER at the coordinator.
+public final class ZMQServer: ServerTransport {
+    let socket: ZMQSocket
+    public let endpoint: String
+    public init(context: ZMQContext, bind: String, maxMessageBytes: Int64) throws {
+        socket = try ZMQSocket(context, .router)
+        try socket.setMaxMessageSize(maxMessageBytes)
+        try socket.bind(bind)
+        endpoint = try socket.lastEndpoint()
+    }
+    public func send(to peer: [UInt8], _ frames: Frames) throws { try socket.send([peer] + frames) }
+    public func receive(timeoutMs: Int) throws -> (peer: [UInt8], frames: Frames)? {
+        guard let f = try socket.receive(timeoutMs: Int32(clamping: timeoutMs)), f.count >= 1 else { return nil }
+        return (f[0], Array(f.dropFirst()))
+    }
+}
+
+/// ZeroMQ DEALER at a worker.
+public final class ZMQClient: ClientTransport {
+    let socket: ZMQSocket
+    public init(context: ZMQContext, connect: String) throws {
+        socket = try ZMQSocket(context, .dealer)
+        try socket.connect(connect)
+    }
+    public func send(_ frames: Frames) throws { try socket.send(frames) }
+    public func receive(timeoutMs: Int) throws -> Frames? { try socket.receive(timeoutMs: Int32(clamping: timeoutMs)) }
+}
+
+/// The in-memory twin of the ZeroMQ transport: a hub with one queue per direction, for tests of the
+/// protocol logic with workers on threads.
+public final class InMemoryHub: ServerTransport {
+    private let lock = NSCondition()
+    private var toServer: [(peer: [UInt8], frames: Frames)] = []
+    private var toClient: [[UInt8]: [Frames]] = [:]
+
+    public init() {}
+
+    public func send(to peer: [UInt8], _ frames: Frames) throws {
+        lock.lock(); toClient[peer, default: []].append(frames); lock.broadcast(); lock.unlock()
+    }
+    public func receive(timeoutMs: Int) throws -> (peer: [UInt8], frames: Frames)? {
+        lock.lock(); defer { lock.unlock() }
+        let deadline = Date().addingTimeInterval(Double(timeoutMs) / 1000)
+        while toServer.isEmpty { if !lock.wait(until: deadline) { return nil } }
+        return toServer.removeFirst()
+    }
+    /// A client endpoint with identity `id`.
+    public func client(_ id: String) -> ClientTransport { Client(hub: self, id: Array(id.utf8)) }
+
+    final class Client: ClientTransport {
+        let hub: InMemoryHub, id: [UInt8]
+        init(hub: InMemoryHub, id: [UInt8]) { self.hub = hub; self.id = id }
+        func send(_ frames: Frames) throws {
+            hub.lock.lock(); hub.toServer.append((id, frames)); hub.lock.broadcast(); hub.lock.unlock()
+        }
+        func receive(timeoutMs: Int) throws -> Frames? {
+            hub.lock.lock(); defer { hub.lock.unlock() }
+            let deadline = Date().addingTimeInterval(Double(timeoutMs) / 1000)
+            while hub.toClient[id, default: []].isEmpty { if !hub.lock.wait(until: deadline) { return nil } }
+            return hub.toClient[id]!.removeFirst()
+        }
+    }
+}

@@ -1,0 +1,72 @@
+import Foundation
+
+/// One worker process's protocol loop: hello → welcome → (map data, build index) → ready → steps
+/// until shutdown. Every receive has a deadline; a silent coordinator ends the worker with an error.
+public final class TrainingWorker {
+    let transport: ClientTransport
+    let log: (String) -> Void
+    public var welcomeTimeoutMs = 120_000
+    public var idleTimeoutMs = 1_800_000
+
+    public init(transport: ClientTransport, log: @escaping (String) -> Void) {
+        self.transport = transport; self.log = log
+    }
+
+    public func run(rank: Int?) throws {
+        try transport.send(Message.frames(.hello, runId: 0, body: Body.encode(
+            Body.Hello(version: Int(MessageHeader.version), host: ProcessInfo.processInfo.hostName, pid: ProcessInfo.processInfo.processIdentifier, rank: rank))))
+        guard let wf = try transport.receive(timeoutMs: welcomeTimeoutMs) else {
+            throw SwiftRainError("coordinator", "no answer within \(welcomeTimeoutMs / 1000) s", hint: "check the --connect address and that `swiftrain train` is listening there")
+        }
+        let welcomeMessage = try Message.decode(wf, runId: nil, maxPayloadBytes: 0)
+        guard welcomeMessage.header.kind == .welcome else { throw SwiftRainError("coordinator", "unexpected first message", hint: "is --connect pointing at a SwiftRain coordinator?") }
+        let runId = welcomeMessage.header.runId
+        let welcome = try welcomeMessage.decodeBody(Body.Welcome.self)
+        if welcome.blasThreads > 0 { BLAS.threads = welcome.blasThreads }
+        var config = Config()
+        try config.apply(yaml: welcome.config, source: "coordinator's configuration")
+        let compute: WorkerCompute
+        do { compute = try WorkerCompute(config: config) } catch {
+            try? transport.send(Message.frames(.abort, runId: runId, body: Array("\(error)".utf8)))
+            throw error
+        }
+        log("worker \(welcome.rank): \(compute.index.samples(.train).count) train, \(compute.index.samples(.valid).count) valid samples; \(BLAS.threads) BLAS thread(s)")
+        try transport.send(Message.frames(.ready, runId: runId, body: Body.encode(
+            Body.Ready(trainSamples: compute.index.samples(.train).count, validSamples: compute.index.samples(.valid).count))))
+        while true {
+            guard let frames = try transport.receive(timeoutMs: idleTimeoutMs) else {
+                throw SwiftRainError("coordinator", "silent for \(idleTimeoutMs / 1000) s", hint: "the coordinator probably died; restart it with --resume, then the workers")
+            }
+            let m: Message
+            do { m = try Message.decode(frames, runId: runId, maxPayloadBytes: 4 * compute.layout.count) } catch {
+                log("worker \(welcome.rank): rejected a message (\(error))"); continue
+            }
+            switch m.header.kind {
+            case .shutdown: return
+            case .step:
+                let step = try m.decodeBody(Body.Step.self)
+                guard m.payload.count == compute.layout.count else {
+                    throw SwiftRainError("coordinator", "parameters of the wrong size", expected: "\(compute.layout.count)", found: "\(m.payload.count)", hint: "run the same SwiftRain version and configuration everywhere")
+                }
+                _ = compute.params.buffer.update(from: m.payload)
+                do {
+                    if m.header.phase == .train {
+                        var r = try compute.train(samples: step.samples, globalBatch: step.globalBatch)
+                        r.step = step.step
+                        try transport.send(Message.frames(.result, phase: .train, runId: runId, step: m.header.step, body: Body.encode(r),
+                                                          payload: UnsafeBufferPointer(compute.grads.buffer)))
+                    } else {
+                        var r = try compute.evaluate(samples: step.samples)
+                        r.step = step.step
+                        try transport.send(Message.frames(.result, phase: .valid, runId: runId, step: m.header.step, body: Body.encode(r)))
+                    }
+                } catch {
+                    try? transport.send(Message.frames(.abort, runId: runId, body: Array("\(error)".utf8)))
+                    throw error
+                }
+            default:
+                log("worker \(welcome.rank): ignored a \(m.header.kind) message")
+            }
+        }
+    }
+}

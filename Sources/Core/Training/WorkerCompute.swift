@@ -1,0 +1,102 @@
+/// A worker's compute (DESIGN.md §5 "workers own compute"): it maps the data itself, assembles the
+/// samples the coordinator names by index, and returns gradient sums and validation sums.
+public final class WorkerCompute {
+    public let config: Config
+    public let index: SampleIndex
+    public let assembler: SampleAssembler
+    public let shape: ModelShape
+    public let layout: ParameterLayout
+    public let params: FlatBuffer
+    public let grads: FlatBuffer
+    private var models: [Int: ConvLSTMForecaster] = [:]
+    private var input: [Float], target: [Float]
+
+    public init(config: Config) throws {
+        self.config = config
+        let catalog = try DataCatalog(paths: config.data)
+        let spec = try SampleSpec(config)
+        index = try SampleIndex(spec: spec, catalog: catalog)
+        assembler = try SampleAssembler(spec: spec, catalog: catalog, normalisation: try Normalisation.load(path: config.normalisation))
+        shape = ModelShape(cin: assembler.channels, hidden: config.hidden1, head: config.hidden2,
+                           height: assembler.height, width: assembler.width, relu: !config.noRelu)
+        layout = ParameterLayout(shape)
+        params = FlatBuffer(count: layout.count)
+        grads = FlatBuffer(count: layout.count)
+        let mb = max(1, config.microBatch)
+        input = [Float](repeating: 0, count: mb * assembler.inputCount)
+        target = [Float](repeating: 0, count: mb * assembler.targetCount)
+    }
+
+    private func model(_ b: Int) -> ConvLSTMForecaster {
+        if let m = models[b] { return m }
+        let m = ConvLSTMForecaster(shape: shape, batch: b, steps: assembler.steps)
+        models[b] = m
+        return m
+    }
+
+    /// Assembles `samples` of `partition` into the input/target buffers.
+    private func assemble(_ part: PartitionSamples, _ samples: ArraySlice<Int>) throws {
+        let ic = assembler.inputCount, tc = assembler.targetCount
+        try input.withUnsafeMutableBufferPointer { i in
+            try target.withUnsafeMutableBufferPointer { t in
+                for (j, s) in samples.enumerated() {
+                    try assembler.assemble(part.sample(s), input: i.baseAddress! + j * ic, target: t.baseAddress! + j * tc)
+                }
+            }
+        }
+    }
+
+    private func check(_ samples: [Int], _ part: PartitionSamples) throws {
+        if let bad = samples.first(where: { $0 < 0 || $0 >= part.count }) {
+            throw SwiftRainError("step", "sample index \(bad) outside the \(part.partition.name.rawValue) partition (\(part.count) samples)",
+                                 hint: "the coordinator and this worker see different data; give every host the same dataset")
+        }
+    }
+
+    /// Gradient of the global-batch mean loss restricted to `samples` (accumulated into `grads`):
+    /// summing every worker's `grads` gives the gradient over the whole global batch.
+    public func train(samples: [Int], globalBatch: Int) throws -> Body.Result {
+        let part = index.samples(.train)
+        try check(samples, part)
+        grads.zero()
+        var lossSum = 0.0
+        let mb = max(1, config.microBatch)
+        for start in stride(from: 0, to: samples.count, by: mb) {
+            let chunk = samples[start..<min(samples.count, start + mb)]
+            try assemble(part, chunk)
+            let m = model(chunk.count)
+            input.withUnsafeBufferPointer { i in
+                m.forward(params: params, input: i.baseAddress!)
+                lossSum += target.withUnsafeBufferPointer { m.loss(target: $0.baseAddress!, gradientScale: Float(chunk.count) / Float(globalBatch)) } * Double(chunk.count)
+                m.backward(params: params, grads: grads, input: i.baseAddress!)
+            }
+        }
+        return Body.Result(step: 0, count: samples.count, lossSum: lossSum, leadSquaredError: [], leadWeight: [])
+    }
+
+    /// Loss and per-lead-time squared errors in physical units (latitude-weighted) over `samples` of `partition`.
+    public func evaluate(samples: [Int], partition: Partition.Name = .valid) throws -> Body.Result {
+        let part = index.samples(partition)
+        try check(samples, part)
+        let leads = index.spec.leads.count
+        var sq = [Double](repeating: 0, count: leads), wsum = [Double](repeating: 0, count: leads)
+        var lossSum = 0.0
+        let mb = max(1, config.microBatch), hw = shape.plane, std = assembler.targetStd
+        for start in stride(from: 0, to: samples.count, by: mb) {
+            let chunk = samples[start..<min(samples.count, start + mb)]
+            try assemble(part, chunk)
+            let m = model(chunk.count)
+            input.withUnsafeBufferPointer { m.forward(params: params, input: $0.baseAddress!) }
+            lossSum += target.withUnsafeBufferPointer { m.loss(target: $0.baseAddress!) } * Double(chunk.count)
+            for (j, s) in chunk.enumerated() {
+                let l = index.spec.leadIndex(part.sample(s).lead)!
+                for q in 0..<hw {
+                    let w = Double(m.latWeights[q / shape.width])
+                    let d = Double(Normalisation.inverse(m.output.pointer[j * hw + q], std: std) - Normalisation.inverse(target[j * hw + q], std: std))
+                    sq[l] += w * d * d; wsum[l] += w
+                }
+            }
+        }
+        return Body.Result(step: 0, count: samples.count, lossSum: lossSum, leadSquaredError: sq, leadWeight: wsum)
+    }
+}

@@ -1,2 +1,0 @@
-import Core
-print("swiftrain-worker: distributed training is not built yet")
