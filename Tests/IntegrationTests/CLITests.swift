@@ -3,27 +3,11 @@ import XCTest
 
 /// The `swiftrain` executable, really started: exit codes, output, files written.
 final class CLITests: XCTestCase {
-    static var binary: String {
-        if let b = ProcessInfo.processInfo.environment["SWIFTRAIN_BIN"] { return b + "/swiftrain" }
-        // swift test builds the executables next to the test bundle.
-        let here = Bundle.main.bundleURL
-        return [here, here.deletingLastPathComponent()].map { $0.appendingPathComponent("swiftrain").path }
-            .first { FileManager.default.isExecutableFile(atPath: $0) } ?? "swiftrain"
-    }
-
     @discardableResult
     func run(_ args: [String], expect code: Int32 = 0, file: StaticString = #filePath, line: UInt = #line) throws -> (out: String, err: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: Self.binary)
-        p.arguments = args
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out; p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        let result = (String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
-        XCTAssertEqual(p.terminationStatus, code, "swiftrain \(args.joined(separator: " "))\n\(result.1)", file: file, line: line)
-        return result
+        let r = try runProcess(Binaries.swiftrain, args)
+        XCTAssertEqual(r.status, code, "swiftrain \(args.joined(separator: " "))\n\(r.err)", file: file, line: line)
+        return (r.out, r.err)
     }
 
     func tmp() -> URL {

@@ -17,6 +17,12 @@ public struct TrainingState: Codable, Equatable {
     public var scheduler: PlateauScheduler
     public var bestValLoss: Double?
     public var payloadChecksum: UInt32 = 0
+
+    public init(layout: [ParameterEntry], configHash: String, epoch: Int, step: Int, globalStep: Int, adam: Adam,
+                scheduler: PlateauScheduler, bestValLoss: Double? = nil) {
+        self.layout = layout; self.configHash = configHash; self.epoch = epoch; self.step = step; self.globalStep = globalStep
+        self.adam = adam; self.scheduler = scheduler; self.bestValLoss = bestValLoss
+    }
 }
 
 /// `SWRNCKPT` | UInt32 format version | UInt32 header length | header JSON | parameters | Adam m | Adam v.

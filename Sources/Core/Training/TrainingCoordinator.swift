@@ -97,7 +97,7 @@ public final class TrainingCoordinator {
         }
 
         // 2. Parameters and optimiser: fresh, or from the run's last checkpoint.
-        let shape = try modelShape()
+        let shape = try config.modelShape()
         let layout = ParameterLayout(shape)
         trainParamsCount = layout.count
         var params = FlatBuffer.initialParameters(layout, seed: UInt64(config.seed))
@@ -167,16 +167,6 @@ public final class TrainingCoordinator {
         return Summary(globalStep: state.globalStep, stoppedEarly: false, lastValLoss: lastVal)
     }
 
-    func modelShape() throws -> ModelShape {
-        // The coordinator needs no data: C_in and the grid follow from the configuration.
-        let spec = try SampleSpec(config)
-        let sfx = SyntheticDataset.suffix(grid: config.grid)
-        let inputs = spec.inputs.reduce(0) { $0 + ($1 == "simsat\(sfx)/clbt" ? 3 : 1) }
-        let cin = inputs + (spec.includeTime ? 3 : 0) + spec.constants.count + spec.leads.count
-        return ModelShape(cin: cin, hidden: config.hidden1, head: config.hidden2, height: Int((180 / config.grid).rounded()),
-                          width: Int((360 / config.grid).rounded()), relu: !config.noRelu)
-    }
-
     /// Sends each worker its shard with the current parameters and sums the gradients in rank order.
     private func runStep(_ phase: MessageHeader.Phase, shards: [[Int]], globalBatch: Int, epoch: Int, step: Int,
                          params: FlatBuffer, sum: FlatBuffer) throws -> (Double, Int) {
@@ -232,5 +222,18 @@ public final class TrainingCoordinator {
 
     private func shutdown() {
         for peer in peers { try? transport.send(to: peer, Message.frames(.shutdown, runId: runId)) }
+    }
+}
+
+extension Config {
+    /// The model's shape from the configuration alone (the coordinator needs no data): C_in from the
+    /// sources, time channels, constants and lead times (DATA-FORMAT §5); the grid from `grid`.
+    public func modelShape() throws -> ModelShape {
+        let spec = try SampleSpec(self)
+        let sfx = SyntheticDataset.suffix(grid: grid)
+        let inputs = spec.inputs.reduce(0) { $0 + ($1 == "simsat\(sfx)/clbt" ? 3 : 1) }
+        let cin = inputs + (spec.includeTime ? 3 : 0) + spec.constants.count + spec.leads.count
+        return ModelShape(cin: cin, hidden: hidden1, head: hidden2, height: Int((180 / grid).rounded()),
+                          width: Int((360 / grid).rounded()), relu: !noRelu)
     }
 }

@@ -1,0 +1,52 @@
+import Foundation
+import XCTest
+
+enum Binaries {
+    static var dir: String {
+        if let b = ProcessInfo.processInfo.environment["SWIFTRAIN_BIN"] { return b }
+        let here = Bundle.main.bundleURL
+        return [here, here.deletingLastPathComponent()].map(\.path)
+            .first { FileManager.default.isExecutableFile(atPath: $0 + "/swiftrain") } ?? "."
+    }
+    static var swiftrain: String { dir + "/swiftrain" }
+    static var worker: String { dir + "/swiftrain-worker" }
+}
+
+/// Runs a command to completion, returning its status and output.
+@discardableResult
+func runProcess(_ path: String, _ args: [String], cwd: URL? = nil, timeout: TimeInterval = 300) throws -> (status: Int32, out: String, err: String) {
+    let p = try startProcess(path, args, cwd: cwd)
+    let deadline = Date().addingTimeInterval(timeout)
+    while p.process.isRunning && Date() < deadline { usleep(20_000) }
+    if p.process.isRunning { p.process.terminate(); XCTFail("\(path) \(args) timed out") }
+    p.process.waitUntilExit()
+    return (p.process.terminationStatus, p.output(), p.errors())
+}
+
+/// A started process whose output is collected in the background (pipes never fill up).
+final class Started {
+    let process = Process()
+    private var out = Data(), err = Data()
+    private let lock = NSLock()
+    func output() -> String { lock.lock(); defer { lock.unlock() }; return String(decoding: out, as: UTF8.self) }
+    func errors() -> String { lock.lock(); defer { lock.unlock() }; return String(decoding: err, as: UTF8.self) }
+    fileprivate func collect(_ pipe: Pipe, stderr: Bool) {
+        pipe.fileHandleForReading.readabilityHandler = { [weak self] h in
+            let d = h.availableData
+            guard let self, !d.isEmpty else { return }
+            self.lock.lock(); if stderr { self.err += d } else { self.out += d }; self.lock.unlock()
+        }
+    }
+}
+
+func startProcess(_ path: String, _ args: [String], cwd: URL? = nil) throws -> Started {
+    let s = Started()
+    s.process.executableURL = URL(fileURLWithPath: path)
+    s.process.arguments = args
+    if let cwd { s.process.currentDirectoryURL = cwd }
+    let o = Pipe(), e = Pipe()
+    s.process.standardOutput = o; s.process.standardError = e
+    s.collect(o, stderr: false); s.collect(e, stderr: true)
+    try s.process.run()
+    return s
+}

@@ -1,0 +1,140 @@
+import Core
+import Foundation
+import XCTest
+
+/// Distributed training with real coordinator and worker processes talking ZeroMQ over loopback TCP.
+final class TrainingTests: XCTestCase {
+    /// Synthetic data (2016-04 … 2016-05), its normalisation, and a tiny model's configuration.
+    static let root: URL = {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("swiftrain-train-\(ProcessInfo.processInfo.processIdentifier)")
+        var o = SyntheticDataset.Options(out: url.appendingPathComponent("data").path)
+        o.from = UTCTime.make(2016, 4, 1); o.to = UTCTime.make(2016, 5, 31, 23); o.datasets = ["era", "imerg", "simsat"]
+        o.eraFill = TimeSpan(first: 1, last: 0)
+        try! SyntheticDataset.write(o)
+        let c = config(url)
+        try! Normalisation.compute(spec: try! SampleSpec(c), catalog: try! DataCatalog(paths: c.data)).write(path: c.normalisation)
+        try! c.yaml().write(to: url.appendingPathComponent("c.yaml"), atomically: true, encoding: .utf8)
+        return url
+    }()
+    override class func tearDown() { try? FileManager.default.removeItem(at: root) }
+
+    static func config(_ root: URL) -> Config {
+        var c = Config()
+        c.data = ["era5625", "imerg5625", "simsat5625"].map { root.appendingPathComponent("data/\($0)").path }
+        c.normalisation = root.appendingPathComponent("norm.json").path
+        c.sources = .simsat; c.imerg = true; c.incTime = true; c.noRelu = true
+        c.trainStart = UTCTime.make(2016, 4, 1); c.trainEnd = UTCTime.make(2016, 4, 20, 23)
+        c.validStart = UTCTime.make(2016, 5, 1); c.validEnd = UTCTime.make(2016, 5, 10, 23)
+        c.testStart = UTCTime.make(2016, 5, 11); c.testEnd = UTCTime.make(2016, 5, 31, 23)
+        c.hidden1 = 8; c.hidden2 = 4; c.batchSize = 8; c.microBatch = 4; c.epochs = 2; c.lr = 1e-3
+        return c
+    }
+
+    func train(_ args: [String], run: String, file: StaticString = #filePath, line: UInt = #line) throws -> String {
+        let r = try runProcess(Binaries.swiftrain, ["train", "--config", Self.root.appendingPathComponent("c.yaml").path,
+                                                    "--run", Self.root.appendingPathComponent(run).path, "--step-timeout", "60"] + args)
+        XCTAssertEqual(r.status, 0, r.err, file: file, line: line)
+        return r.err
+    }
+
+    func checkpoint(_ run: String) throws -> (TrainingState, [Float], [Float], [Float]) {
+        let layout = ParameterLayout(try Self.config(Self.root).modelShape())
+        let (s, p, m, v) = try Checkpoint.read(path: Self.root.appendingPathComponent("\(run)/checkpoints/last.ckpt").path, layout: layout)
+        return (s, p.values, m.values, v.values)
+    }
+
+    /// N = 1, 2, 3 workers (star averaging) reach the parameters of an independent in-process
+    /// computation over the same global batches (whole batch through the model at once, one process).
+    func testWorkerCountsMatchInProcessSteps() throws {
+        let steps = 3
+        for n in 1...3 { _ = try train(["--workers", "\(n)", "--max-steps", "\(steps)", "--blas-threads", "1"], run: "n\(n)") }
+        var c = Self.config(Self.root)
+        c.microBatch = c.batchSize
+        let compute = try WorkerCompute(config: c)
+        _ = compute.params.buffer.update(from: FlatBuffer.initialParameters(compute.layout, seed: UInt64(c.seed)).values)
+        let m = FlatBuffer(count: compute.layout.count), v = FlatBuffer(count: compute.layout.count)
+        var adam = Adam(lr: c.lr)
+        let perm = Sharding.permutation(count: compute.index.samples(.train).count, seed: c.seed, epoch: 0)
+        for s in 0..<steps {
+            _ = try compute.train(samples: Array(Sharding.batch(perm, step: s, size: c.batchSize)), globalBatch: c.batchSize)
+            adam.update(params: compute.params, grads: compute.grads, m: m, v: v)
+        }
+        let reference = compute.params.values
+        for n in 1...3 {
+            let (state, p, _, _) = try checkpoint("n\(n)")
+            XCTAssertEqual(state.globalStep, steps)
+            // Float32 sums in another order: a few ulps after 3 Adam steps of ~1e-3 on weights ~0.1.
+            let worst = zip(p, reference).map { abs($0 - $1) }.max()!
+            XCTAssertLessThan(worst, 1e-5, "N = \(n): max |Δparam| \(worst)")
+            XCTAssertGreaterThan(zip(p, FlatBuffer.initialParameters(compute.layout, seed: UInt64(c.seed)).values).map { abs($0 - $1) }.max()!, 1e-4, "training moved the parameters")
+        }
+    }
+
+    func testResumeIsBitForBit() throws {
+        _ = try train(["--workers", "2", "--max-steps", "6"], run: "straight")
+        _ = try train(["--workers", "2", "--max-steps", "3"], run: "interrupted")
+        let r = try runProcess(Binaries.swiftrain, ["train", "--resume", Self.root.appendingPathComponent("interrupted").path,
+                                                    "--workers", "2", "--max-steps", "3", "--step-timeout", "60"])
+        XCTAssertEqual(r.status, 0, r.err)
+        XCTAssertTrue(r.err.contains("resuming at epoch 0, step 3"), r.err)
+        let a = try checkpoint("straight"), b = try checkpoint("interrupted")
+        XCTAssertEqual(b.0.globalStep, 6)
+        XCTAssertTrue(a.1 == b.1, "parameters differ after resume")
+        XCTAssertTrue(a.2 == b.2 && a.3 == b.3, "Adam moments differ after resume")
+    }
+
+    func testValidationLossEveryEpochDrivesTheScheduler() throws {
+        var c = Self.config(Self.root)
+        c.epochs = 3; c.lrPatience = 0; c.trainEnd = UTCTime.make(2016, 4, 5, 23)
+        let path = Self.root.appendingPathComponent("sched.yaml")
+        try c.yaml().write(to: path, atomically: true, encoding: .utf8)
+        let run = Self.root.appendingPathComponent("sched")
+        let r = try runProcess(Binaries.swiftrain, ["train", "--config", path.path, "--run", run.path, "--workers", "2"])
+        XCTAssertEqual(r.status, 0, r.err)
+        let lines = try String(contentsOf: run.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(separator: "\n")
+            .map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+        let valid = lines.filter { $0["kind"] as? String == "valid" }
+        XCTAssertEqual(valid.map { $0["epoch"] as! Int }, [0, 1, 2])
+        var sched = PlateauScheduler(factor: c.lrFactor, patience: c.lrPatience, threshold: c.lrThreshold)
+        var lr = c.lr
+        for v in valid {
+            let loss = v["val_loss"] as! Double
+            XCTAssertTrue(loss.isFinite && loss > 0)
+            XCTAssertEqual((v["rmse"] as! [String: Double]).keys.sorted(), ["120", "24", "48", "72", "96"])
+            XCTAssertEqual(v["lr"] as! Double, lr)
+            lr = sched.step(loss, lr: lr)
+            XCTAssertEqual(v["lr_next"] as! Double, lr, "the scheduler's rule over the logged validation losses")
+            // The next epoch's steps use that rate.
+            let epoch = v["epoch"] as! Int
+            for s in lines where s["kind"] as? String == "step" && s["epoch"] as? Int == epoch + 1 { XCTAssertEqual(s["lr"] as! Double, lr) }
+        }
+        XCTAssertTrue(FileManager.default.fileExists(atPath: run.appendingPathComponent("checkpoints/best.ckpt").path))
+    }
+
+    /// A raw ZeroMQ client sends garbage to the coordinator's port while it trains: every message is
+    /// refused and counted, and the result equals a clean run's.
+    func testGarbageOnTheCoordinatorPortChangesNothing() throws {
+        _ = try train(["--workers", "2", "--max-steps", "4"], run: "clean")
+        let ctx = try ZMQContext()
+        let probe = try ZMQSocket(ctx, .router)
+        try probe.bind("tcp://127.0.0.1:*")
+        let endpoint = try probe.lastEndpoint()
+        probe.close()
+        let coordinator = try startProcess(Binaries.swiftrain, ["train", "--config", Self.root.appendingPathComponent("c.yaml").path,
+                                                                "--run", Self.root.appendingPathComponent("noisy").path, "--listen", endpoint,
+                                                                "--expect-workers", "2", "--max-steps", "4", "--step-timeout", "60"])
+        let attacker = try ZMQSocket(ctx, .dealer)
+        try attacker.connect(endpoint)
+        try attacker.send([Array("GET / HTTP/1.1".utf8)])
+        try attacker.send([[UInt8](repeating: 0xFF, count: 40), Array("{}".utf8)])
+        try attacker.send(Message.frames(.result, phase: .train, runId: 12345, step: 0, body: Array("{}".utf8)))  // a foreign run
+        usleep(300_000)
+        let workers = try (0..<2).map { _ in try startProcess(Binaries.worker, ["--connect", endpoint]) }
+        for i in 0..<20 { try attacker.send([Array("noise \(i)".utf8), [UInt8](repeating: UInt8(i), count: 100)]); usleep(20_000) }
+        coordinator.process.waitUntilExit()
+        for w in workers { w.process.waitUntilExit(); XCTAssertEqual(w.process.terminationStatus, 0, w.errors()) }
+        XCTAssertEqual(coordinator.process.terminationStatus, 0, coordinator.errors())
+        XCTAssertTrue(coordinator.errors().contains("rejected a message"), coordinator.errors())
+        XCTAssertTrue(try checkpoint("noisy").1 == checkpoint("clean").1, "garbage changed the parameters")
+    }
+}
