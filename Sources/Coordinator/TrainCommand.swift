@@ -15,7 +15,9 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .customLong("blas-threads"), help: "OpenBLAS threads per worker (default: cores / workers).") var blasThreads: Int?
     @Option(name: .customLong("checkpoint-every"), help: "Also write last.ckpt every N steps.") var checkpointEvery = 0
     @Option(name: .customLong("max-steps"), help: "Stop with a checkpoint after N steps (0: train to the end).") var maxSteps = 0
-    @Option(name: .customLong("step-timeout"), help: "Seconds to wait for a step's results.") var stepTimeout = 600
+    @Option(name: .customLong("step-timeout"), help: "Seconds to wait for a step's results while workers are alive.") var stepTimeout = 600
+    @Option(name: .customLong("worker-timeout"), help: "Seconds without a heartbeat after which a worker owing work is declared dead.") var workerTimeout = 10.0
+    @Option(name: .customLong("min-workers"), help: "Below this many live workers, checkpoint and exit non-zero.") var minWorkers = 1
 
     func run() throws {
         try SwiftRain.run {
@@ -29,6 +31,7 @@ struct TrainCommand: ParsableCommand {
             o.resume = resume != nil
             if let listen { o.listen = listen; o.workers = expectWorkers ?? 1 } else if let workers { o.workers = workers }
             o.blasThreads = blasThreads; o.checkpointEvery = checkpointEvery; o.maxSteps = maxSteps; o.stepTimeoutMs = stepTimeout * 1000
+            o.workerTimeoutMs = Int(workerTimeout * 1000); o.minWorkers = minWorkers
             let summary = try Train.run(o, log: { stderr($0) })
             print("done: \(summary.globalStep) steps" + (summary.lastValLoss.map { ", val_loss \($0)" } ?? "") + (summary.stoppedEarly ? " (stopped early; resume with --resume \(path))" : ""))
         }

@@ -13,7 +13,8 @@ struct SwiftRainWorker: ParsableCommand {
         do {
             let context = try ZMQContext()
             let client = try ZMQClient(context: context, connect: connect)
-            try TrainingWorker(transport: client, log: { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }).run(rank: rank)
+            let heartbeat = try ZMQClient(context: context, connect: connect)
+            try TrainingWorker(transport: client, heartbeat: heartbeat, log: { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }).run(rank: rank)
         } catch let e as SwiftRainError {
             FileHandle.standardError.write(Data("swiftrain-worker: error: \(e)\n".utf8)); throw ExitCode(1)
         } catch let e as ValidationErrors {

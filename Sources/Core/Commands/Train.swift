@@ -14,6 +14,8 @@ public enum Train {
         public var checkpointEvery = 0
         public var maxSteps = 0
         public var stepTimeoutMs = 600_000
+        public var workerTimeoutMs = 10_000
+        public var minWorkers = 1
         public var workerBinary: String? = nil
         public init(config: Config, runPath: String) { self.config = config; self.runPath = runPath }
     }
@@ -48,6 +50,8 @@ public enum Train {
         opts.checkpointEvery = o.checkpointEvery
         opts.maxSteps = o.maxSteps
         opts.stepTimeoutMs = o.stepTimeoutMs
+        opts.workerTimeoutMs = o.workerTimeoutMs
+        opts.minWorkers = o.minWorkers
         let coordinator = TrainingCoordinator(config: o.config, run: run, transport: server, options: opts, log: log)
         let stop = StopFlag()
         stop.install(log: log)

@@ -116,9 +116,13 @@ public enum Body {
         public var globalBatch: Int
         /// Whether the payload holds new parameters (sent when they changed).
         public var hasParameters: Bool
+        /// Which shard of the round this is (a dead worker's shard is re-split under new ids).
+        public var shard: Int = 0
     }
+    public struct Heartbeat: Codable { public var rank: Int }
     public struct Result: Codable {
         public var step: Int
+        public var shard: Int = 0
         public var count: Int
         /// Σ over samples of the transformed-space loss.
         public var lossSum: Double

@@ -14,6 +14,12 @@ public protocol ServerTransport: AnyObject {
 public protocol ClientTransport: AnyObject {
     func send(_ frames: Frames) throws
     func receive(timeoutMs: Int) throws -> Frames?
+    /// Releases the connection (a ZeroMQ context cannot terminate while a socket is open).
+    func close()
+}
+
+extension ClientTransport {
+    public func close() {}
 }
 
 /// ZeroMQ ROUTER at the coordinator.
@@ -42,6 +48,7 @@ public final class ZMQClient: ClientTransport {
     }
     public func send(_ frames: Frames) throws { try socket.send(frames) }
     public func receive(timeoutMs: Int) throws -> Frames? { try socket.receive(timeoutMs: Int32(clamping: timeoutMs)) }
+    public func close() { socket.close() }
 }
 
 /// The in-memory twin of the ZeroMQ transport: a hub with one queue per direction, for tests of the

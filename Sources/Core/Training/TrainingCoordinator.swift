@@ -14,6 +14,10 @@ public final class TrainingCoordinator {
         public var checkpointEvery: Int = 0
         /// Stop (with a checkpoint) after this many optimiser steps in this process (0: no limit); for tests.
         public var maxSteps: Int = 0
+        /// A worker silent (no heartbeat, no result) this long while it owes a shard is declared dead.
+        public var workerTimeoutMs: Int = 10_000
+        /// Below this many live workers the coordinator checkpoints and exits.
+        public var minWorkers: Int = 1
         public init(workers: Int) { self.workers = workers }
     }
     public struct Summary { public var globalStep: Int; public var stoppedEarly: Bool; public var lastValLoss: Double? }
@@ -29,8 +33,16 @@ public final class TrainingCoordinator {
     /// Messages refused, by reason.
     public private(set) var rejected: [String: Int] = [:]
 
-    private var peers: [[UInt8]] = []  // rank → transport id
+    private var peers: [[UInt8]] = []   // rank → transport id (dead ranks keep their slot)
+    private var live: [Int] = []         // ranks that take part in rounds, ascending
+    private var joining: Set<Int> = []   // welcomed, index not yet built
+    private var lastSeen: [Int: Date] = [:]
     private var trainCount = 0, validCount = 0
+    /// Ranks declared dead so far, with the reason (for logs and tests).
+    public private(set) var deaths: [(rank: Int, reason: String)] = []
+
+    struct NotEnoughWorkers: Error { var reason: String }
+    enum Event { case result(Int, Message), abort(Int, Message) }
 
     public init(config: Config, run: RunDirectory, transport: ServerTransport, options: Options, runId: UInt64 = .random(in: 1...UInt64.max), log: @escaping (String) -> Void) {
         self.config = config; self.run = run; self.transport = transport; self.options = options; self.runId = runId; self.log = log
@@ -41,22 +53,61 @@ public final class TrainingCoordinator {
         log("rejected a message (\(why.rawValue)) from peer \(peer.map { String($0, radix: 16) }.joined().prefix(16)); \(rejected.values.reduce(0, +)) so far")
     }
 
-    /// Receives the next valid message of `kind` from a known worker (or a hello from anyone), counting the rest.
-    private func receive(_ kinds: Set<MessageHeader.Kind>, deadlineMs: Int) throws -> (rank: Int?, peer: [UInt8], message: Message)? {
-        let end = Date().addingTimeInterval(Double(deadlineMs) / 1000)
+    /// Waits up to `timeoutMs` for a result or abort from a live worker. Handles everything else
+    /// itself: hellos (welcome, a rank), readiness (a joining worker takes part from the next round),
+    /// heartbeats (liveness); refuses and counts what does not validate. Returns nil early after a
+    /// hello or a ready, so callers re-check their conditions (e.g. "all workers joined").
+    private func pump(timeoutMs: Int) throws -> Event? {
+        let end = Date().addingTimeInterval(Double(timeoutMs) / 1000)
         while true {
             let left = Int(end.timeIntervalSinceNow * 1000)
-            if left <= 0 { return nil }
-            guard let (peer, frames) = try transport.receive(timeoutMs: min(left, 1000)) else { if stopRequested() { return nil }; continue }
+            guard left > 0, let (peer, frames) = try transport.receive(timeoutMs: left) else { return nil }
             let rank = peers.firstIndex(of: peer)
             do {
-                let m = try Message.decode(frames, runId: rank == nil ? nil : runId, maxPayloadBytes: 4 * (trainParamsCount + 1024))
-                guard kinds.contains(m.header.kind) else { throw MessageHeader.Rejection.unexpected }
-                if m.header.kind != .hello && rank == nil { throw MessageHeader.Rejection.foreignRun }
-                return (rank, peer, m)
+                let m = try Message.decode(frames, runId: rank == nil && isHello(frames) ? nil : runId, maxPayloadBytes: 4 * (trainParamsCount + 1024))
+                switch (m.header.kind, rank) {
+                case (.hello, nil):
+                    guard let hello = try? m.decodeBody(Body.Hello.self), hello.version == Int(MessageHeader.version) else { throw MessageHeader.Rejection.badVersion }
+                    let r = peers.count
+                    peers.append(peer); joining.insert(r); lastSeen[r] = Date()
+                    try transport.send(to: peer, Message.frames(.welcome, runId: runId, body: Body.encode(
+                        Body.Welcome(rank: r, config: config.yaml(), parameterCount: trainParamsCount, blasThreads: options.blasThreadsPerWorker))))
+                    log("worker \(r) connected from \(hello.host) (pid \(hello.pid))")
+                    return nil
+                case (.heartbeat, _):
+                    let hb = try m.decodeBody(Body.Heartbeat.self)
+                    if hb.rank >= 0 && hb.rank < peers.count { lastSeen[hb.rank] = Date() }
+                case (.ready, let r?) where joining.contains(r):
+                    let ready = try m.decodeBody(Body.Ready.self)
+                    joining.remove(r); lastSeen[r] = Date()
+                    if trainCount > 0 && (ready.trainSamples != trainCount || ready.validSamples != validCount) {
+                        log("worker \(r) sees different data (\(ready.trainSamples)/\(ready.validSamples) samples, expected \(trainCount)/\(validCount)); sent away")
+                        try? transport.send(to: peer, Message.frames(.shutdown, runId: runId))
+                    } else {
+                        if trainCount == 0 { trainCount = ready.trainSamples; validCount = ready.validSamples }
+                        live = (live + [r]).sorted()
+                        log("worker \(r) ready; \(live.count) live")
+                    }
+                    return nil
+                case (.result, let r?) where live.contains(r):
+                    lastSeen[r] = Date(); return .result(r, m)
+                case (.abort, let r?) where live.contains(r) || joining.contains(r):
+                    return .abort(r, m)
+                case (_, let r?) where !live.contains(r) && !joining.contains(r):
+                    // A worker already declared dead (e.g. resumed after SIGSTOP): tell it to leave.
+                    try? transport.send(to: peer, Message.frames(.shutdown, runId: runId))
+                    throw MessageHeader.Rejection.unexpected
+                default:
+                    throw MessageHeader.Rejection.unexpected
+                }
             } catch let r as MessageHeader.Rejection { reject(r, from: peer) }
         }
     }
+
+    private func isHello(_ frames: Frames) -> Bool {
+        (try? MessageHeader.decode(frames.first ?? []))?.kind == .hello
+    }
+
     private var trainParamsCount = 1 << 26
 
     /// Runs (or resumes) training to the configured number of epochs.
@@ -64,34 +115,18 @@ public final class TrainingCoordinator {
         try config.yaml().write(toFile: run.configPath, atomically: true, encoding: .utf8)
         // 1. Workers join: hello → welcome (rank, resolved configuration) → ready (their sample counts).
         log("waiting for \(options.workers) worker(s)")
-        while peers.count < options.workers {
-            guard let (_, peer, m) = try receive([.hello], deadlineMs: options.joinTimeoutMs) else {
-                throw SwiftRainError("workers", "only \(peers.count) of \(options.workers) worker(s) connected within \(options.joinTimeoutMs / 1000) s",
-                                     hint: "start the workers (swiftrain-worker --connect …) or lower --workers/--expect-workers")
+        let joinEnd = Date().addingTimeInterval(Double(options.joinTimeoutMs) / 1000)
+        while live.count < options.workers {
+            let left = Int(joinEnd.timeIntervalSinceNow * 1000)
+            if left <= 0 {
+                throw SwiftRainError("workers", "only \(live.count) of \(options.workers) worker(s) ready within \(options.joinTimeoutMs / 1000) s",
+                                     hint: "start the workers (swiftrain-worker --connect …) or lower --workers/--expect-workers; the workers' own output says why one failed")
             }
-            guard let hello = try? m.decodeBody(Body.Hello.self), hello.version == Int(MessageHeader.version) else { reject(.badVersion, from: peer); continue }
-            if peers.contains(peer) { continue }
-            let rank = peers.count
-            peers.append(peer)
-            try transport.send(to: peer, Message.frames(.welcome, runId: runId, body: Body.encode(
-                Body.Welcome(rank: rank, config: config.yaml(), parameterCount: 0, blasThreads: options.blasThreadsPerWorker))))
-            log("worker \(rank) joined from \(hello.host) (pid \(hello.pid))")
-        }
-        var counts: [Body.Ready] = []
-        while counts.count < peers.count {
-            guard let (_, peer, m) = try receive([.ready, .abort], deadlineMs: options.joinTimeoutMs) else {
-                throw SwiftRainError("workers", "not every worker became ready within \(options.joinTimeoutMs / 1000) s", hint: "check the workers' output; they map the data and build the sample index first")
+            if case .abort(let r, let m)? = try pump(timeoutMs: left) {
+                throw SwiftRainError("worker \(r)", "failed to start", found: String(decoding: m.body, as: UTF8.self),
+                                     hint: "fix the problem it reports (usually the data or normalisation paths on that host)")
             }
-            if m.header.kind == .abort {
-                throw SwiftRainError("worker \(peers.firstIndex(of: peer)!)", "failed to start", found: String(decoding: m.body, as: UTF8.self), hint: "fix the problem it reports (usually the data or normalisation paths on that host)")
-            }
-            counts.append(try m.decodeBody(Body.Ready.self))
         }
-        guard Set(counts.map(\.trainSamples)).count == 1, Set(counts.map(\.validSamples)).count == 1 else {
-            throw SwiftRainError("workers", "workers see different data", found: counts.map { "\($0.trainSamples)/\($0.validSamples)" }.joined(separator: ", "),
-                                 hint: "give every worker the same dataset and configuration")
-        }
-        trainCount = counts[0].trainSamples; validCount = counts[0].validSamples
         guard trainCount > 0, validCount > 0 else {
             throw SwiftRainError("data", "no \(trainCount == 0 ? "train" : "valid") samples", hint: "`swiftrain inspect --config C` shows why samples are dropped")
         }
@@ -123,8 +158,17 @@ public final class TrainingCoordinator {
             while state.step < stepsPerEpoch {
                 let batch = Sharding.batch(perm, step: state.step, size: config.batchSize)
                 let t0 = Date()
-                let (loss, n) = try runStep(.train, shards: Sharding.shards(batch, workers: peers.count), globalBatch: batch.count,
+                let (loss, n): (Double, Int)
+                do {
+                    (loss, n) = try runStep(.train, shards: Sharding.shards(batch, workers: live.count), globalBatch: batch.count,
                                             epoch: state.epoch, step: state.globalStep, params: params, sum: grads)
+                } catch let e as NotEnoughWorkers {
+                    try save(run.lastCheckpoint)
+                    shutdown()
+                    throw SwiftRainError("workers", "fewer than --min-workers \(options.minWorkers) live worker(s): \(e.reason)",
+                                         found: "checkpoint written at epoch \(state.epoch), step \(state.step)",
+                                         hint: "restart workers and resume with: swiftrain train --resume \(run.url.path)")
+                }
                 guard grads.buffer.allSatisfy({ $0.isFinite }) else {
                     throw SwiftRainError("step \(state.globalStep)", "non-finite averaged gradient", hint: "lower lr; the last checkpoint is intact")
                 }
@@ -144,7 +188,15 @@ public final class TrainingCoordinator {
             }
             // Validation, sharded across the workers; it drives the scheduler.
             let valid = Array(0..<validCount)
-            let r = try runValidation(Sharding.shards(valid, workers: peers.count), epoch: state.epoch, step: state.globalStep, params: params)
+            let r: Body.Result
+            do { r = try runValidation(Sharding.shards(valid, workers: live.count), epoch: state.epoch, step: state.globalStep, params: params) }
+            catch let e as NotEnoughWorkers {
+                try save(run.lastCheckpoint)
+                shutdown()
+                throw SwiftRainError("workers", "fewer than --min-workers \(options.minWorkers) live worker(s) during validation: \(e.reason)",
+                                     found: "checkpoint written at the end of epoch \(state.epoch)'s training steps",
+                                     hint: "restart workers and resume with: swiftrain train --resume \(run.url.path)")
+            }
             let valLoss = r.lossSum / Double(r.count)
             lastVal = valLoss
             let newLR = state.scheduler.step(valLoss, lr: state.adam.lr)
@@ -173,8 +225,8 @@ public final class TrainingCoordinator {
         let results = try dispatch(phase, shards: shards, globalBatch: globalBatch, epoch: epoch, step: step, params: params, timeoutMs: options.stepTimeoutMs)
         sum.zero()
         var loss = 0.0, n = 0
-        for (rank, (r, g)) in results.enumerated() {
-            guard g.count == sum.count else { throw SwiftRainError("worker \(rank)", "gradient of the wrong size", expected: "\(sum.count)", found: "\(g.count)", hint: "all processes must run the same SwiftRain version and configuration") }
+        for (shard, (r, g)) in results.enumerated() {
+            guard g.count == sum.count else { throw SwiftRainError("shard \(shard)", "gradient of the wrong size", expected: "\(sum.count)", found: "\(g.count)", hint: "all processes must run the same SwiftRain version and configuration") }
             for j in 0..<g.count { sum.pointer[j] += g[j] }
             loss += r.lossSum; n += r.count
         }
@@ -194,34 +246,64 @@ public final class TrainingCoordinator {
         return total
     }
 
-    /// One round: a step message per worker, then one valid result from each, by rank.
+    /// One round: a shard per live worker, then every shard's result. A worker that aborts or stays
+    /// silent past `workerTimeoutMs` while it owes a shard is declared dead and its shard is split
+    /// among the survivors, so the round's sum covers the same samples. Results come back in shard order.
     private func dispatch(_ phase: MessageHeader.Phase, shards: [[Int]], globalBatch: Int, epoch: Int, step: Int,
                           params: FlatBuffer, timeoutMs: Int) throws -> [(Body.Result, [Float])] {
         let payload = UnsafeBufferPointer(params.buffer)
-        for (rank, peer) in peers.enumerated() {
-            let body = Body.Step(epoch: epoch, step: step, samples: shards[rank], globalBatch: globalBatch, hasParameters: true)
-            try transport.send(to: peer, Message.frames(.step, phase: phase, runId: runId, step: UInt64(step), body: Body.encode(body), payload: payload))
+        var assigned: [(samples: [Int], rank: Int)] = []
+        var replaced = Set<Int>()
+        var results: [Int: (Body.Result, [Float])] = [:]
+        func send(_ id: Int) throws {
+            let body = Body.Step(epoch: epoch, step: step, samples: assigned[id].samples, globalBatch: globalBatch, hasParameters: true, shard: id)
+            try transport.send(to: peers[assigned[id].rank], Message.frames(.step, phase: phase, runId: runId, step: UInt64(step), body: Body.encode(body), payload: payload))
         }
-        var results = [(Body.Result, [Float])?](repeating: nil, count: peers.count)
-        while results.contains(where: { $0 == nil }) {
-            guard let (rank, peer, m) = try receive([.result, .abort], deadlineMs: timeoutMs), let rank else {
-                let missing = results.indices.filter { results[$0] == nil }
-                throw SwiftRainError("workers \(missing)", "no result for step \(step) within \(timeoutMs / 1000) s",
-                                     hint: "a worker died or hangs; resume from the last checkpoint with: swiftrain train --resume \(run.url.path)")
+        let ranks = live
+        for (i, s) in shards.enumerated() where !s.isEmpty { assigned.append((s, ranks[i])); lastSeen[ranks[i]] = Date(); try send(assigned.count - 1) }
+        func declareDead(_ rank: Int, _ why: String) throws {
+            live.removeAll { $0 == rank }
+            deaths.append((rank, why))
+            log("worker \(rank) declared dead (\(why)); \(live.count) live")
+            if live.count < max(1, options.minWorkers) { throw NotEnoughWorkers(reason: "worker \(rank) \(why)") }
+            for id in assigned.indices where assigned[id].rank == rank && results[id] == nil && !replaced.contains(id) {
+                replaced.insert(id)
+                for part in Sharding.shards(assigned[id].samples, workers: live.count).enumerated() where !part.element.isEmpty {
+                    assigned.append((part.element, live[part.offset]))
+                    lastSeen[live[part.offset]] = max(lastSeen[live[part.offset]] ?? Date(), Date())
+                    try send(assigned.count - 1)
+                }
+                log("step \(step): worker \(rank)'s \(assigned[id].samples.count) sample(s) re-assigned to \(live)")
             }
-            if m.header.kind == .abort {
-                throw SwiftRainError("worker \(rank)", "aborted", found: String(decoding: m.body, as: UTF8.self), hint: "fix what it reports, then resume with: swiftrain train --resume \(run.url.path)")
-            }
-            guard m.header.step == UInt64(step), m.header.phase == phase, results[rank] == nil else { reject(.unexpected, from: peer); continue }
-            guard m.payload.allSatisfy({ $0.isFinite }) else { reject(.nonFinite, from: peer); continue }
-            guard let r = try? m.decodeBody(Body.Result.self) else { reject(.malformed, from: peer); continue }
-            results[rank] = (r, m.payload)
         }
-        return results.map { $0! }
+        let start = Date()
+        while assigned.indices.contains(where: { results[$0] == nil && !replaced.contains($0) }) {
+            switch try pump(timeoutMs: 200) {
+            case .result(let rank, let m)?:
+                guard m.header.step == UInt64(step), m.header.phase == phase, let r = try? m.decodeBody(Body.Result.self),
+                      assigned.indices.contains(r.shard), assigned[r.shard].rank == rank, results[r.shard] == nil, !replaced.contains(r.shard) else {
+                    reject(.unexpected, from: peers[rank]); continue
+                }
+                guard m.payload.allSatisfy({ $0.isFinite }) else { reject(.nonFinite, from: peers[rank]); try declareDead(rank, "sent a non-finite gradient"); continue }
+                results[r.shard] = (r, m.payload)
+            case .abort(let rank, let m)?:
+                try declareDead(rank, "aborted: \(String(decoding: m.body, as: UTF8.self).prefix(200))")
+            case nil: break
+            }
+            let owing = Set(assigned.indices.filter { results[$0] == nil && !replaced.contains($0) }.map { assigned[$0].rank })
+            for rank in owing.sorted() where live.contains(rank) && Date().timeIntervalSince(lastSeen[rank] ?? start) * 1000 > Double(options.workerTimeoutMs) {
+                try declareDead(rank, "silent for \(options.workerTimeoutMs / 1000) s")
+            }
+            if Date().timeIntervalSince(start) * 1000 > Double(timeoutMs) {
+                throw SwiftRainError("step \(step)", "not finished within \(timeoutMs / 1000) s although workers are alive",
+                                     hint: "raise --step-timeout for large models or batches; resume with: swiftrain train --resume \(run.url.path)")
+            }
+        }
+        return assigned.indices.filter { !replaced.contains($0) }.map { results[$0]! }
     }
 
     private func shutdown() {
-        for peer in peers { try? transport.send(to: peer, Message.frames(.shutdown, runId: runId)) }
+        for r in live + joining.sorted() { try? transport.send(to: peers[r], Message.frames(.shutdown, runId: runId)) }
     }
 }
 

@@ -4,12 +4,27 @@ import Foundation
 /// until shutdown. Every receive has a deadline; a silent coordinator ends the worker with an error.
 public final class TrainingWorker {
     let transport: ClientTransport
+    /// A second connection used only by the heartbeat thread (sockets are not shared between threads).
+    let heartbeat: ClientTransport?
     let log: (String) -> Void
     public var welcomeTimeoutMs = 120_000
     public var idleTimeoutMs = 1_800_000
+    public var heartbeatIntervalMs = 1000
 
-    public init(transport: ClientTransport, log: @escaping (String) -> Void) {
-        self.transport = transport; self.log = log
+    public init(transport: ClientTransport, heartbeat: ClientTransport? = nil, log: @escaping (String) -> Void) {
+        self.transport = transport; self.heartbeat = heartbeat; self.log = log
+    }
+
+    /// Sends a heartbeat every interval until `stop` is set: a frozen (SIGSTOP) or killed process
+    /// stops them, which is how the coordinator tells a dead worker from a slow one.
+    private func startHeartbeat(runId: UInt64, rank: Int, stop: StopSignal) {
+        guard let hb = heartbeat else { return }
+        let frames = Message.frames(.heartbeat, runId: runId, body: Body.encode(Body.Heartbeat(rank: rank)))
+        let interval = UInt32(heartbeatIntervalMs * 1000)
+        Thread.detachNewThread {
+            while !stop.isSet { try? hb.send(frames); usleep(interval) }
+            hb.close()
+        }
     }
 
     public func run(rank: Int?) throws {
@@ -22,6 +37,9 @@ public final class TrainingWorker {
         guard welcomeMessage.header.kind == .welcome else { throw SwiftRainError("coordinator", "unexpected first message", hint: "is --connect pointing at a SwiftRain coordinator?") }
         let runId = welcomeMessage.header.runId
         let welcome = try welcomeMessage.decodeBody(Body.Welcome.self)
+        let stop = StopSignal()
+        defer { stop.set() }
+        startHeartbeat(runId: runId, rank: welcome.rank, stop: stop)
         if welcome.blasThreads > 0 { BLAS.threads = welcome.blasThreads }
         var config = Config()
         try config.apply(yaml: welcome.config, source: "coordinator's configuration")
@@ -52,12 +70,12 @@ public final class TrainingWorker {
                 do {
                     if m.header.phase == .train {
                         var r = try compute.train(samples: step.samples, globalBatch: step.globalBatch)
-                        r.step = step.step
+                        r.step = step.step; r.shard = step.shard
                         try transport.send(Message.frames(.result, phase: .train, runId: runId, step: m.header.step, body: Body.encode(r),
                                                           payload: UnsafeBufferPointer(compute.grads.buffer)))
                     } else {
                         var r = try compute.evaluate(samples: step.samples)
-                        r.step = step.step
+                        r.step = step.step; r.shard = step.shard
                         try transport.send(Message.frames(.result, phase: .valid, runId: runId, step: m.header.step, body: Body.encode(r)))
                     }
                 } catch {
@@ -69,4 +87,12 @@ public final class TrainingWorker {
             }
         }
     }
+}
+
+/// A thread-safe one-way flag.
+final class StopSignal: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    func set() { lock.lock(); value = true; lock.unlock() }
+    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
 }

@@ -1,0 +1,86 @@
+import Core
+import Foundation
+import XCTest
+
+/// Workers killed, frozen or arriving late while a real coordinator trains.
+final class FailureTests: XCTestCase {
+    var root: URL { TrainingTests.root }
+
+    func children(of pid: Int32) throws -> [Int32] {
+        try runProcess("/usr/bin/pgrep", ["-P", "\(pid)"]).out.split(separator: "\n").compactMap { Int32($0) }
+    }
+
+    func params(_ run: String) throws -> [Float] {
+        let layout = ParameterLayout(try TrainingTests.config(root).modelShape())
+        return try Checkpoint.read(path: root.appendingPathComponent("\(run)/checkpoints/last.ckpt").path, layout: layout).1.values
+    }
+
+    func trainArgs(_ run: String, steps: Int, workers: Int) -> [String] {
+        ["train", "--config", root.appendingPathComponent("c.yaml").path, "--run", root.appendingPathComponent(run).path,
+         "--workers", "\(workers)", "--max-steps", "\(steps)", "--worker-timeout", "2", "--step-timeout", "60", "--blas-threads", "1"]
+    }
+
+    /// Starts a 2-worker run, hits one worker with `signal` once training is under way, and checks the
+    /// run finishes with the parameters of an uninterrupted run.
+    func survive(_ signal: Int32, run: String) throws -> String {
+        let steps = 60
+        let clean = try runProcess(Binaries.swiftrain, trainArgs("\(run)-clean", steps: steps, workers: 2))
+        XCTAssertEqual(clean.status, 0, clean.err)
+        let c = try startProcess(Binaries.swiftrain, trainArgs(run, steps: steps, workers: 2))
+        var victims: [Int32] = []
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline && !c.errors().contains("step 5/") { usleep(20_000) }
+        victims = try children(of: c.process.processIdentifier)
+        XCTAssertEqual(victims.count, 2, c.errors())
+        kill(victims[0], signal)
+        c.process.waitUntilExit()
+        if signal == SIGSTOP { kill(victims[0], SIGKILL) }
+        XCTAssertEqual(c.process.terminationStatus, 0, c.errors())
+        let log = c.errors()
+        XCTAssertTrue(log.contains("declared dead (silent for 2 s)"), log)
+        XCTAssertTrue(log.contains("re-assigned to"), log)
+        let a = try params("\(run)-clean"), b = try params(run)
+        let worst = zip(a, b).map { abs($0 - $1) }.max()!
+        XCTAssertLessThan(worst, 1e-5, "max |Δparam| \(worst) after recovery")  // same batches, another summation order
+        return log
+    }
+
+    func testKilledWorkerIsRecoveredAndTheResultIsUnchanged() throws { _ = try survive(SIGKILL, run: "killed") }
+
+    func testFrozenWorkerIsRecoveredAndTheResultIsUnchanged() throws { _ = try survive(SIGSTOP, run: "frozen") }
+
+    func testBelowMinWorkersCheckpointsAndExplainsHowToResume() throws {
+        var args = trainArgs("minw", steps: 200, workers: 2)
+        args += ["--min-workers", "2"]
+        let c = try startProcess(Binaries.swiftrain, args)
+        while !c.errors().contains("step 3/") && c.process.isRunning { usleep(20_000) }
+        kill(try children(of: c.process.processIdentifier)[1], SIGKILL)
+        c.process.waitUntilExit()
+        XCTAssertEqual(c.process.terminationStatus, 1)
+        XCTAssertTrue(c.errors().contains("fewer than --min-workers 2 live worker(s)") && c.errors().contains("swiftrain train --resume"), c.errors())
+        XCTAssertGreaterThan(try Checkpoint.read(path: root.appendingPathComponent("minw/checkpoints/last.ckpt").path,
+                                                 layout: ParameterLayout(try TrainingTests.config(root).modelShape())).0.globalStep, 2)
+    }
+
+    func testLateWorkerJoinsAtTheNextStep() throws {
+        let ctx = try ZMQContext()
+        let probe = try ZMQSocket(ctx, .router)
+        try probe.bind("tcp://127.0.0.1:*")
+        let endpoint = try probe.lastEndpoint()
+        probe.close()
+        let c = try startProcess(Binaries.swiftrain, ["train", "--config", root.appendingPathComponent("c.yaml").path,
+                                                      "--run", root.appendingPathComponent("late").path, "--listen", endpoint,
+                                                      "--expect-workers", "1", "--max-steps", "40", "--step-timeout", "60"])
+        let first = try startProcess(Binaries.worker, ["--connect", endpoint])
+        while !c.errors().contains("step 3/") && c.process.isRunning { usleep(20_000) }
+        let second = try startProcess(Binaries.worker, ["--connect", endpoint])
+        c.process.waitUntilExit(); first.process.waitUntilExit(); second.process.waitUntilExit()
+        XCTAssertEqual(c.process.terminationStatus, 0, c.errors())
+        XCTAssertTrue(c.errors().contains("worker 1 ready; 2 live"), c.errors())
+        XCTAssertEqual(second.process.terminationStatus, 0, second.errors())
+        // One worker or two: the same global batches, so the same parameters up to summation order.
+        let clean = try runProcess(Binaries.swiftrain, trainArgs("late-clean", steps: 40, workers: 1))
+        XCTAssertEqual(clean.status, 0, clean.err)
+        XCTAssertLessThan(zip(try params("late"), try params("late-clean")).map { abs($0 - $1) }.max()!, 1e-5)
+    }
+}
