@@ -17,7 +17,7 @@ final class FailureTests: XCTestCase {
 
     func trainArgs(_ run: String, steps: Int, workers: Int) -> [String] {
         ["train", "--config", root.appendingPathComponent("c.yaml").path, "--run", root.appendingPathComponent(run).path,
-         "--workers", "\(workers)", "--max-steps", "\(steps)", "--worker-timeout", "2", "--step-timeout", "60", "--blas-threads", "1"]
+         "--workers", "\(workers)", "--max-steps", "\(steps)", "--worker-timeout", "2", "--step-timeout", "60", "--blas-threads", "1", "--progress-every", "0"]
     }
 
     /// Starts a 2-worker run, hits one worker with `signal` once training is under way, and checks the
@@ -70,7 +70,7 @@ final class FailureTests: XCTestCase {
         probe.close()
         let c = try startProcess(Binaries.swiftrain, ["train", "--config", root.appendingPathComponent("c.yaml").path,
                                                       "--run", root.appendingPathComponent("late").path, "--listen", endpoint,
-                                                      "--expect-workers", "1", "--max-steps", "40", "--step-timeout", "60"])
+                                                      "--expect-workers", "1", "--max-steps", "40", "--step-timeout", "60", "--progress-every", "0"])
         let first = try startProcess(Binaries.worker, ["--connect", endpoint])
         while !c.errors().contains("step 3/") && c.process.isRunning { usleep(20_000) }
         let second = try startProcess(Binaries.worker, ["--connect", endpoint])

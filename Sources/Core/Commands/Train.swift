@@ -16,6 +16,7 @@ public enum Train {
         public var stepTimeoutMs = 600_000
         public var workerTimeoutMs = 10_000
         public var minWorkers = 1
+        public var progressEverySeconds = 30.0
         public var workerBinary: String? = nil
         public init(config: Config, runPath: String) { self.config = config; self.runPath = runPath }
     }
@@ -52,6 +53,7 @@ public enum Train {
         opts.stepTimeoutMs = o.stepTimeoutMs
         opts.workerTimeoutMs = o.workerTimeoutMs
         opts.minWorkers = o.minWorkers
+        opts.progressEverySeconds = o.progressEverySeconds
         let coordinator = TrainingCoordinator(config: o.config, run: run, transport: server, options: opts, log: log)
         let stop = StopFlag()
         stop.install(log: log)

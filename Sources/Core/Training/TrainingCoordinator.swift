@@ -18,6 +18,8 @@ public final class TrainingCoordinator {
         public var workerTimeoutMs: Int = 10_000
         /// Below this many live workers the coordinator checkpoints and exits.
         public var minWorkers: Int = 1
+        /// Seconds between plain progress lines when stderr is not a terminal (0: every step).
+        public var progressEverySeconds: Double = 30
         public init(workers: Int) { self.workers = workers }
     }
     public struct Summary { public var globalStep: Int; public var stoppedEarly: Bool; public var lastValLoss: Double? }
@@ -148,7 +150,8 @@ public final class TrainingCoordinator {
         let grads = FlatBuffer(count: layout.count)
         let stepsPerEpoch = Sharding.stepsPerEpoch(count: trainCount, batch: config.batchSize)
         var stepsThisRun = 0, lastVal: Double? = nil
-        let started = Date()
+        let progress = Progress(plainEverySeconds: options.progressEverySeconds, write: { FileHandle.standardError.write(Data($0.utf8)) })
+        let totalSteps = config.epochs * stepsPerEpoch
 
         func save(_ path: String) throws { try Checkpoint.write(path: path, state: state, params: params, m: m, v: v) }
 
@@ -176,8 +179,9 @@ public final class TrainingCoordinator {
                 state.step += 1; state.globalStep += 1; stepsThisRun += 1
                 run.appendMetrics(["kind": "step", "epoch": state.epoch, "step": state.step, "global_step": state.globalStep,
                                    "loss": loss / Double(n), "lr": state.adam.lr, "samples": n, "seconds": Date().timeIntervalSince(t0)])
-                let rate = Double(stepsThisRun * config.batchSize) / Date().timeIntervalSince(started)
-                log("epoch \(state.epoch + 1)/\(config.epochs) step \(state.step)/\(stepsPerEpoch) loss \(String(format: "%.5f", loss / Double(n))) \(String(format: "%.1f", rate)) samples/s")
+                let remaining = options.maxSteps > 0 ? min(options.maxSteps - stepsThisRun, totalSteps - state.globalStep) : totalSteps - state.globalStep
+                progress.step(epoch: state.epoch, epochs: config.epochs, step: state.step, stepsPerEpoch: stepsPerEpoch,
+                              loss: loss / Double(n), samples: n, remainingSteps: remaining)
                 if options.checkpointEvery > 0 && state.globalStep % options.checkpointEvery == 0 { try save(run.lastCheckpoint) }
                 if stopRequested() || (options.maxSteps > 0 && stepsThisRun >= options.maxSteps) {
                     try save(run.lastCheckpoint)
