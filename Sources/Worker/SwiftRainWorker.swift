@@ -8,13 +8,18 @@ struct SwiftRainWorker: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "swiftrain-worker", abstract: "One SwiftRain training worker.")
     @Option(help: "Coordinator address, tcp://HOST:PORT.") var connect: String
     @Option(help: "Requested rank (informational; the coordinator assigns ranks).") var rank: Int?
+    @Flag(name: .customLong("exit-with-parent"), help: "Exit when the parent process (a local `swiftrain train`) is gone.") var exitWithParent = false
+    @Option(help: "The run's keys/ directory (CURVE; needed when the coordinator listens beyond loopback).") var keys: String?
 
     func run() throws {
         do {
             let context = try ZMQContext()
-            let client = try ZMQClient(context: context, connect: connect)
-            let heartbeat = try ZMQClient(context: context, connect: connect)
-            try TrainingWorker(transport: client, heartbeat: heartbeat, log: { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }).run(rank: rank)
+            let curve = try keys.map { try CurveKeys.load(dir: $0, create: false) }
+            let client = try ZMQClient(context: context, connect: connect, curve: curve)
+            let heartbeat = try ZMQClient(context: context, connect: connect, curve: curve)
+            let worker = TrainingWorker(transport: client, heartbeat: heartbeat, log: { FileHandle.standardError.write(Data(($0 + "\n").utf8)) })
+            if exitWithParent { worker.parentPid = getppid() }
+            try worker.run(rank: rank)
         } catch let e as SwiftRainError {
             FileHandle.standardError.write(Data("swiftrain-worker: error: \(e)\n".utf8)); throw ExitCode(1)
         } catch let e as ValidationErrors {

@@ -17,6 +17,8 @@ public enum Train {
         public var workerTimeoutMs = 10_000
         public var minWorkers = 1
         public var progressEverySeconds = 30.0
+        /// CURVE on even on loopback (it is always on when listening beyond loopback).
+        public var curve = false
         public var workerBinary: String? = nil
         public init(config: Config, runPath: String) { self.config = config; self.runPath = runPath }
     }
@@ -45,7 +47,18 @@ public enum Train {
         let cores = max(1, ProcessInfo.processInfo.activeProcessorCount)
         let local = o.listen == nil
         let n = max(1, o.workers)
-        let server = try ZMQServer(context: context, bind: o.listen ?? "tcp://127.0.0.1:*", maxMessageBytes: Int64(64 << 20) + 4 * 16_000_000)
+        let address = o.listen ?? "tcp://127.0.0.1:*"
+        let loopback = address.hasPrefix("tcp://127.") || address.hasPrefix("tcp://localhost:") || address.hasPrefix("tcp://[::1]") || address.hasPrefix("ipc://")
+        var keys: CurveKeys? = nil
+        var zap: ZAPHandler? = nil
+        defer { zap?.stop() }
+        if o.curve || !loopback {
+            let k = try CurveKeys.load(dir: run.url.appendingPathComponent("keys").path, create: true)
+            zap = try ZAPHandler(context: context, allowedPublicKey: k.workerPublic, log: log)
+            keys = k
+            log("CURVE on: workers need --keys \(run.url.appendingPathComponent("keys").path) (copy it to the worker hosts)")
+        }
+        let server = try ZMQServer(context: context, bind: address, maxMessageBytes: Int64(64 << 20) + 4 * 16_000_000, curveSecretKey: keys?.serverSecret)
         var opts = TrainingCoordinator.Options(workers: n)
         opts.blasThreadsPerWorker = o.blasThreads ?? (local ? max(1, cores / n) : 0)
         opts.checkpointEvery = o.checkpointEvery
@@ -70,7 +83,7 @@ public enum Train {
             for r in 0..<n {
                 let p = Process()
                 p.executableURL = URL(fileURLWithPath: binary)
-                p.arguments = ["--connect", server.endpoint, "--rank", "\(r)"]
+                p.arguments = ["--connect", server.endpoint, "--rank", "\(r)", "--exit-with-parent"] + (keys != nil ? ["--keys", run.url.appendingPathComponent("keys").path] : [])
                 var env = ProcessInfo.processInfo.environment
                 env["OPENBLAS_NUM_THREADS"] = "\(opts.blasThreadsPerWorker)"
                 p.environment = env

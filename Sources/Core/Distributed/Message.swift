@@ -105,7 +105,10 @@ public struct Message {
 
 /// JSON bodies of the control messages.
 public enum Body {
-    public struct Hello: Codable { public var version: Int; public var host: String; public var pid: Int32; public var rank: Int? }
+    public struct Hello: Codable {
+        public var version: Int; public var host: String; public var pid: Int32; public var rank: Int?
+        public init(version: Int, host: String, pid: Int32, rank: Int?) { self.version = version; self.host = host; self.pid = pid; self.rank = rank }
+    }
     public struct Welcome: Codable { public var rank: Int; public var config: String; public var parameterCount: Int; public var blasThreads: Int }
     public struct Ready: Codable { public var trainSamples: Int; public var validSamples: Int }
     public struct Step: Codable {

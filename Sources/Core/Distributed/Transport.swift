@@ -26,9 +26,12 @@ extension ClientTransport {
 public final class ZMQServer: ServerTransport {
     let socket: ZMQSocket
     public let endpoint: String
-    public init(context: ZMQContext, bind: String, maxMessageBytes: Int64) throws {
-        socket = try ZMQSocket(context, .router)
+    /// With `curveSecretKey`, every connection is encrypted and must pass the context's ZAP handler.
+    public init(context: ZMQContext, bind: String, maxMessageBytes: Int64, curveSecretKey: String? = nil) throws {
+        // LINGER 2 s: the final shutdown messages must leave before the coordinator exits.
+        socket = try ZMQSocket(context, .router, lingerMs: 2000)
         try socket.setMaxMessageSize(maxMessageBytes)
+        if let curveSecretKey { try socket.makeCurveServer(secretKey: curveSecretKey) }
         try socket.bind(bind)
         endpoint = try socket.lastEndpoint()
     }
@@ -42,8 +45,9 @@ public final class ZMQServer: ServerTransport {
 /// ZeroMQ DEALER at a worker.
 public final class ZMQClient: ClientTransport {
     let socket: ZMQSocket
-    public init(context: ZMQContext, connect: String) throws {
+    public init(context: ZMQContext, connect: String, curve: CurveKeys? = nil) throws {
         socket = try ZMQSocket(context, .dealer)
+        if let k = curve { try socket.makeCurveClient(serverKey: k.serverPublic, publicKey: k.workerPublic, secretKey: k.workerSecret) }
         try socket.connect(connect)
     }
     public func send(_ frames: Frames) throws { try socket.send(frames) }

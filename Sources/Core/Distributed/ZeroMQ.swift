@@ -78,6 +78,36 @@ public final class ZMQSocket {
         return String(cString: buf)
     }
 
+    private func setBytes(_ option: Int32, _ bytes: [UInt8]) throws {
+        try check(zmq_setsockopt(handle, option, bytes, bytes.count), "zmq_setsockopt(\(option))")
+    }
+
+    /// CURVE server: encrypts and authenticates every connection with `secretKey` (Z85).
+    public func makeCurveServer(secretKey: String) throws {
+        try setInt(ZMQ_CURVE_SERVER, 1)
+        try setBytes(ZMQ_CURVE_SECRETKEY, Array(secretKey.utf8))
+    }
+
+    /// CURVE client of a server whose public key is `serverKey`, with its own keypair (all Z85).
+    public func makeCurveClient(serverKey: String, publicKey: String, secretKey: String) throws {
+        try setBytes(ZMQ_CURVE_SERVERKEY, Array(serverKey.utf8))
+        try setBytes(ZMQ_CURVE_PUBLICKEY, Array(publicKey.utf8))
+        try setBytes(ZMQ_CURVE_SECRETKEY, Array(secretKey.utf8))
+    }
+
+    /// A new CURVE keypair, Z85-encoded (40 characters each).
+    public static func curveKeypair() throws -> (publicKey: String, secretKey: String) {
+        var pub = [CChar](repeating: 0, count: 41), sec = [CChar](repeating: 0, count: 41)
+        try check(zmq_curve_keypair(&pub, &sec), "zmq_curve_keypair (is libzmq built with CURVE?)")
+        return (String(cString: pub), String(cString: sec))
+    }
+
+    /// The 32 raw bytes of a Z85-encoded key (as ZAP requests carry them).
+    public static func z85Decode(_ key: String) -> [UInt8]? {
+        var out = [UInt8](repeating: 0, count: 32)
+        return zmq_z85_decode(&out, key) == nil ? nil : out
+    }
+
     /// Refuses (drops) inbound messages larger than `bytes` at the transport level.
     public func setMaxMessageSize(_ bytes: Int64) throws {
         var v = bytes

@@ -10,6 +10,8 @@ public final class TrainingWorker {
     public var welcomeTimeoutMs = 120_000
     public var idleTimeoutMs = 1_800_000
     public var heartbeatIntervalMs = 1000
+    /// For workers spawned by `swiftrain train`: exit when that process is gone (no orphans).
+    public var parentPid: Int32? = nil
 
     public init(transport: ClientTransport, heartbeat: ClientTransport? = nil, log: @escaping (String) -> Void) {
         self.transport = transport; self.heartbeat = heartbeat; self.log = log
@@ -21,8 +23,12 @@ public final class TrainingWorker {
         guard let hb = heartbeat else { return }
         let frames = Message.frames(.heartbeat, runId: runId, body: Body.encode(Body.Heartbeat(rank: rank)))
         let interval = UInt32(heartbeatIntervalMs * 1000)
+        let parent = parentPid, log = self.log
         Thread.detachNewThread {
-            while !stop.isSet { try? hb.send(frames); usleep(interval) }
+            while !stop.isSet {
+                if let parent, getppid() != parent { log("worker \(rank): the coordinator process is gone; exiting"); exit(1) }
+                try? hb.send(frames); usleep(interval)
+            }
             hb.close()
         }
     }
