@@ -114,9 +114,9 @@ final class NormalisationTests: XCTestCase {
     func testStreamingStatisticsEqualTwoPass() {
         var rs = RunningStats()
         var all: [Double] = []
-        var rng = SplitMixTest(state: 7)
+        var rng = SplitMixRNG(seed: 7)
         for chunk in 0..<50 {
-            let v = (0..<(100 + chunk)).map { _ in Float(1000 + rng.next() * 3) }
+            let v = (0..<(100 + chunk)).map { _ in Float(1000 + Double.random(in: 0..<1, using: &rng) * 3) }
             all += v.map(Double.init)
             v.withUnsafeBufferPointer { rs.add($0) }
         }
@@ -143,16 +143,5 @@ final class NormalisationTests: XCTestCase {
         XCTAssertEqual(n.stats["imerg5625/precipitationcal"]!.mean, 0.78, accuracy: 1e-5)
         XCTAssertNotNil(n.stats["1plog::imerg5625/precipitationcal"])
         XCTAssertEqual(n.stats["era5625/orography"]!.mean, 150, accuracy: 1e-9)  // 100x, x = 0…3
-    }
-}
-
-struct SplitMixTest {
-    var state: UInt64
-    mutating func next() -> Double {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return Double((z ^ (z >> 31)) >> 11) / Double(1 << 53)
     }
 }

@@ -23,24 +23,6 @@ public enum Train {
         public init(config: Config, runPath: String) { self.config = config; self.runPath = runPath }
     }
 
-    /// A flag set by SIGTERM or SIGUSR1: the coordinator checkpoints after the current step and exits.
-    final class StopFlag: @unchecked Sendable {
-        private let lock = NSLock()
-        private var value = false
-        private var sources: [DispatchSourceSignal] = []
-        func set() { lock.lock(); value = true; lock.unlock() }
-        var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
-        func install(log: @escaping (String) -> Void) {
-            for sig in [SIGTERM, SIGUSR1] {
-                signal(sig, SIG_IGN)
-                let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-                s.setEventHandler { [weak self] in log("signal \(sig): checkpointing after this step"); self?.set() }
-                s.resume()
-                sources.append(s)
-            }
-        }
-    }
-
     public static func run(_ o: Options, log: @escaping (String) -> Void) throws -> TrainingCoordinator.Summary {
         let run = try RunDirectory(path: o.runPath)
         let context = try ZMQContext()
@@ -68,8 +50,9 @@ public enum Train {
         opts.minWorkers = o.minWorkers
         opts.progressEverySeconds = o.progressEverySeconds
         let coordinator = TrainingCoordinator(config: o.config, run: run, transport: server, options: opts, log: log)
-        let stop = StopFlag()
-        stop.install(log: log)
+        // SIGTERM (e.g. SLURM's time limit) or SIGUSR1: checkpoint after the current step, then exit.
+        let stop = StopSignal()
+        stop.install(signals: [SIGTERM, SIGUSR1], log: log)
         coordinator.stopRequested = { stop.isSet }
         log("run \(run.url.path); coordinator at \(server.endpoint)")
 

@@ -94,11 +94,3 @@ public final class TrainingWorker {
         }
     }
 }
-
-/// A thread-safe one-way flag.
-final class StopSignal: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = false
-    func set() { lock.lock(); value = true; lock.unlock() }
-    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
-}
