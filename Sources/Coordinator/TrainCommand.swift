@@ -18,6 +18,7 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .customLong("step-timeout"), help: "Seconds to wait for a step's results while workers are alive.") var stepTimeout = 600
     @Option(name: .customLong("worker-timeout"), help: "Seconds without a heartbeat after which a worker owing work is declared dead.") var workerTimeout = 10.0
     @Option(name: .customLong("min-workers"), help: "Below this many live workers, checkpoint and exit non-zero.") var minWorkers = 1
+    @Option(help: "Gradient averaging: star (through the coordinator) or ring (among the workers).") var allreduce = "star"
     @Flag(help: "Encrypt and authenticate with CURVE even on loopback (always on beyond loopback).") var curve = false
     @Option(name: .customLong("progress-every"), help: "Seconds between progress lines when stderr is not a terminal (0: every step).") var progressEvery = 30.0
 
@@ -34,6 +35,10 @@ struct TrainCommand: ParsableCommand {
             if let listen { o.listen = listen; o.workers = expectWorkers ?? 1 } else if let workers { o.workers = workers }
             o.blasThreads = blasThreads; o.checkpointEvery = checkpointEvery; o.maxSteps = maxSteps; o.stepTimeoutMs = stepTimeout * 1000
             o.workerTimeoutMs = Int(workerTimeout * 1000); o.minWorkers = minWorkers; o.progressEverySeconds = progressEvery; o.curve = curve
+            guard ["star", "ring"].contains(allreduce) else {
+                throw SwiftRainError("--allreduce", "unknown algorithm", expected: "star or ring", found: allreduce, hint: "choose one")
+            }
+            o.ring = allreduce == "ring"
             let summary = try Train.run(o, log: { stderr($0) })
             print("done: \(summary.globalStep) steps" + (summary.lastValLoss.map { ", val_loss \($0)" } ?? "") + (summary.stoppedEarly ? " (stopped early; resume with --resume \(path))" : ""))
         }

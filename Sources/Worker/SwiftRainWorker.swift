@@ -19,6 +19,12 @@ struct SwiftRainWorker: ParsableCommand {
             let heartbeat = try ZMQClient(context: context, connect: connect, curve: curve)
             let worker = TrainingWorker(transport: client, heartbeat: heartbeat, log: { FileHandle.standardError.write(Data(($0 + "\n").utf8)) })
             if exitWithParent { worker.parentPid = getppid() }
+            // The ring inbox: loopback when the coordinator is, else every interface, advertised by host name.
+            let local = connect.hasPrefix("tcp://127.") || connect.hasPrefix("tcp://localhost:")
+            worker.makeRing = { runId in
+                try RingAllreduce(context: context, bind: local ? "tcp://127.0.0.1:*" : "tcp://*:*",
+                                  advertiseHost: ProcessInfo.processInfo.hostName, runId: runId, curve: curve)
+            }
             try worker.run(rank: rank)
         } catch let e as SwiftRainError {
             FileHandle.standardError.write(Data("swiftrain-worker: error: \(e)\n".utf8)); throw ExitCode(1)

@@ -22,11 +22,11 @@ final class FailureTests: XCTestCase {
 
     /// Starts a 2-worker run, hits one worker with `signal` once training is under way, and checks the
     /// run finishes with the parameters of an uninterrupted run.
-    func survive(_ signal: Int32, run: String) throws -> String {
+    func survive(_ signal: Int32, run: String, extra: [String] = []) throws -> String {
         let steps = 60
-        let clean = try runProcess(Binaries.swiftrain, trainArgs("\(run)-clean", steps: steps, workers: 2))
+        let clean = try runProcess(Binaries.swiftrain, trainArgs("\(run)-clean", steps: steps, workers: 2) + extra)
         XCTAssertEqual(clean.status, 0, clean.err)
-        let c = try startProcess(Binaries.swiftrain, trainArgs(run, steps: steps, workers: 2))
+        let c = try startProcess(Binaries.swiftrain, trainArgs(run, steps: steps, workers: 2) + extra)
         var victims: [Int32] = []
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline && !c.errors().contains("step 5/") { usleep(20_000) }
@@ -38,7 +38,7 @@ final class FailureTests: XCTestCase {
         XCTAssertEqual(c.process.terminationStatus, 0, c.errors())
         let log = c.errors()
         XCTAssertTrue(log.contains("declared dead (silent for 2 s)"), log)
-        XCTAssertTrue(log.contains("re-assigned to"), log)
+        XCTAssertTrue(log.contains(extra.contains("ring") ? "abandoned" : "re-assigned to"), log)
         let a = try params("\(run)-clean"), b = try params(run)
         let worst = zip(a, b).map { abs($0 - $1) }.max()!
         XCTAssertLessThan(worst, 1e-5, "max |Δparam| \(worst) after recovery")  // same batches, another summation order
@@ -48,6 +48,9 @@ final class FailureTests: XCTestCase {
     func testKilledWorkerIsRecoveredAndTheResultIsUnchanged() throws { _ = try survive(SIGKILL, run: "killed") }
 
     func testFrozenWorkerIsRecoveredAndTheResultIsUnchanged() throws { _ = try survive(SIGSTOP, run: "frozen") }
+
+    /// Ring mode: the survivors are released from the broken ring and the step is redone among them.
+    func testKilledWorkerDuringRingIsRecovered() throws { _ = try survive(SIGKILL, run: "ring-killed", extra: ["--allreduce", "ring"]) }
 
     func testBelowMinWorkersCheckpointsAndExplainsHowToResume() throws {
         var args = trainArgs("minw", steps: 200, workers: 2)

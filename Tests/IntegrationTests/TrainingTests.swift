@@ -48,6 +48,7 @@ final class TrainingTests: XCTestCase {
     func testWorkerCountsMatchInProcessSteps() throws {
         let steps = 3
         for n in 1...3 { _ = try train(["--workers", "\(n)", "--max-steps", "\(steps)", "--blas-threads", "1"], run: "n\(n)") }
+        for n in 2...3 { _ = try train(["--workers", "\(n)", "--max-steps", "\(steps)", "--blas-threads", "1", "--allreduce", "ring"], run: "ring\(n)") }
         var c = Self.config(Self.root)
         c.microBatch = c.batchSize
         let compute = try WorkerCompute(config: c)
@@ -60,14 +61,17 @@ final class TrainingTests: XCTestCase {
             adam.update(params: compute.params, grads: compute.grads, m: m, v: v)
         }
         let reference = compute.params.values
-        for n in 1...3 {
-            let (state, p, _, _) = try checkpoint("n\(n)")
+        for run in ["n1", "n2", "n3", "ring2", "ring3"] {
+            let n = run
+            let (state, p, _, _) = try checkpoint(run)
             XCTAssertEqual(state.globalStep, steps)
             // Float32 sums in another order: a few ulps after 3 Adam steps of ~1e-3 on weights ~0.1.
             let worst = zip(p, reference).map { abs($0 - $1) }.max()!
-            XCTAssertLessThan(worst, 1e-5, "N = \(n): max |Δparam| \(worst)")
+            XCTAssertLessThan(worst, 1e-5, "\(n): max |Δparam| \(worst)")
             XCTAssertGreaterThan(zip(p, FlatBuffer.initialParameters(compute.layout, seed: UInt64(c.seed)).values).map { abs($0 - $1) }.max()!, 1e-4, "training moved the parameters")
         }
+        // Star and ring add the same numbers; at N = 2 even in the same order.
+        XCTAssertTrue(try checkpoint("n2").1 == checkpoint("ring2").1)
     }
 
     func testResumeIsBitForBit() throws {

@@ -19,6 +19,8 @@ public enum Train {
         public var progressEverySeconds = 30.0
         /// CURVE on even on loopback (it is always on when listening beyond loopback).
         public var curve = false
+        /// `ring` (among workers) or `star` (through the coordinator).
+        public var ring = false
         public var workerBinary: String? = nil
         public init(config: Config, runPath: String) { self.config = config; self.runPath = runPath }
     }
@@ -49,6 +51,9 @@ public enum Train {
         opts.workerTimeoutMs = o.workerTimeoutMs
         opts.minWorkers = o.minWorkers
         opts.progressEverySeconds = o.progressEverySeconds
+        opts.ring = o.ring
+        opts.ringContext = context
+        opts.curve = keys
         let coordinator = TrainingCoordinator(config: o.config, run: run, transport: server, options: opts, log: log)
         // SIGTERM (e.g. SLURM's time limit) or SIGUSR1: checkpoint after the current step, then exit.
         let stop = StopSignal()

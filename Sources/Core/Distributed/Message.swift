@@ -8,7 +8,7 @@ public struct MessageHeader: Equatable {
     public static let version: UInt16 = 1
     public static let size = 40
 
-    public enum Kind: UInt8, CaseIterable { case hello = 1, welcome, ready, step, result, shutdown, abort, heartbeat }
+    public enum Kind: UInt8, CaseIterable { case hello = 1, welcome, ready, step, result, shutdown, abort, heartbeat, ring }
     public enum Phase: UInt8 { case none = 0, train, valid }
 
     public var kind: Kind
@@ -110,7 +110,11 @@ public enum Body {
         public init(version: Int, host: String, pid: Int32, rank: Int?) { self.version = version; self.host = host; self.pid = pid; self.rank = rank }
     }
     public struct Welcome: Codable { public var rank: Int; public var config: String; public var parameterCount: Int; public var blasThreads: Int }
-    public struct Ready: Codable { public var trainSamples: Int; public var validSamples: Int }
+    public struct Ready: Codable {
+        public var trainSamples: Int; public var validSamples: Int
+        /// Where this worker receives ring-allreduce chunks.
+        public var ringAddress: String? = nil
+    }
     public struct Step: Codable {
         public var epoch: Int; public var step: Int
         /// Partition sample indices for this worker.
@@ -121,11 +125,20 @@ public enum Body {
         public var hasParameters: Bool
         /// Which shard of the round this is (a dead worker's shard is re-split under new ids).
         public var shard: Int = 0
+        /// Ring allreduce: the ring's addresses in order, this worker's position, and the round id
+        /// (chunks of an abandoned round are recognised and dropped). Nil: star (gradient to the coordinator).
+        public var ring: [String]? = nil
+        public var position: Int = 0
+        public var round: Int = 0
     }
+    public struct RingChunk: Codable { public var round: Int; public var stage: Int; public var k: Int; public var chunk: Int }
     public struct Heartbeat: Codable { public var rank: Int }
     public struct Result: Codable {
         public var step: Int
         public var shard: Int = 0
+        /// Ring: the allreduce failed (a neighbour vanished); the coordinator restarts the round.
+        public var ringFailed: Bool = false
+        public var round: Int = 0
         public var count: Int
         /// Σ over samples of the transformed-space loss.
         public var lossSum: Double

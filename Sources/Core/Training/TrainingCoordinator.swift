@@ -20,6 +20,11 @@ public final class TrainingCoordinator {
         public var minWorkers: Int = 1
         /// Seconds between plain progress lines when stderr is not a terminal (0: every step).
         public var progressEverySeconds: Double = 30
+        /// Gradient averaging: through the coordinator (star) or among the workers (ring).
+        public var ring = false
+        /// For ring mode: the context and keys used to reach the workers' ring inboxes.
+        public var ringContext: ZMQContext? = nil
+        public var curve: CurveKeys? = nil
         public init(workers: Int) { self.workers = workers }
     }
     public struct Summary { public var globalStep: Int; public var stoppedEarly: Bool; public var lastValLoss: Double? }
@@ -39,6 +44,8 @@ public final class TrainingCoordinator {
     private var live: [Int] = []         // ranks that take part in rounds, ascending
     private var joining: Set<Int> = []   // welcomed, index not yet built
     private var lastSeen: [Int: Date] = [:]
+    private var ringAddress: [Int: String] = [:]
+    private var roundCounter = 0
     private var trainCount = 0, validCount = 0
     /// Ranks declared dead so far, with the reason (for logs and tests).
     public private(set) var deaths: [(rank: Int, reason: String)] = []
@@ -87,6 +94,7 @@ public final class TrainingCoordinator {
                         try? transport.send(to: peer, Message.frames(.shutdown, runId: runId))
                     } else {
                         if trainCount == 0 { trainCount = ready.trainSamples; validCount = ready.validSamples }
+                        ringAddress[r] = ready.ringAddress
                         live = (live + [r]).sorted()
                         log("worker \(r) ready; \(live.count) live")
                     }
@@ -226,13 +234,16 @@ public final class TrainingCoordinator {
     /// Sends each worker its shard with the current parameters and sums the gradients in rank order.
     private func runStep(_ phase: MessageHeader.Phase, shards: [[Int]], globalBatch: Int, epoch: Int, step: Int,
                          params: FlatBuffer, sum: FlatBuffer) throws -> (Double, Int) {
-        let results = try dispatch(phase, shards: shards, globalBatch: globalBatch, epoch: epoch, step: step, params: params, timeoutMs: options.stepTimeoutMs)
+        let results = options.ring && phase == .train
+            ? try dispatchRing(batch: shards.flatMap { $0 }, globalBatch: globalBatch, epoch: epoch, step: step, params: params)
+            : try dispatch(phase, shards: shards, globalBatch: globalBatch, epoch: epoch, step: step, params: params, timeoutMs: options.stepTimeoutMs)
         sum.zero()
         var loss = 0.0, n = 0
         for (shard, (r, g)) in results.enumerated() {
+            loss += r.lossSum; n += r.count
+            if options.ring && g.isEmpty { continue }  // ring: only the first worker returns the (already summed) gradient
             guard g.count == sum.count else { throw SwiftRainError("shard \(shard)", "gradient of the wrong size", expected: "\(sum.count)", found: "\(g.count)", hint: "all processes must run the same SwiftRain version and configuration") }
             for j in 0..<g.count { sum.pointer[j] += g[j] }
-            loss += r.lossSum; n += r.count
         }
         return (loss, n)
     }
@@ -304,6 +315,71 @@ public final class TrainingCoordinator {
             }
         }
         return assigned.indices.filter { !replaced.contains($0) }.map { results[$0]! }
+    }
+
+    /// A ring round: every live worker gets a (possibly empty) contiguous shard and the ring; they
+    /// allreduce among themselves and the first returns the sum. If a member dies or the ring breaks,
+    /// the round is abandoned (survivors are told through their ring inboxes) and restarted among the
+    /// survivors with the same batch.
+    private func dispatchRing(batch: [Int], globalBatch: Int, epoch: Int, step: Int, params: FlatBuffer) throws -> [(Body.Result, [Float])] {
+        let payload = UnsafeBufferPointer(params.buffer)
+        let start = Date()
+        while true {
+            roundCounter += 1
+            let round = roundCounter, members = live
+            guard members.allSatisfy({ ringAddress[$0] != nil }) else {
+                throw SwiftRainError("workers", "a worker reported no ring address", hint: "run the same SwiftRain version on every host")
+            }
+            let ring = members.map { ringAddress[$0]! }
+            for (pos, part) in Sharding.shards(batch, workers: members.count).enumerated() {
+                let body = Body.Step(epoch: epoch, step: step, samples: part, globalBatch: globalBatch, hasParameters: true,
+                                     shard: pos, ring: ring, position: pos, round: round)
+                lastSeen[members[pos]] = Date()
+                try transport.send(to: peers[members[pos]], Message.frames(.step, phase: .train, runId: runId, step: UInt64(step), body: Body.encode(body), payload: payload))
+            }
+            var results: [Int: (Body.Result, [Float])] = [:]
+            var broken: String? = nil
+            while broken == nil && results.count < members.count {
+                switch try pump(timeoutMs: 200) {
+                case .result(let rank, let m)?:
+                    guard let r = try? m.decodeBody(Body.Result.self), r.round == round, m.header.step == UInt64(step),
+                          let pos = members.firstIndex(of: rank), r.shard == pos, results[pos] == nil else { continue }  // a stale round's result
+                    if r.ringFailed { broken = "worker \(rank) lost its ring neighbour" } else { results[pos] = (r, m.payload) }
+                case .abort(let rank, let m)?:
+                    live.removeAll { $0 == rank }; deaths.append((rank, "aborted"))
+                    broken = "worker \(rank) aborted: \(String(decoding: m.body, as: UTF8.self).prefix(200))"
+                case nil: break
+                }
+                for rank in members where live.contains(rank) && results[members.firstIndex(of: rank)!] == nil
+                    && Date().timeIntervalSince(lastSeen[rank] ?? start) * 1000 > Double(options.workerTimeoutMs) {
+                    live.removeAll { $0 == rank }; deaths.append((rank, "silent"))
+                    log("worker \(rank) declared dead (silent for \(options.workerTimeoutMs / 1000) s); \(live.count) live")
+                    broken = "worker \(rank) died"
+                }
+                if Date().timeIntervalSince(start) * 1000 > Double(options.stepTimeoutMs) {
+                    throw SwiftRainError("step \(step)", "not finished within \(options.stepTimeoutMs / 1000) s", hint: "raise --step-timeout; resume with: swiftrain train --resume \(run.url.path)")
+                }
+            }
+            if let broken {
+                log("step \(step): ring round \(round) abandoned (\(broken)); restarting among \(live)")
+                abandon(round: round, step: step, addresses: members.filter { live.contains($0) }.compactMap { ringAddress[$0] })
+                if live.count < max(1, options.minWorkers) { throw NotEnoughWorkers(reason: broken) }
+                continue
+            }
+            return (0..<members.count).map { results[$0]! }
+        }
+    }
+
+    /// Tells ring members blocked on a neighbour that `round` is over (a chunk with stage −1).
+    private func abandon(round: Int, step: Int, addresses: [String]) {
+        guard let ctx = options.ringContext else { return }
+        for a in addresses {
+            guard let s = try? ZMQSocket(ctx, .push, lingerMs: 1000) else { continue }
+            if let k = options.curve { try? s.makeCurveClient(serverKey: k.workerPublic, publicKey: k.workerPublic, secretKey: k.workerSecret) }
+            try? s.connect(a)
+            try? s.send(Message.frames(.ring, phase: .train, runId: runId, step: UInt64(step), body: Body.encode(Body.RingChunk(round: round, stage: -1, k: 0, chunk: 0))))
+            s.close()
+        }
     }
 
     private func shutdown() {

@@ -12,6 +12,10 @@ public final class TrainingWorker {
     public var heartbeatIntervalMs = 1000
     /// For workers spawned by `swiftrain train`: exit when that process is gone (no orphans).
     public var parentPid: Int32? = nil
+    /// Creates this worker's ring endpoint once the run id is known (nil: star only).
+    public var makeRing: ((UInt64) throws -> RingAllreduce)? = nil
+    /// How long to wait for a ring neighbour's chunk.
+    public var ringTimeoutMs = 600_000
 
     public init(transport: ClientTransport, heartbeat: ClientTransport? = nil, log: @escaping (String) -> Void) {
         self.transport = transport; self.heartbeat = heartbeat; self.log = log
@@ -54,9 +58,11 @@ public final class TrainingWorker {
             try? transport.send(Message.frames(.abort, runId: runId, body: Array("\(error)".utf8)))
             throw error
         }
+        let ring = try makeRing?(runId)
+        defer { ring?.close() }
         log("worker \(welcome.rank): \(compute.index.samples(.train).count) train, \(compute.index.samples(.valid).count) valid samples; \(BLAS.threads) BLAS thread(s)")
         try transport.send(Message.frames(.ready, runId: runId, body: Body.encode(
-            Body.Ready(trainSamples: compute.index.samples(.train).count, validSamples: compute.index.samples(.valid).count))))
+            Body.Ready(trainSamples: compute.index.samples(.train).count, validSamples: compute.index.samples(.valid).count, ringAddress: ring?.address))))
         while true {
             guard let frames = try transport.receive(timeoutMs: idleTimeoutMs) else {
                 throw SwiftRainError("coordinator", "silent for \(idleTimeoutMs / 1000) s", hint: "the coordinator probably died; restart it with --resume, then the workers")
@@ -76,9 +82,19 @@ public final class TrainingWorker {
                 do {
                     if m.header.phase == .train {
                         var r = try compute.train(samples: step.samples, globalBatch: step.globalBatch)
-                        r.step = step.step; r.shard = step.shard
+                        r.step = step.step; r.shard = step.shard; r.round = step.round
+                        var sendGradient = true
+                        if let members = step.ring, let ring {
+                            do {
+                                try ring.allreduce(compute.grads.buffer, ring: members, position: step.position, step: step.step, round: step.round, timeoutMs: ringTimeoutMs)
+                                sendGradient = step.position == 0  // every member holds the sum; one copy suffices
+                            } catch {
+                                log("worker \(welcome.rank): \(error)")
+                                r.ringFailed = true; sendGradient = false
+                            }
+                        }
                         try transport.send(Message.frames(.result, phase: .train, runId: runId, step: m.header.step, body: Body.encode(r),
-                                                          payload: UnsafeBufferPointer(compute.grads.buffer)))
+                                                          payload: sendGradient ? UnsafeBufferPointer(compute.grads.buffer) : nil))
                     } else {
                         var r = try compute.evaluate(samples: step.samples)
                         r.step = step.step; r.shard = step.shard
