@@ -47,3 +47,29 @@ struct BenchStepCommand: ParsableCommand {
         }
     }
 }
+
+struct BenchAllreduceCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "allreduce", abstract: "Allreduce of a gradient-sized buffer among N processes on loopback: star and ring against the bandwidth bound.")
+    @Option(help: "Floats per buffer (8.1 M ≈ the full model's 32 MB gradient).") var floats = 8_123_969
+    @Option(help: "Process counts, comma-separated.") var processes = "2,3,4"
+    @Option(help: "Measured repetitions (after one warm-up).") var reps = 5
+    @Flag(help: "Print JSON too.") var json = false
+    @Option(name: .customLong("peer-of"), help: .hidden) var peerOf: String?
+    @Option(help: .hidden) var rank = 0
+    @Option(help: .hidden) var algorithm = "ring"
+
+    func run() throws {
+        try SwiftRain.run {
+            if let peerOf { try BenchAllreduce.peer(hub: peerOf, rank: rank, floats: floats, algorithm: algorithm); return }
+            let me = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+            let report = try BenchAllreduce.run(floats: floats, processes: processes.split(separator: ",").compactMap { Int($0) },
+                                                reps: reps, binary: me, log: { stderr($0) })
+            print(BenchAllreduce.table(report))
+            if json {
+                let enc = JSONEncoder(); enc.outputFormatting = [.prettyPrinted, .sortedKeys]; enc.keyEncodingStrategy = .convertToSnakeCase
+                print(String(decoding: try enc.encode(report), as: UTF8.self))
+            }
+        }
+    }
+}
