@@ -25,7 +25,8 @@ test: deps
 	$(SWIFT) build -c $(CONFIG)
 	SWIFTRAIN_BIN=$(CURDIR)/$(BIN) $(SWIFT) test -c $(CONFIG) --disable-swift-testing
 
-## End to end on synthetic data: synthesise, normalise, inspect, write one sample, benchmark assembly.
+## End to end on synthetic data: synthesise, normalise, inspect, write one sample, benchmark assembly,
+## then train the small model with 2 local workers for one epoch on three months (validation included).
 demo: build
 	rm -rf $(DEMO_DIR) && mkdir -p $(DEMO_DIR)
 	$(BIN)/swiftrain synth --out $(DEMO_DIR)/data --from 2016-04-01 --to 2018-03-31
@@ -33,6 +34,9 @@ demo: build
 	$(BIN)/swiftrain inspect --config configs/demo.yaml
 	$(BIN)/swiftrain sample --config configs/demo.yaml --partition test --lead 24 --time 2018-01-06T12:00:00Z --out $(DEMO_DIR)/sample
 	$(BIN)/swiftrain bench data --config configs/demo.yaml
+	$(BIN)/swiftrain train --config configs/demo.yaml --workers 2 --run $(DEMO_DIR)/run --progress-every 15 \
+	  --set train_end=2016-06-30 --set epochs=1
+	@tail -n 1 $(DEMO_DIR)/run/metrics.jsonl
 
 clean:
 	rm -rf .build $(DEMO_DIR)

@@ -108,7 +108,7 @@ struct SampleCommand: ParsableCommand {
 }
 
 struct Bench: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Benchmarks: measured medians and ratios.", subcommands: [BenchDataCommand.self, BenchStepCommand.self, BenchAllreduceCommand.self])
+    static let configuration = CommandConfiguration(abstract: "Benchmarks: measured medians and ratios.", subcommands: [BenchDataCommand.self, BenchStepCommand.self, BenchAllreduceCommand.self, BenchScalingCommand.self])
 }
 
 struct BenchDataCommand: ParsableCommand {

@@ -73,3 +73,24 @@ struct BenchAllreduceCommand: ParsableCommand {
         }
     }
 }
+
+struct BenchScalingCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "scaling", abstract: "Training samples/s: 2 workers × 1 thread vs 1 worker × 2 threads at the same global batch, and time waiting on communication.")
+    @Option(help: "Configuration to train (its data, model and batch).") var config: String
+    @Option(help: "Measured steps per run (after two warm-up steps).") var steps = 10
+    @Option(help: "Where the benchmark's runs go.") var scratch = "runs/bench"
+    @Flag(help: "Print JSON too.") var json = false
+
+    func run() throws {
+        try SwiftRain.run {
+            let me = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+            let report = try BenchScaling.run(configPath: config, steps: steps, binary: me, scratch: scratch, log: { stderr($0) })
+            print(BenchScaling.table(report))
+            if json {
+                let enc = JSONEncoder(); enc.outputFormatting = [.prettyPrinted, .sortedKeys]; enc.keyEncodingStrategy = .convertToSnakeCase
+                print(String(decoding: try enc.encode(report), as: UTF8.self))
+            }
+        }
+    }
+}

@@ -144,6 +144,8 @@ public enum Body {
         /// Ring: the allreduce failed (a neighbour vanished); the coordinator restarts the round.
         public var ringFailed: Bool = false
         public var round: Int = 0
+        /// Seconds the worker spent computing (assembly, forward, backward), to separate compute from waiting.
+        public var computeSeconds: Double = 0
         public var count: Int
         /// Σ over samples of the transformed-space loss.
         public var lossSum: Double

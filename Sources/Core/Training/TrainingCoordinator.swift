@@ -185,8 +185,10 @@ public final class TrainingCoordinator {
                 }
                 state.adam.update(params: params, grads: grads, m: m, v: v)
                 state.step += 1; state.globalStep += 1; stepsThisRun += 1
+                let seconds = Date().timeIntervalSince(t0)
                 run.appendMetrics(["kind": "step", "epoch": state.epoch, "step": state.step, "global_step": state.globalStep,
-                                   "loss": loss / Double(n), "lr": state.adam.lr, "samples": n, "seconds": Date().timeIntervalSince(t0)])
+                                   "loss": loss / Double(n), "lr": state.adam.lr, "samples": n, "seconds": seconds,
+                                   "compute_seconds": lastComputeSeconds, "wait_seconds": max(0, seconds - lastComputeSeconds)])
                 let remaining = options.maxSteps > 0 ? min(options.maxSteps - stepsThisRun, totalSteps - state.globalStep) : totalSteps - state.globalStep
                 progress.step(epoch: state.epoch, epochs: config.epochs, step: state.step, stepsPerEpoch: stepsPerEpoch,
                               loss: loss / Double(n), samples: n, remainingSteps: remaining)
@@ -232,6 +234,9 @@ public final class TrainingCoordinator {
     }
 
     /// Sends each worker its shard with the current parameters and sums the gradients in rank order.
+    /// Seconds of the last step's slowest worker compute (the rest of the step is communication and waiting).
+    private(set) var lastComputeSeconds = 0.0
+
     private func runStep(_ phase: MessageHeader.Phase, shards: [[Int]], globalBatch: Int, epoch: Int, step: Int,
                          params: FlatBuffer, sum: FlatBuffer) throws -> (Double, Int) {
         let results = options.ring && phase == .train
@@ -239,6 +244,7 @@ public final class TrainingCoordinator {
             : try dispatch(phase, shards: shards, globalBatch: globalBatch, epoch: epoch, step: step, params: params, timeoutMs: options.stepTimeoutMs)
         sum.zero()
         var loss = 0.0, n = 0
+        lastComputeSeconds = results.map(\.0.computeSeconds).max() ?? 0
         for (shard, (r, g)) in results.enumerated() {
             loss += r.lossSum; n += r.count
             if options.ring && g.isEmpty { continue }  // ring: only the first worker returns the (already summed) gradient

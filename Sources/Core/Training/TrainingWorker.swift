@@ -81,7 +81,9 @@ public final class TrainingWorker {
                 _ = compute.params.buffer.update(from: m.payload)
                 do {
                     if m.header.phase == .train {
+                        let t0 = Date()
                         var r = try compute.train(samples: step.samples, globalBatch: step.globalBatch)
+                        r.computeSeconds = Date().timeIntervalSince(t0)
                         r.step = step.step; r.shard = step.shard; r.round = step.round
                         var sendGradient = true
                         if let members = step.ring, let ring {
