@@ -128,8 +128,7 @@ struct BenchDataCommand: ParsableCommand {
             let rows = try BenchData.run(config: c, sources: list, samples: samples, note: { stderr($0) })
             print(BenchData.table(rows))
             if json {
-                let enc = JSONEncoder(); enc.outputFormatting = [.prettyPrinted, .sortedKeys]; enc.keyEncodingStrategy = .convertToSnakeCase
-                print(String(decoding: try enc.encode(rows), as: UTF8.self))
+                try printJSON(rows)
             }
         }
     }

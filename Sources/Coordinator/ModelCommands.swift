@@ -13,8 +13,7 @@ struct CheckGradientsCommand: ParsableCommand {
         try SwiftRain.run {
             let rows = try CheckGradients.run(fixture: fixture)
             if json {
-                let enc = JSONEncoder(); enc.outputFormatting = [.prettyPrinted]; enc.keyEncodingStrategy = .convertToSnakeCase
-                print(String(decoding: try enc.encode(rows), as: UTF8.self))
+                try printJSON(rows)
             } else {
                 print(CheckGradients.table(rows))
             }
@@ -41,8 +40,7 @@ struct BenchStepCommand: ParsableCommand {
             let report = BenchStep.run(steps: steps, threadCounts: counts, quick: quick, note: { stderr($0) })
             print(BenchStep.table(report))
             if json {
-                let enc = JSONEncoder(); enc.outputFormatting = [.prettyPrinted, .sortedKeys]; enc.keyEncodingStrategy = .convertToSnakeCase
-                print(String(decoding: try enc.encode(report), as: UTF8.self))
+                try printJSON(report)
             }
         }
     }
@@ -67,8 +65,7 @@ struct BenchAllreduceCommand: ParsableCommand {
                                                 reps: reps, binary: me, log: { stderr($0) })
             print(BenchAllreduce.table(report))
             if json {
-                let enc = JSONEncoder(); enc.outputFormatting = [.prettyPrinted, .sortedKeys]; enc.keyEncodingStrategy = .convertToSnakeCase
-                print(String(decoding: try enc.encode(report), as: UTF8.self))
+                try printJSON(report)
             }
         }
     }
@@ -88,8 +85,7 @@ struct BenchScalingCommand: ParsableCommand {
             let report = try BenchScaling.run(configPath: config, steps: steps, binary: me, scratch: scratch, log: { stderr($0) })
             print(BenchScaling.table(report))
             if json {
-                let enc = JSONEncoder(); enc.outputFormatting = [.prettyPrinted, .sortedKeys]; enc.keyEncodingStrategy = .convertToSnakeCase
-                print(String(decoding: try enc.encode(report), as: UTF8.self))
+                try printJSON(report)
             }
         }
     }

@@ -20,3 +20,11 @@ struct SwiftRain: ParsableCommand {
 }
 
 func stderr(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }
+
+/// Prints a benchmark or report as JSON (snake_case keys, sorted, indented).
+func printJSON<T: Encodable>(_ value: T) throws {
+    let enc = JSONEncoder()
+    enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+    enc.keyEncodingStrategy = .convertToSnakeCase
+    print(String(decoding: try enc.encode(value), as: UTF8.self))
+}
