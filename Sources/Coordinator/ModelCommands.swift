@@ -60,9 +60,8 @@ struct BenchAllreduceCommand: ParsableCommand {
     func run() throws {
         try SwiftRain.run {
             if let peerOf { try BenchAllreduce.peer(hub: peerOf, rank: rank, floats: floats, algorithm: algorithm); return }
-            let me = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
             let report = try BenchAllreduce.run(floats: floats, processes: processes.split(separator: ",").compactMap { Int($0) },
-                                                reps: reps, binary: me, log: { stderr($0) })
+                                                reps: reps, binary: Train.currentExecutable, log: { stderr($0) })
             print(BenchAllreduce.table(report))
             if json {
                 try printJSON(report)
@@ -81,8 +80,7 @@ struct BenchScalingCommand: ParsableCommand {
 
     func run() throws {
         try SwiftRain.run {
-            let me = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-            let report = try BenchScaling.run(configPath: config, steps: steps, binary: me, scratch: scratch, log: { stderr($0) })
+            let report = try BenchScaling.run(configPath: config, steps: steps, binary: Train.currentExecutable, scratch: scratch, log: { stderr($0) })
             print(BenchScaling.table(report))
             if json {
                 try printJSON(report)

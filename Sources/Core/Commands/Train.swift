@@ -84,9 +84,13 @@ public enum Train {
         return try coordinator.train(resume: o.resume)
     }
 
+    /// The running executable (benchmarks re-run it as their peer processes).
+    public static var currentExecutable: String {
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    }
+
     /// `swiftrain-worker` next to the running `swiftrain`.
     static func workerBinaryPath() -> String {
-        let me = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        return URL(fileURLWithPath: me).deletingLastPathComponent().appendingPathComponent("swiftrain-worker").path
+        URL(fileURLWithPath: currentExecutable).deletingLastPathComponent().appendingPathComponent("swiftrain-worker").path
     }
 }
