@@ -11,11 +11,8 @@ final class CurveTests: XCTestCase {
                                                         "--workers", "2", "--max-steps", "4"])
         XCTAssertEqual(clean.status, 0, clean.err)
 
+        let endpoint = try freeLoopbackEndpoint()
         let ctx = try ZMQContext()
-        let probe = try ZMQSocket(ctx, .router)
-        try probe.bind("tcp://127.0.0.1:*")
-        let endpoint = try probe.lastEndpoint()
-        probe.close()
         let run = root.appendingPathComponent("curve")
         let c = try startProcess(Binaries.swiftrain, ["train", "--config", config, "--run", run.path, "--listen", endpoint, "--curve",
                                                       "--expect-workers", "2", "--max-steps", "4", "--step-timeout", "60"])

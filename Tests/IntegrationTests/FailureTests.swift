@@ -66,11 +66,7 @@ final class FailureTests: XCTestCase {
     }
 
     func testLateWorkerJoinsAtTheNextStep() throws {
-        let ctx = try ZMQContext()
-        let probe = try ZMQSocket(ctx, .router)
-        try probe.bind("tcp://127.0.0.1:*")
-        let endpoint = try probe.lastEndpoint()
-        probe.close()
+        let endpoint = try freeLoopbackEndpoint()
         let c = try startProcess(Binaries.swiftrain, ["train", "--config", root.appendingPathComponent("c.yaml").path,
                                                       "--run", root.appendingPathComponent("late").path, "--listen", endpoint,
                                                       "--expect-workers", "1", "--max-steps", "40", "--step-timeout", "60", "--progress-every", "0"])

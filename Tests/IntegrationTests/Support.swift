@@ -1,3 +1,4 @@
+import Core
 import Foundation
 import XCTest
 
@@ -49,4 +50,13 @@ func startProcess(_ path: String, _ args: [String], cwd: URL? = nil) throws -> S
     s.collect(o, stderr: false); s.collect(e, stderr: true)
     try s.process.run()
     return s
+}
+
+/// A loopback TCP endpoint free at the moment of the call (bound once, then released).
+func freeLoopbackEndpoint() throws -> String {
+    let ctx = try ZMQContext()
+    let probe = try ZMQSocket(ctx, .router)
+    try probe.bind("tcp://127.0.0.1:*")
+    defer { probe.close() }
+    return try probe.lastEndpoint()
 }

@@ -119,11 +119,8 @@ final class TrainingTests: XCTestCase {
     /// refused and counted, and the result equals a clean run's.
     func testGarbageOnTheCoordinatorPortChangesNothing() throws {
         _ = try train(["--workers", "2", "--max-steps", "4"], run: "clean")
+        let endpoint = try freeLoopbackEndpoint()
         let ctx = try ZMQContext()
-        let probe = try ZMQSocket(ctx, .router)
-        try probe.bind("tcp://127.0.0.1:*")
-        let endpoint = try probe.lastEndpoint()
-        probe.close()
         let coordinator = try startProcess(Binaries.swiftrain, ["train", "--config", Self.root.appendingPathComponent("c.yaml").path,
                                                                 "--run", Self.root.appendingPathComponent("noisy").path, "--listen", endpoint,
                                                                 "--expect-workers", "2", "--max-steps", "4", "--step-timeout", "60"])

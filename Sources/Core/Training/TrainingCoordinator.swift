@@ -118,11 +118,15 @@ public final class TrainingCoordinator {
         (try? MessageHeader.decode(frames.first ?? []))?.kind == .hello
     }
 
-    private var trainParamsCount = 1 << 26
+    private var trainParamsCount = 0
 
     /// Runs (or resumes) training to the configured number of epochs.
     public func train(resume: Bool) throws -> Summary {
         try config.yaml().write(toFile: run.configPath, atomically: true, encoding: .utf8)
+        // The model's shape follows from the configuration alone, so it is known before any worker joins.
+        let shape = try config.modelShape()
+        let layout = ParameterLayout(shape)
+        trainParamsCount = layout.count
         // 1. Workers join: hello → welcome (rank, resolved configuration) → ready (their sample counts).
         log("waiting for \(options.workers) worker(s)")
         let joinEnd = Date().addingTimeInterval(Double(options.joinTimeoutMs) / 1000)
@@ -142,9 +146,6 @@ public final class TrainingCoordinator {
         }
 
         // 2. Parameters and optimiser: fresh, or from the run's last checkpoint.
-        let shape = try config.modelShape()
-        let layout = ParameterLayout(shape)
-        trainParamsCount = layout.count
         var params = FlatBuffer.initialParameters(layout, seed: UInt64(config.seed))
         var m = FlatBuffer(count: layout.count), v = FlatBuffer(count: layout.count)
         var state = TrainingState(layout: layout.entries, configHash: config.hash, epoch: 0, step: 0, globalStep: 0,
