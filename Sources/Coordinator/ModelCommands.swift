@@ -51,16 +51,18 @@ struct BenchAllreduceCommand: ParsableCommand {
         commandName: "allreduce", abstract: "Allreduce of a gradient-sized buffer among N processes on loopback: star and ring against the bandwidth bound.")
     @Option(help: "Floats per buffer (8.1 M ≈ the full model's 32 MB gradient).") var floats = 8_123_969
     @Option(help: "Process counts, comma-separated.") var processes = "2,3,4"
+    @Option(help: "Algorithms, comma-separated: star, ring.") var algorithms = "star,ring"
+    @Option(name: .customLong("piece-kib"), help: "Ring pipelining: KiB per piece.") var pieceKiB = RingAllreduce.defaultPieceFloats / 256
     @Option(help: "Measured repetitions (after one warm-up).") var reps = 5
     @Flag(help: "Print JSON too.") var json = false
     @Option(name: .customLong("peer-of"), help: .hidden) var peerOf: String?
     @Option(help: .hidden) var rank = 0
-    @Option(help: .hidden) var algorithm = "ring"
 
     func run() throws {
         try SwiftRain.run {
-            if let peerOf { try BenchAllreduce.peer(hub: peerOf, rank: rank, floats: floats, algorithm: algorithm); return }
+            if let peerOf { try BenchAllreduce.peer(hub: peerOf, rank: rank, floats: floats, algorithm: algorithms, pieceFloats: pieceKiB * 256); return }
             let report = try BenchAllreduce.run(floats: floats, processes: processes.split(separator: ",").compactMap { Int($0) },
+                                                algorithms: algorithms.split(separator: ",").map(String.init), pieceFloats: pieceKiB * 256,
                                                 reps: reps, binary: Train.currentExecutable, log: { stderr($0) })
             print(BenchAllreduce.table(report))
             if json {

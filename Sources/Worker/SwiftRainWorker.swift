@@ -17,13 +17,14 @@ struct SwiftRainWorker: ParsableCommand {
             let curve = try keys.map { try CurveKeys.load(dir: $0, create: false) }
             let client = try ZMQClient(context: context, connect: connect, curve: curve)
             let heartbeat = try ZMQClient(context: context, connect: connect, curve: curve)
-            let worker = TrainingWorker(transport: client, heartbeat: heartbeat, log: { FileHandle.standardError.write(Data(($0 + "\n").utf8)) })
+            let log: (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
+            let worker = TrainingWorker(transport: client, heartbeat: heartbeat, log: log)
             if exitWithParent { worker.parentPid = getppid() }
             // The ring inbox: loopback when the coordinator is, else every interface, advertised by host name.
             let local = connect.hasPrefix("tcp://127.") || connect.hasPrefix("tcp://localhost:")
             worker.makeRing = { runId in
                 try RingAllreduce(context: context, bind: local ? "tcp://127.0.0.1:*" : "tcp://*:*",
-                                  advertiseHost: ProcessInfo.processInfo.hostName, runId: runId, curve: curve)
+                                  advertiseHost: ProcessInfo.processInfo.hostName, runId: runId, curve: curve, log: log)
             }
             try worker.run(rank: rank)
         } catch let e as SwiftRainError {

@@ -75,9 +75,9 @@ public final class ZAPHandler: @unchecked Sendable {
         }
     }
 
-    /// Stops the handler thread and closes its socket (so the context can terminate).
+    /// Stops the handler thread and closes its socket (so the context can terminate). Idempotent.
     public func stop() {
-        lock.lock(); stopped = true; lock.unlock()
-        done.wait()
+        lock.lock(); let first = !stopped; stopped = true; lock.unlock()
+        if first { done.wait() }
     }
 }

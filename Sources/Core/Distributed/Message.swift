@@ -87,17 +87,48 @@ public struct Message {
     /// Fletcher-style checksum over 64-bit words with wrapping sums (no modulo, so it runs near memory
     /// speed on 32 MB gradients); catches torn, truncated or altered frames.
     public static func checksum(_ body: [UInt8], _ payload: [UInt8]) -> UInt32 {
+        body.withUnsafeBytes { b in payload.withUnsafeBytes { p in checksum(b, p) } }
+    }
+
+    /// The same checksum over raw memory (zero-copy ring chunks).
+    public static func checksum(_ body: UnsafeRawBufferPointer, _ payload: UnsafeRawBufferPointer) -> UInt32 {
         var a: UInt64 = 1, b: UInt64 = 0
-        for bytes in [body, payload] {
-            bytes.withUnsafeBytes { raw in
-                let words = raw.count / 8
-                for i in 0..<words {
-                    a &+= raw.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self)
-                    b &+= a
-                }
-                for i in (words * 8)..<raw.count { a &+= UInt64(raw[i]); b &+= a }
-                a &+= UInt64(raw.count)
+        for raw in [body, payload] {
+            let words = raw.count / 8
+            // Eight lanes at once, giving the sequential sums exactly (wrapping arithmetic is exact mod 2^64):
+            // after G groups of 8 words, b gains 8G·a + Σ_l (8·t_l − l·s_l), where s_l sums lane l's words and
+            // t_l sums lane l's running sums; a gains Σ_l s_l.
+            let groups = words / 8
+            var s = SIMD8<UInt64>(repeating: 0), t = SIMD8<UInt64>(repeating: 0)
+            for g in 0..<groups {
+                s &+= raw.loadUnaligned(fromByteOffset: 64 * g, as: SIMD8<UInt64>.self)
+                t &+= s
             }
+            let lane = SIMD8<UInt64>(0, 1, 2, 3, 4, 5, 6, 7)
+            b &+= 8 &* UInt64(groups) &* a &+ ((8 &* t) &- (lane &* s)).wrappedSum()
+            a &+= s.wrappedSum()
+            for i in (groups * 8)..<words {
+                a &+= raw.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self)
+                b &+= a
+            }
+            for i in (words * 8)..<raw.count { a &+= UInt64(raw[i]); b &+= a }
+            a &+= UInt64(raw.count)
+        }
+        let x = a ^ (b &* 0x9E37_79B9_7F4A_7C15)
+        return UInt32(truncatingIfNeeded: x ^ (x >> 32))
+    }
+
+    /// The definition, one word at a time (the test oracle for the eight-lane version).
+    public static func sequentialChecksum(_ body: UnsafeRawBufferPointer, _ payload: UnsafeRawBufferPointer) -> UInt32 {
+        var a: UInt64 = 1, b: UInt64 = 0
+        for raw in [body, payload] {
+            let words = raw.count / 8
+            for i in 0..<words {
+                a &+= raw.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self)
+                b &+= a
+            }
+            for i in (words * 8)..<raw.count { a &+= UInt64(raw[i]); b &+= a }
+            a &+= UInt64(raw.count)
         }
         let x = a ^ (b &* 0x9E37_79B9_7F4A_7C15)
         return UInt32(truncatingIfNeeded: x ^ (x >> 32))
@@ -136,7 +167,11 @@ public enum Body {
         public var position: Int = 0
         public var round: Int = 0
     }
-    public struct RingChunk: Codable { public var round: Int; public var stage: Int; public var k: Int; public var chunk: Int }
+    public struct RingChunk: Codable {
+        public var round: Int; public var stage: Int; public var k: Int; public var chunk: Int
+        /// Which piece of the chunk (pieces are pipelined).
+        public var piece: Int = 0
+    }
     public struct Heartbeat: Codable { public var rank: Int }
     public struct Result: Codable {
         public var step: Int

@@ -13,7 +13,7 @@ public struct ZMQError: Error, CustomStringConvertible, Equatable {
 }
 
 @discardableResult
-private func check(_ rc: Int32, _ call: @autoclosure () -> String) throws -> Int32 {
+fileprivate func check(_ rc: Int32, _ call: @autoclosure () -> String) throws -> Int32 {
     if rc < 0 { throw ZMQError(call: call(), errno: zmq_errno()) }
     return rc
 }
@@ -44,7 +44,7 @@ public final class ZMQSocket {
         }
     }
 
-    private var handle: UnsafeMutableRawPointer?
+    fileprivate var handle: UnsafeMutableRawPointer?
     private let context: ZMQContext  // keeps the context alive while the socket lives
 
     /// Creates a socket with LINGER `lingerMs` and receive deadline `receiveTimeoutMs`.
@@ -64,7 +64,7 @@ public final class ZMQSocket {
         if let h = handle { zmq_close(h); handle = nil }
     }
 
-    private func setInt(_ option: Int32, _ value: Int32) throws {
+    fileprivate func setInt(_ option: Int32, _ value: Int32) throws {
         var v = value
         try check(zmq_setsockopt(handle, option, &v, MemoryLayout<Int32>.size), "zmq_setsockopt(\(option))")
     }
@@ -146,5 +146,84 @@ public final class ZMQSocket {
             more = zmq_msg_more(&msg) != 0
         }
         return frames
+    }
+}
+
+/// One received frame that keeps its `zmq_msg_t`: `bytes` point into ZeroMQ's own buffer (no copy)
+/// and stay valid while the frame lives.
+public final class ZMQFrame {
+    private let msg: UnsafeMutablePointer<zmq_msg_t>
+    public let bytes: UnsafeRawBufferPointer
+    public let hasMore: Bool
+
+    fileprivate init(_ socket: UnsafeMutableRawPointer?) throws {
+        msg = .allocate(capacity: 1)
+        guard zmq_msg_init(msg) == 0 else { msg.deallocate(); throw ZMQError(call: "zmq_msg_init", errno: zmq_errno()) }
+        let n = zmq_msg_recv(msg, socket, 0)
+        if n < 0 {
+            let e = zmq_errno()
+            zmq_msg_close(msg); msg.deallocate()
+            throw ZMQError(call: "zmq_msg_recv", errno: e)
+        }
+        bytes = UnsafeRawBufferPointer(start: zmq_msg_data(msg), count: Int(n))
+        hasMore = zmq_msg_more(msg) != 0
+    }
+    deinit { zmq_msg_close(msg); msg.deallocate() }
+}
+
+/// Counts zero-copy sends whose bytes ZeroMQ still holds. ZeroMQ calls back from its I/O thread when
+/// it has written a message, after which the sender may change the bytes again.
+public final class ZMQSendTracker {
+    private let released = DispatchSemaphore(value: 0)
+    private var outstanding = 0  // touched only by the sending thread
+    public init() {}
+
+    fileprivate func issued() { outstanding += 1 }
+    fileprivate func release() { released.signal() }
+
+    /// Waits until every tracked send has been written; false if `timeoutMs` passed first.
+    public func waitAll(timeoutMs: Int) -> Bool {
+        let deadline = DispatchTime.now() + .milliseconds(timeoutMs)
+        while outstanding > 0 {
+            if released.wait(timeout: deadline) == .timedOut { return false }
+            outstanding -= 1
+        }
+        return true
+    }
+}
+
+private let releaseTracked: @convention(c) (UnsafeMutableRawPointer?, UnsafeMutableRawPointer?) -> Void = { _, hint in
+    Unmanaged<ZMQSendTracker>.fromOpaque(hint!).takeRetainedValue().release()
+}
+
+extension ZMQSocket {
+    /// Receives one multipart message without copying it, or nil when `timeoutMs` passes.
+    public func receiveFrames(timeoutMs: Int32) throws -> [ZMQFrame]? {
+        try setInt(ZMQ_RCVTIMEO, timeoutMs)
+        var frames: [ZMQFrame] = []
+        repeat {
+            do { frames.append(try ZMQFrame(handle)) } catch let e as ZMQError where e.isTimeout && frames.isEmpty { return nil }
+        } while frames.last!.hasMore
+        return frames
+    }
+
+    /// Sends small frames by copy, then `payload` without copying it: ZeroMQ reads the caller's memory
+    /// later, from its I/O thread, so the caller must leave it unchanged until `tracker.waitAll` returns.
+    public func send(_ frames: [[UInt8]], noCopyPayload payload: UnsafeRawBufferPointer, tracker: ZMQSendTracker) throws {
+        for frame in frames {
+            _ = try frame.withUnsafeBytes { buf in try check(zmq_send(handle, buf.baseAddress, buf.count, ZMQ_SNDMORE), "zmq_send") }
+        }
+        var msg = zmq_msg_t()
+        let hint = Unmanaged.passRetained(tracker).toOpaque()
+        guard zmq_msg_init_data(&msg, UnsafeMutableRawPointer(mutating: payload.baseAddress), payload.count, releaseTracked, hint) == 0 else {
+            Unmanaged<ZMQSendTracker>.fromOpaque(hint).release()
+            throw ZMQError(call: "zmq_msg_init_data", errno: zmq_errno())
+        }
+        tracker.issued()
+        if zmq_msg_send(&msg, handle, 0) < 0 {
+            let e = zmq_errno()
+            zmq_msg_close(&msg)  // calls the release function
+            throw ZMQError(call: "zmq_msg_send", errno: e)
+        }
     }
 }
