@@ -15,8 +15,8 @@ enum Binaries {
 
 /// Runs a command to completion, returning its status and output.
 @discardableResult
-func runProcess(_ path: String, _ args: [String], cwd: URL? = nil, timeout: TimeInterval = 300) throws -> (status: Int32, out: String, err: String) {
-    let p = try startProcess(path, args, cwd: cwd)
+func runProcess(_ path: String, _ args: [String], cwd: URL? = nil, env: [String: String] = [:], timeout: TimeInterval = 300) throws -> (status: Int32, out: String, err: String) {
+    let p = try startProcess(path, args, cwd: cwd, env: env)
     let deadline = Date().addingTimeInterval(timeout)
     while p.process.isRunning && Date() < deadline { usleep(20_000) }
     if p.process.isRunning { p.process.terminate(); XCTFail("\(path) \(args) timed out") }
@@ -40,10 +40,11 @@ final class Started {
     }
 }
 
-func startProcess(_ path: String, _ args: [String], cwd: URL? = nil) throws -> Started {
+func startProcess(_ path: String, _ args: [String], cwd: URL? = nil, env: [String: String] = [:]) throws -> Started {
     let s = Started()
     s.process.executableURL = URL(fileURLWithPath: path)
     s.process.arguments = args
+    if !env.isEmpty { s.process.environment = ProcessInfo.processInfo.environment.merging(env) { $1 } }
     if let cwd { s.process.currentDirectoryURL = cwd }
     let o = Pipe(), e = Pipe()
     s.process.standardOutput = o; s.process.standardError = e

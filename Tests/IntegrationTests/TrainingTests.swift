@@ -30,9 +30,9 @@ final class TrainingTests: XCTestCase {
         return c
     }
 
-    func train(_ args: [String], run: String, file: StaticString = #filePath, line: UInt = #line) throws -> String {
+    func train(_ args: [String], run: String, env: [String: String] = [:], file: StaticString = #filePath, line: UInt = #line) throws -> String {
         let r = try runProcess(Binaries.swiftrain, ["train", "--config", Self.root.appendingPathComponent("c.yaml").path,
-                                                    "--run", Self.root.appendingPathComponent(run).path, "--step-timeout", "60"] + args)
+                                                    "--run", Self.root.appendingPathComponent(run).path, "--step-timeout", "60"] + args, env: env)
         XCTAssertEqual(r.status, 0, r.err, file: file, line: line)
         return r.err
     }
@@ -137,5 +137,32 @@ final class TrainingTests: XCTestCase {
         XCTAssertEqual(coordinator.process.terminationStatus, 0, coordinator.errors())
         XCTAssertTrue(coordinator.errors().contains("rejected a message"), coordinator.errors())
         XCTAssertTrue(try checkpoint("noisy").1 == checkpoint("clean").1, "garbage changed the parameters")
+    }
+
+    /// `--sharding locality`: each worker maps only the rows of its own stretch of time (windows of
+    /// 64 KiB here, so the tiny files have many), while the global permutation makes both map rows
+    /// from the whole train period. The run trains and resumes like any other.
+    func testLocalityShardingMapsOnlyEachWorkersSlice() throws {
+        let env = ["SWIFTRAIN_MAP_WINDOW_KIB": "64"]
+        func simsatRows(_ log: String, worker: Int) -> [Range<Int>] {
+            guard let line = log.split(separator: "\n").first(where: { $0.hasPrefix("worker \(worker): mapped") }),
+                  let part = line.components(separatedBy: "; ").first(where: { $0.contains("simsat5625") }) else { XCTFail("no mapping summary for worker \(worker):\n\(log)"); return [] }
+            let list = part.components(separatedBy: " rows ")[1].components(separatedBy: " of ")[0]
+            return list.split(separator: ",").map { r in let b = r.components(separatedBy: "..<").map { Int($0)! }; return b[0]..<b[1] }
+        }
+        let args = ["--workers", "2", "--max-steps", "6", "--blas-threads", "1"]
+        let local = try train(args + ["--sharding", "locality"], run: "locality", env: env)
+        let global = try train(args, run: "locality-global", env: env)
+        let (l0, l1) = (simsatRows(local, worker: 0), simsatRows(local, worker: 1))
+        let g0 = simsatRows(global, worker: 0)
+        guard let l0max = l0.last?.upperBound, let l1min = l1.first?.lowerBound, let g0min = g0.first?.lowerBound, let g0max = g0.last?.upperBound else { return }
+        // Train period 2016-04-01 … 04-20: SimSat rows 0..<160 (3-hourly).
+        XCTAssertLessThan(l0max, 100, "worker 0 (first half of the period) mapped rows up to \(l0max)")
+        XCTAssertGreaterThan(l1min, 60, "worker 1 (second half) mapped rows from \(l1min)")
+        XCTAssertTrue(g0min < 40 && g0max > 120, "the global permutation spans the period (\(g0min)..<\(g0max))")
+        // Locality changes the samples, not the machinery: resume continues the same run.
+        _ = try train(["--resume", Self.root.appendingPathComponent("locality").path, "--workers", "2", "--max-steps", "2",
+                       "--blas-threads", "1", "--sharding", "locality"], run: "locality", env: env)
+        XCTAssertEqual(try checkpoint("locality").0.globalStep, 8)
     }
 }

@@ -21,6 +21,8 @@ public enum Train {
         public var curve = false
         /// `ring` (among workers) or `star` (through the coordinator).
         public var ring = false
+        /// `--sharding locality`: contiguous blocks of sample times per worker.
+        public var locality = false
         public var workerBinary: String? = nil
         public init(config: Config, runPath: String) { self.config = config; self.runPath = runPath }
     }
@@ -52,6 +54,7 @@ public enum Train {
         opts.minWorkers = o.minWorkers
         opts.progressEverySeconds = o.progressEverySeconds
         opts.ring = o.ring
+        opts.locality = o.locality
         opts.ringContext = context
         opts.curve = keys
         let coordinator = TrainingCoordinator(config: o.config, run: run, transport: server, options: opts, log: log)
@@ -62,7 +65,13 @@ public enum Train {
         log("run \(run.url.path); coordinator at \(server.endpoint)")
 
         var children: [Process] = []
-        defer { for c in children where c.isRunning { c.terminate() } }
+        defer {
+            // Workers were told to shut down: give them a moment to log their last lines and exit on
+            // their own (a dead-worker's slot is already gone), then stop any straggler.
+            let deadline = Date().addingTimeInterval(5)
+            while children.contains(where: \.isRunning) && Date() < deadline { usleep(20_000) }
+            for c in children where c.isRunning { c.terminate() }
+        }
         if local {
             let binary = o.workerBinary ?? workerBinaryPath()
             guard FileManager.default.isExecutableFile(atPath: binary) else {

@@ -150,6 +150,8 @@ public enum Body {
         public var trainSamples: Int; public var validSamples: Int
         /// Where this worker receives ring-allreduce chunks.
         public var ringAddress: String? = nil
+        /// Train samples per lead time (samples are indexed lead by lead, times ascending): locality sharding.
+        public var trainLeadCounts: [Int]? = nil
     }
     public struct Step: Codable {
         public var epoch: Int; public var step: Int

@@ -27,4 +27,51 @@ public enum Sharding {
         let n = items.count, lo = items.startIndex
         return (0..<workers).map { w in Array(items[(lo + n * w / workers)..<(lo + n * (w + 1) / workers)]) }
     }
+
+    /// `--sharding locality`: the train samples cut into `workers` blocks of contiguous sample times; in
+    /// epoch e worker w reads block (w + e) mod workers only, in a seeded order, so each step's shard
+    /// comes from one contiguous slice of the files. Samples are indexed lead by lead (`segments` holds
+    /// each lead's count, its times ascending), so block b takes the b-th slice of every lead: the same
+    /// stretch of time. Blocks rotate every epoch, so over `workers` epochs every worker sees every
+    /// block. Unlike the global permutation, results depend on N.
+    public struct LocalityPlan: Equatable {
+        public let workers: Int
+        /// Per worker, this epoch's samples in the order it reads them.
+        public let orders: [[Int]]
+        public let stepsPerEpoch: Int
+
+        public init(segments: [Int], workers: Int, batch: Int, seed: Int, epoch: Int) {
+            let w = max(1, workers)
+            self.workers = w
+            let blocks = (0..<w).map { b -> [Int] in
+                var start = 0, out: [Int] = []
+                for n in segments {
+                    out += (start + n * b / w)..<(start + n * (b + 1) / w)
+                    start += n
+                }
+                return out
+            }
+            let orders = (0..<w).map { worker -> [Int] in
+                let block = blocks[(worker + epoch) % w]
+                return permutation(count: block.count, seed: seed &+ 7919 &* (worker + 1), epoch: epoch).map { block[$0] }
+            }
+            self.orders = orders
+            // The global batch stays `batch`, cut into per-worker shares as `shards` cuts it.
+            stepsPerEpoch = (0..<w).map { i in
+                let share = max(1, Self.share(batch: batch, worker: i, workers: w))
+                return (orders[i].count + share - 1) / share
+            }.max() ?? 0
+        }
+
+        static func share(batch: Int, worker w: Int, workers: Int) -> Int { batch * (w + 1) / workers - batch * w / workers }
+
+        /// The shards of global step `step`: worker w's next slice of its own block.
+        public func shards(step: Int, batch: Int) -> [[Int]] {
+            (0..<workers).map { w in
+                let share = Self.share(batch: batch, worker: w, workers: workers)
+                let lo = min(orders[w].count, step * share), hi = min(orders[w].count, (step + 1) * share)
+                return Array(orders[w][lo..<hi])
+            }
+        }
+    }
 }

@@ -111,6 +111,13 @@ public final class RunDirectory {
     public var metricsPath: String { url.appendingPathComponent("metrics.jsonl").path }
     public var lastCheckpoint: String { url.appendingPathComponent("checkpoints/last.ckpt").path }
     public var bestCheckpoint: String { url.appendingPathComponent("checkpoints/best.ckpt").path }
+    /// Written when training reaches its last epoch (not when stopped early): batch scripts test it.
+    public var finishedPath: String { url.appendingPathComponent("finished.json").path }
+
+    public func markFinished(globalStep: Int, valLoss: Double?) {
+        let o: [String: Any] = ["global_step": globalStep, "val_loss": valLoss ?? NSNull(), "time": UTCTime.iso(EpochSeconds(Date().timeIntervalSince1970))]
+        if let d = try? JSONSerialization.data(withJSONObject: o, options: [.sortedKeys]) { try? d.write(to: URL(fileURLWithPath: finishedPath), options: .atomic) }
+    }
 
     /// Appends one JSON object as a line of metrics.jsonl.
     public func appendMetrics(_ object: [String: Any]) {
@@ -131,5 +138,33 @@ extension Config {
             for byte in line.utf8 { h = (h ^ UInt64(byte)) &* 0x100_0000_01B3 }
         }
         return String(h, radix: 16)
+    }
+}
+
+/// What `swiftrain checkpoint` reports about a checkpoint it loaded and verified.
+public struct CheckpointSummary: Encodable {
+    public var path: String
+    public var epoch: Int, step: Int, globalStep: Int
+    public var lr: Double
+    public var bestValLoss: Double?
+    public var parameters: Int
+    public var configHash: String
+    public var finished: Bool
+
+    /// Loads `path` (a run directory or a .ckpt file inside one) against the run's config.yaml,
+    /// verifying layout and checksum as `--resume` would.
+    public static func load(_ path: String, best: Bool = false) throws -> CheckpointSummary {
+        var isDir: ObjCBool = false
+        let exists = FileManager.default.fileExists(atPath: path, isDirectory: &isDir)
+        guard exists else { throw SwiftRainError(path, "no such run directory or checkpoint", hint: "pass a run directory (runs/NAME) or its checkpoints/last.ckpt") }
+        let runURL = isDir.boolValue ? URL(fileURLWithPath: path) : URL(fileURLWithPath: path).deletingLastPathComponent().deletingLastPathComponent()
+        let run = try RunDirectory(path: runURL.path)
+        let file = isDir.boolValue ? (best ? run.bestCheckpoint : run.lastCheckpoint) : path
+        let config = try Config.load(path: run.configPath)
+        let layout = ParameterLayout(try config.modelShape())
+        let (state, params, _, _) = try Checkpoint.read(path: file, layout: layout)
+        return CheckpointSummary(path: file, epoch: state.epoch, step: state.step, globalStep: state.globalStep, lr: Double(state.adam.lr),
+                                 bestValLoss: state.bestValLoss, parameters: params.count, configHash: state.configHash,
+                                 finished: FileManager.default.fileExists(atPath: run.finishedPath))
     }
 }

@@ -62,7 +62,7 @@ extension TrainingCoordinator {
     /// allreduce among themselves and the first returns the sum. If a member dies or the ring breaks,
     /// the round is abandoned (survivors are told through their ring inboxes) and restarted among the
     /// survivors with the same batch.
-    func dispatchRing(batch: [Int], globalBatch: Int, epoch: Int, step: Int, params: FlatBuffer) throws -> [(Body.Result, [Float])] {
+    func dispatchRing(shards: [[Int]], globalBatch: Int, epoch: Int, step: Int, params: FlatBuffer) throws -> [(Body.Result, [Float])] {
         let payload = UnsafeBufferPointer(params.buffer)
         let start = Date()
         while true {
@@ -72,7 +72,9 @@ extension TrainingCoordinator {
                 throw SwiftRainError("workers", "a worker reported no ring address", hint: "run the same SwiftRain version on every host")
             }
             let ring = members.map { ringAddress[$0]! }
-            for (pos, part) in Sharding.shards(batch, workers: members.count).enumerated() {
+            // The planned shards while every member is alive; after a death, the same samples re-split.
+            let parts = shards.count == members.count ? shards : Sharding.shards(shards.flatMap { $0 }, workers: members.count)
+            for (pos, part) in parts.enumerated() {
                 let body = Body.Step(epoch: epoch, step: step, samples: part, globalBatch: globalBatch, hasParameters: true,
                                      shard: pos, ring: ring, position: pos, round: round)
                 lastSeen[members[pos]] = Date()

@@ -22,6 +22,9 @@ public final class TrainingCoordinator {
         public var progressEverySeconds: Double = 30
         /// Gradient averaging: through the coordinator (star) or among the workers (ring).
         public var ring = false
+        /// `--sharding locality`: each worker reads one contiguous block of sample times per epoch
+        /// (`Sharding.LocalityPlan` over `workers` blocks) instead of a share of the global permutation.
+        public var locality = false
         /// For ring mode: the context and keys used to reach the workers' ring inboxes.
         public var ringContext: ZMQContext? = nil
         public var curve: CurveKeys? = nil
@@ -47,6 +50,7 @@ public final class TrainingCoordinator {
     var ringAddress: [Int: String] = [:]
     var roundCounter = 0
     private var trainCount = 0, validCount = 0
+    private var trainLeadCounts: [Int] = []
     /// Ranks declared dead so far, with the reason (for logs and tests).
     public internal(set) var deaths: [(rank: Int, reason: String)] = []
 
@@ -93,7 +97,7 @@ public final class TrainingCoordinator {
                         log("worker \(r) sees different data (\(ready.trainSamples)/\(ready.validSamples) samples, expected \(trainCount)/\(validCount)); sent away")
                         try? transport.send(to: peer, Message.frames(.shutdown, runId: runId))
                     } else {
-                        if trainCount == 0 { trainCount = ready.trainSamples; validCount = ready.validSamples }
+                        if trainCount == 0 { trainCount = ready.trainSamples; validCount = ready.validSamples; trainLeadCounts = ready.trainLeadCounts ?? [trainCount] }
                         ringAddress[r] = ready.ringAddress
                         live = (live + [r]).sorted()
                         log("worker \(r) ready; \(live.count) live")
@@ -157,7 +161,9 @@ public final class TrainingCoordinator {
             log("resuming at epoch \(state.epoch), step \(state.step) (global step \(state.globalStep))")
         }
         let grads = FlatBuffer(count: layout.count)
-        let stepsPerEpoch = Sharding.stepsPerEpoch(count: trainCount, batch: config.batchSize)
+        let stepsPerEpoch = options.locality
+            ? Sharding.LocalityPlan(segments: trainLeadCounts, workers: options.workers, batch: config.batchSize, seed: config.seed, epoch: 0).stepsPerEpoch
+            : Sharding.stepsPerEpoch(count: trainCount, batch: config.batchSize)
         var stepsThisRun = 0, lastVal: Double? = nil
         let progress = Progress(plainEverySeconds: options.progressEverySeconds, write: { FileHandle.standardError.write(Data($0.utf8)) })
         let totalSteps = config.epochs * stepsPerEpoch
@@ -167,12 +173,20 @@ public final class TrainingCoordinator {
         // 3. Epochs: seeded permutation → global batches → contiguous shards; star averaging.
         while state.epoch < config.epochs {
             let perm = Sharding.permutation(count: trainCount, seed: config.seed, epoch: state.epoch)
-            while state.step < stepsPerEpoch {
-                let batch = Sharding.batch(perm, step: state.step, size: config.batchSize)
+            // Locality blocks are cut for the expected worker count, so they do not move when a worker dies or joins.
+            let plan = options.locality ? Sharding.LocalityPlan(segments: trainLeadCounts, workers: options.workers, batch: config.batchSize,
+                                                                  seed: config.seed, epoch: state.epoch) : nil
+            while state.step < (plan?.stepsPerEpoch ?? stepsPerEpoch) {
+                var shards = Sharding.shards(Sharding.batch(perm, step: state.step, size: config.batchSize), workers: live.count)
+                if let plan {
+                    shards = plan.shards(step: state.step, batch: config.batchSize)
+                    if shards.count != live.count { shards = Sharding.shards(shards.flatMap { $0 }, workers: live.count) }
+                }
+                let batchCount = shards.reduce(0) { $0 + $1.count }
                 let t0 = Date()
                 let (loss, n): (Double, Int)
                 do {
-                    (loss, n) = try runStep(.train, shards: Sharding.shards(batch, workers: live.count), globalBatch: batch.count,
+                    (loss, n) = try runStep(.train, shards: shards, globalBatch: batchCount,
                                             epoch: state.epoch, step: state.globalStep, params: params, sum: grads)
                 } catch let e as NotEnoughWorkers {
                     try save(run.lastCheckpoint)
@@ -191,7 +205,7 @@ public final class TrainingCoordinator {
                                    "loss": loss / Double(n), "lr": state.adam.lr, "samples": n, "seconds": seconds,
                                    "compute_seconds": lastComputeSeconds, "wait_seconds": max(0, seconds - lastComputeSeconds)])
                 let remaining = options.maxSteps > 0 ? min(options.maxSteps - stepsThisRun, totalSteps - state.globalStep) : totalSteps - state.globalStep
-                progress.step(epoch: state.epoch, epochs: config.epochs, step: state.step, stepsPerEpoch: stepsPerEpoch,
+                progress.step(epoch: state.epoch, epochs: config.epochs, step: state.step, stepsPerEpoch: plan?.stepsPerEpoch ?? stepsPerEpoch,
                               loss: loss / Double(n), samples: n, remainingSteps: remaining)
                 if options.checkpointEvery > 0 && state.globalStep % options.checkpointEvery == 0 { try save(run.lastCheckpoint) }
                 if stopRequested() || (options.maxSteps > 0 && stepsThisRun >= options.maxSteps) {
@@ -231,6 +245,7 @@ public final class TrainingCoordinator {
             if isBest { try save(run.bestCheckpoint) }
         }
         shutdown()
+        run.markFinished(globalStep: state.globalStep, valLoss: lastVal)
         return Summary(globalStep: state.globalStep, stoppedEarly: false, lastValLoss: lastVal)
     }
 
@@ -241,7 +256,7 @@ public final class TrainingCoordinator {
     private func runStep(_ phase: MessageHeader.Phase, shards: [[Int]], globalBatch: Int, epoch: Int, step: Int,
                          params: FlatBuffer, sum: FlatBuffer) throws -> (Double, Int) {
         let results = options.ring && phase == .train
-            ? try dispatchRing(batch: shards.flatMap { $0 }, globalBatch: globalBatch, epoch: epoch, step: step, params: params)
+            ? try dispatchRing(shards: shards, globalBatch: globalBatch, epoch: epoch, step: step, params: params)
             : try dispatch(phase, shards: shards, globalBatch: globalBatch, epoch: epoch, step: step, params: params, timeoutMs: options.stepTimeoutMs)
         sum.zero()
         var loss = 0.0, n = 0

@@ -14,6 +14,8 @@ public final class TrainingWorker {
     public var parentPid: Int32? = nil
     /// Creates this worker's ring endpoint once the run id is known (nil: star only).
     public var makeRing: ((UInt64) throws -> RingAllreduce)? = nil
+    /// The worker's own --threads flag was given: it wins over the coordinator's --blas-threads.
+    public var threadsFixed = false
     /// How long to wait for a ring neighbour's chunk.
     public var ringTimeoutMs = 600_000
 
@@ -50,7 +52,7 @@ public final class TrainingWorker {
         let stop = StopSignal()
         defer { stop.set() }
         startHeartbeat(runId: runId, rank: welcome.rank, stop: stop)
-        if welcome.blasThreads > 0 { BLAS.threads = welcome.blasThreads }
+        if welcome.blasThreads > 0 && !threadsFixed { BLAS.threads = welcome.blasThreads }
         var config = Config()
         try config.apply(yaml: welcome.config, source: "coordinator's configuration")
         let compute: WorkerCompute
@@ -62,7 +64,8 @@ public final class TrainingWorker {
         defer { ring?.close() }
         log("worker \(welcome.rank): \(compute.index.samples(.train).count) train, \(compute.index.samples(.valid).count) valid samples; \(BLAS.threads) BLAS thread(s)")
         try transport.send(Message.frames(.ready, runId: runId, body: Body.encode(
-            Body.Ready(trainSamples: compute.index.samples(.train).count, validSamples: compute.index.samples(.valid).count, ringAddress: ring?.address))))
+            Body.Ready(trainSamples: compute.index.samples(.train).count, validSamples: compute.index.samples(.valid).count, ringAddress: ring?.address,
+                       trainLeadCounts: compute.index.samples(.train).leads.map(\.times.count)))))
         while true {
             guard let frames = try transport.receive(timeoutMs: idleTimeoutMs) else {
                 throw SwiftRainError("coordinator", "silent for \(idleTimeoutMs / 1000) s", hint: "the coordinator probably died; restart it with --resume, then the workers")
@@ -72,7 +75,9 @@ public final class TrainingWorker {
                 log("worker \(welcome.rank): rejected a message (\(error))"); continue
             }
             switch m.header.kind {
-            case .shutdown: return
+            case .shutdown:
+                log("worker \(welcome.rank): \(compute.mappedSummary())")
+                return
             case .step:
                 let step = try m.decodeBody(Body.Step.self)
                 guard m.payload.count == compute.layout.count else {

@@ -2,6 +2,7 @@
 /// samples the coordinator names by index, and returns gradient sums and validation sums.
 public final class WorkerCompute {
     public let config: Config
+    public let catalog: DataCatalog
     public let index: SampleIndex
     public let assembler: SampleAssembler
     public let shape: ModelShape
@@ -13,7 +14,7 @@ public final class WorkerCompute {
 
     public init(config: Config) throws {
         self.config = config
-        let catalog = try DataCatalog(paths: config.data)
+        catalog = try DataCatalog(paths: config.data)
         let spec = try SampleSpec(config)
         index = try SampleIndex(spec: spec, catalog: catalog)
         assembler = try SampleAssembler(spec: spec, catalog: catalog, normalisation: try Normalisation.load(path: config.normalisation))
@@ -25,6 +26,17 @@ public final class WorkerCompute {
         let mb = max(1, config.microBatch)
         input = [Float](repeating: 0, count: mb * assembler.inputCount)
         target = [Float](repeating: 0, count: mb * assembler.targetCount)
+    }
+
+    /// How much of each data file this worker mapped (DESIGN §5: workers map only what their shards need).
+    public func mappedSummary() -> String {
+        let files = catalog.datasets.flatMap { $0.files.values }.filter(\.isTemporal).sorted { $0.name < $1.name }
+        let parts = files.map { f -> String in
+            let rows = f.mapped.mappedRanges.map { "\($0.lowerBound / f.mapped.rowBytes)..<\(($0.upperBound + f.mapped.rowBytes - 1) / f.mapped.rowBytes)" }
+            return "\(f.name) rows \(rows.isEmpty ? "none" : rows.joined(separator: ",")) of \(f.mapped.byteCount / f.mapped.rowBytes)"
+        }
+        let mapped = files.reduce(0) { $0 + $1.mapped.mappedBytes }, total = files.reduce(0) { $0 + $1.mapped.byteCount }
+        return "mapped \(mapped >> 10) KiB of \(total >> 10) KiB of temporal data: " + parts.joined(separator: "; ")
     }
 
     private func model(_ b: Int) -> ConvLSTMForecaster {
