@@ -6,7 +6,7 @@ DEMO_DIR ?= demo
 APT_PKGS := libzmq3-dev libopenblas-dev pkg-config time
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build test demo clean
+.PHONY: deps build test test-slurm demo clean
 
 ## Install the system libraries (through sudo when not root) if any is missing.
 deps:
@@ -24,6 +24,10 @@ build: deps
 test: deps
 	$(SWIFT) build -c $(CONFIG)
 	SWIFTRAIN_BIN=$(CURDIR)/$(BIN) $(SWIFT) test -c $(CONFIG) --disable-swift-testing
+
+## cluster/train.sbatch on a real single-node SLURM (started and stopped by the test; needs root or sudo).
+test-slurm: build
+	$(SUDO) cluster/test-slurm.sh
 
 ## End to end on synthetic data: synthesise, normalise, inspect, write one sample, benchmark assembly,
 ## then train the small model with 2 local workers for one epoch on three months (validation included).

@@ -11,6 +11,7 @@ struct SwiftRainWorker: ParsableCommand {
     @Option(help: "OpenBLAS threads (default: the coordinator's --blas-threads, else SLURM_CPUS_PER_TASK, else OpenBLAS's own).") var threads: Int?
     @Flag(name: .customLong("exit-with-parent"), help: "Exit when the parent process (a local `swiftrain train`) is gone.") var exitWithParent = false
     @Option(help: "The run's keys/ directory (CURVE; needed when the coordinator listens beyond loopback).") var keys: String?
+    @Option(name: .customLong("coordinator-timeout"), help: "Seconds of unanswered heartbeats after which the coordinator is taken for dead and the worker exits.") var coordinatorTimeout = 60.0
     @Option(name: .customLong("keys-timeout"), help: "Seconds to wait for the keys to appear (the coordinator writes them as it starts).") var keysTimeout = 120.0
 
     func run() throws {
@@ -38,6 +39,7 @@ struct SwiftRainWorker: ParsableCommand {
             let worker = TrainingWorker(transport: client, heartbeat: heartbeat, log: log)
             if exitWithParent { worker.parentPid = getppid() }
             worker.threadsFixed = threads != nil
+            worker.coordinatorTimeoutMs = Int(coordinatorTimeout * 1000)
             // The ring inbox: loopback when the coordinator is, else every interface, advertised by host name.
             let local = connect.hasPrefix("tcp://127.") || connect.hasPrefix("tcp://localhost:")
             worker.makeRing = { runId in

@@ -82,4 +82,34 @@ final class FailureTests: XCTestCase {
         XCTAssertEqual(clean.status, 0, clean.err)
         XCTAssertLessThan(zip(try params("late"), try params("late-clean")).map { abs($0 - $1) }.max()!, 1e-5)
     }
+
+    /// A coordinator killed mid-run: the workers notice its heartbeats stop and exit with an error
+    /// (a batch job ends instead of idling to its time limit). SIGUSR1 at the coordinator while it
+    /// waits in a receive first checkpoints cleanly (signals never fail a blocking call).
+    func testWorkersLeaveWhenTheCoordinatorDiesAndSignalsDoNotBreakReceives() throws {
+        let endpoint = try freeLoopbackEndpoint()
+        let run = root.appendingPathComponent("orphans")
+        let args = ["train", "--config", root.appendingPathComponent("c.yaml").path, "--run", run.path, "--listen", endpoint,
+                    "--expect-workers", "2", "--step-timeout", "60", "--progress-every", "0"]
+        var c = try startProcess(Binaries.swiftrain, args)
+        var workers = try (0..<2).map { _ in try startProcess(Binaries.worker, ["--connect", endpoint, "--coordinator-timeout", "3"]) }
+        while !c.errors().contains("step 3/") && c.process.isRunning { usleep(20_000) }
+        for _ in 0..<5 { kill(c.process.processIdentifier, SIGUSR1); usleep(3_000) }  // likely inside a receive
+        c.process.waitUntilExit()
+        XCTAssertEqual(c.process.terminationStatus, 0, c.errors())
+        XCTAssertTrue(c.errors().contains("checkpoint written"), c.errors())
+        for w in workers { w.process.waitUntilExit(); XCTAssertEqual(w.process.terminationStatus, 0, w.errors()) }
+
+        c = try startProcess(Binaries.swiftrain, ["train", "--resume", run.path] + args.dropFirst(5))
+        workers = try (0..<2).map { _ in try startProcess(Binaries.worker, ["--connect", endpoint, "--coordinator-timeout", "3"]) }
+        while c.errors().components(separatedBy: " loss ").count < 3 && c.process.isRunning { usleep(20_000) }  // two steps after resuming
+        let killedAt = Date()
+        kill(c.process.processIdentifier, SIGKILL)
+        for w in workers {
+            w.process.waitUntilExit()
+            XCTAssertEqual(w.process.terminationStatus, 1)
+            XCTAssertTrue(w.errors().contains("the coordinator has not answered heartbeats for 3 s"), w.errors())
+        }
+        XCTAssertLessThan(Date().timeIntervalSince(killedAt), 30, "workers outlived their coordinator")
+    }
 }

@@ -88,7 +88,7 @@ public enum Train {
                 children.append(p)
             }
         } else {
-            log("waiting for \(n) worker(s): swiftrain-worker --connect \(server.endpoint)")
+            log("waiting for \(n) worker(s): swiftrain-worker --connect \(server.endpoint.replacingOccurrences(of: "0.0.0.0", with: ProcessInfo.processInfo.hostName))")
         }
         return try coordinator.train(resume: o.resume)
     }

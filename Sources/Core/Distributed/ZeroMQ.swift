@@ -18,6 +18,18 @@ fileprivate func check(_ rc: Int32, _ call: @autoclosure () -> String) throws ->
     return rc
 }
 
+/// Runs a blocking send or receive again when a signal interrupts it (EINTR): signals such as
+/// SIGUSR1 are handled by flags (`StopSignal`), never by failing the call that was waiting.
+@discardableResult
+fileprivate func retryingInterrupts(_ name: @autoclosure () -> String, _ call: () -> Int32) throws -> Int32 {
+    while true {
+        let rc = call()
+        if rc >= 0 { return rc }
+        let e = zmq_errno()
+        if e != EINTR { throw ZMQError(call: name(), errno: e) }
+    }
+}
+
 /// A ZeroMQ context (one per process).
 public final class ZMQContext {
     let handle: UnsafeMutableRawPointer
@@ -127,7 +139,7 @@ public final class ZMQSocket {
         for (i, frame) in frames.enumerated() {
             let flags = i < frames.count - 1 ? ZMQ_SNDMORE : 0
             _ = try frame.withUnsafeBytes { buf in
-                try check(zmq_send(handle, buf.baseAddress, buf.count, flags), "zmq_send")
+                try retryingInterrupts("zmq_send") { zmq_send(handle, buf.baseAddress, buf.count, flags) }
             }
         }
     }
@@ -140,7 +152,7 @@ public final class ZMQSocket {
         while more {
             try check(zmq_msg_init(&msg), "zmq_msg_init")
             defer { zmq_msg_close(&msg) }
-            let n = try check(zmq_msg_recv(&msg, handle, 0), "zmq_msg_recv")
+            let n = try retryingInterrupts("zmq_msg_recv") { zmq_msg_recv(&msg, handle, 0) }
             let data = zmq_msg_data(&msg)!.assumingMemoryBound(to: UInt8.self)
             frames.append(Array(UnsafeBufferPointer(start: data, count: Int(n))))
             more = zmq_msg_more(&msg) != 0
@@ -159,11 +171,10 @@ public final class ZMQFrame {
     fileprivate init(_ socket: UnsafeMutableRawPointer?) throws {
         msg = .allocate(capacity: 1)
         guard zmq_msg_init(msg) == 0 else { msg.deallocate(); throw ZMQError(call: "zmq_msg_init", errno: zmq_errno()) }
-        let n = zmq_msg_recv(msg, socket, 0)
-        if n < 0 {
-            let e = zmq_errno()
-            zmq_msg_close(msg); msg.deallocate()
-            throw ZMQError(call: "zmq_msg_recv", errno: e)
+        let m = msg, n: Int32
+        do { n = try retryingInterrupts("zmq_msg_recv") { zmq_msg_recv(m, socket, 0) } } catch {
+            zmq_msg_close(m); m.deallocate()
+            throw error
         }
         bytes = UnsafeRawBufferPointer(start: zmq_msg_data(msg), count: Int(n))
         hasMore = zmq_msg_more(msg) != 0
@@ -211,7 +222,7 @@ extension ZMQSocket {
     /// later, from its I/O thread, so the caller must leave it unchanged until `tracker.waitAll` returns.
     public func send(_ frames: [[UInt8]], noCopyPayload payload: UnsafeRawBufferPointer, tracker: ZMQSendTracker) throws {
         for frame in frames {
-            _ = try frame.withUnsafeBytes { buf in try check(zmq_send(handle, buf.baseAddress, buf.count, ZMQ_SNDMORE), "zmq_send") }
+            _ = try frame.withUnsafeBytes { buf in try retryingInterrupts("zmq_send") { zmq_send(handle, buf.baseAddress, buf.count, ZMQ_SNDMORE) } }
         }
         var msg = zmq_msg_t()
         let hint = Unmanaged.passRetained(tracker).toOpaque()
@@ -220,10 +231,9 @@ extension ZMQSocket {
             throw ZMQError(call: "zmq_msg_init_data", errno: zmq_errno())
         }
         tracker.issued()
-        if zmq_msg_send(&msg, handle, 0) < 0 {
-            let e = zmq_errno()
+        do { try retryingInterrupts("zmq_msg_send") { zmq_msg_send(&msg, handle, 0) } } catch {
             zmq_msg_close(&msg)  // calls the release function
-            throw ZMQError(call: "zmq_msg_send", errno: e)
+            throw error
         }
     }
 }

@@ -90,6 +90,8 @@ public final class TrainingCoordinator {
                 case (.heartbeat, _):
                     let hb = try m.decodeBody(Body.Heartbeat.self)
                     if hb.rank >= 0 && hb.rank < peers.count { lastSeen[hb.rank] = Date() }
+                    // Answered, so a worker can tell a dead coordinator from a busy one.
+                    try? transport.send(to: peer, Message.frames(.heartbeat, runId: runId, body: m.body))
                 case (.ready, let r?) where joining.contains(r):
                     let ready = try m.decodeBody(Body.Ready.self)
                     joining.remove(r); lastSeen[r] = Date()

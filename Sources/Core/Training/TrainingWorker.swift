@@ -10,6 +10,9 @@ public final class TrainingWorker {
     public var welcomeTimeoutMs = 120_000
     public var idleTimeoutMs = 1_800_000
     public var heartbeatIntervalMs = 1000
+    /// A worker whose heartbeats go unanswered this long concludes the coordinator is gone and exits
+    /// (so a batch job whose coordinator died ends instead of idling to its time limit).
+    public var coordinatorTimeoutMs = 60_000
     /// For workers spawned by `swiftrain train`: exit when that process is gone (no orphans).
     public var parentPid: Int32? = nil
     /// Creates this worker's ring endpoint once the run id is known (nil: star only).
@@ -29,11 +32,19 @@ public final class TrainingWorker {
         guard let hb = heartbeat else { return }
         let frames = Message.frames(.heartbeat, runId: runId, body: Body.encode(Body.Heartbeat(rank: rank)))
         let interval = UInt32(heartbeatIntervalMs * 1000)
-        let parent = parentPid, log = self.log
+        let parent = parentPid, log = self.log, silentLimit = Double(coordinatorTimeoutMs) / 1000
         Thread.detachNewThread {
+            var lastAnswer = Date()
             while !stop.isSet {
                 if let parent, getppid() != parent { log("worker \(rank): the coordinator process is gone; exiting"); exit(1) }
                 try? hb.send(frames); usleep(interval)
+                while let f = try? hb.receive(timeoutMs: 0), (try? Message.decode(f, runId: runId, maxPayloadBytes: 0))?.header.kind == .heartbeat {
+                    lastAnswer = Date()
+                }
+                if Date().timeIntervalSince(lastAnswer) > silentLimit {
+                    log("worker \(rank): error: the coordinator has not answered heartbeats for \(Int(silentLimit)) s (dead or unreachable); exiting. Restart the job; it resumes from the last checkpoint")
+                    exit(1)
+                }
             }
             hb.close()
         }

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Tests cluster/train.sbatch on a real single-node SLURM (brought up by ../shared/tools/slurm-up.sh,
+# which advertises 8 CPUs; stopped again at the end). Needs root and the release build:
+#
+#   make build && sudo cluster/test-slurm.sh
+#
+# 1. 1 coordinator + 3 workers train a tiny synthetic configuration to the end: metrics, a
+#    checkpoint that loads, finished.json.
+# 2. The same job receives the preemption signal mid-training (SIGUSR1 to the batch script, as
+#    --signal=B:USR1@90 sends it), checkpoints, requeues itself and resumes: same final step count.
+# 3. A worker task is killed with SIGKILL mid-training: the job still completes.
+# Prints submit → done times.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPO=$PWD
+TOOLS=${SLURM_TOOLS:-$REPO/../shared/tools}
+BIN=$REPO/.build/release
+WAIT=${SLURM_TEST_TIMEOUT:-300}     # seconds a job may take before the test fails
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+log() { echo "[test-slurm] $*" >&2; }
+[ "$(id -u)" = 0 ] || fail "run as root (SLURM daemons are started and stopped by this test)"
+[ -x "$BIN/swiftrain" ] && [ -x "$BIN/swiftrain-worker" ] || fail "build first: swift build -c release"
+
+WORK=$(mktemp -d /tmp/swiftrain-slurm.XXXXXX)
+cleanup() {
+    local jobs; jobs=$(squeue -h -o %i -n swiftrain 2>/dev/null || true)
+    [ -z "$jobs" ] || scancel $jobs 2>/dev/null || true
+    bash "$TOOLS/slurm-down.sh" || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+bash "$TOOLS/slurm-up.sh"
+
+# Tiny synthetic data and configuration (F = 8, 2 epochs of ~80 steps).
+"$BIN/swiftrain" synth --out "$WORK/data" --from 2016-04-01 --to 2016-05-31T23:00 >/dev/null
+cat > "$WORK/tiny.yaml" <<EOF
+data: [$WORK/data/era5625, $WORK/data/imerg5625, $WORK/data/simsat5625]
+normalisation: $WORK/norm.json
+sources: simsat
+imerg: true
+inc_time: true
+no_relu: true
+train_start: 2016-04-01
+train_end: 2016-04-20T23:00
+valid_start: 2016-05-01
+valid_end: 2016-05-10T23:00
+test_start: 2016-05-11
+test_end: 2016-05-31T23:00
+hidden_1: 8
+hidden_2: 4
+batch_size: 8
+epochs: 2
+lr: 0.001
+EOF
+"$BIN/swiftrain" normalize --config "$WORK/tiny.yaml" >/dev/null
+
+# submit NAME: prints the job id. 4 tasks × 1 CPU: 1 coordinator + 3 single-thread workers.
+submit() {
+    sbatch --parsable --ntasks=4 --cpus-per-task=1 --time=10 --chdir="$WORK" --output="$WORK/$1.log" \
+        --export=ALL,CONFIG="$WORK/tiny.yaml",RUN="$WORK/$1",SWIFTRAIN_BIN="$BIN" "$REPO/cluster/train.sbatch"
+}
+job_state() { scontrol show job "$1" 2>/dev/null | sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p' | head -n1; }
+# wait_done ID NAME: until the job has left the queue for good (requeues included), bounded.
+wait_done() {
+    local deadline=$(( $(date +%s) + WAIT )) s
+    while true; do
+        s=$(job_state "$1")
+        case "$s" in COMPLETED) return 0 ;; FAILED|CANCELLED|TIMEOUT|NODE_FAIL|OUT_OF_MEMORY) cat "$WORK/$2.log" >&2; fail "job $1 ($2) ended $s" ;; esac
+        [ "$(date +%s)" -lt "$deadline" ] || { cat "$WORK/$2.log" >&2; fail "job $1 ($2) not done after ${WAIT}s (state $s)"; }
+        sleep 0.5
+    done
+}
+# wait_steps NAME K: until the run has logged K training steps.
+wait_steps() {
+    local deadline=$(( $(date +%s) + WAIT ))
+    until n=$(grep -c '"kind":"step"' "$WORK/$1/metrics.jsonl" 2>/dev/null || true); [ "${n:-0}" -ge "$2" ]; do
+        [ "$(date +%s)" -lt "$deadline" ] || { cat "$WORK/$1.log" >&2; fail "$1: fewer than $2 steps after ${WAIT}s"; }
+        sleep 0.2
+    done
+}
+final_step() { sed -n 's/.*"global_step":\([0-9]*\).*/\1/p' "$WORK/$1/finished.json"; }
+elapsed() { echo $(( $(date +%s) - $1 )); }
+
+# 1. A whole run.
+t=$(date +%s); id=$(submit full); wait_done "$id" full; T_FULL=$(elapsed "$t")
+[ -f "$WORK/full/finished.json" ] || fail "full: no finished.json"
+[ "$(grep -c '"kind":"valid"' "$WORK/full/metrics.jsonl")" = 2 ] || fail "full: expected 2 validation lines in metrics.jsonl"
+"$BIN/swiftrain" checkpoint "$WORK/full" || fail "full: the checkpoint does not load"
+STEPS=$(final_step full)
+grep -q "3 live" "$WORK/full.log" || fail "full: 3 workers never joined"
+log "full run: $STEPS steps, submit → done ${T_FULL}s"
+
+# 2. Preemption: SIGUSR1 to the batch script (what --signal=B:USR1@90 does), requeue, resume.
+t=$(date +%s); id=$(submit preempt); wait_steps preempt 20
+scancel --batch --signal=USR1 "$id"
+wait_done "$id" preempt; T_PRE=$(elapsed "$t")
+grep -q "requeueing job $id" "$WORK/preempt.log" || fail "preempt: the job did not requeue itself"
+grep -q "resuming from" "$WORK/preempt.log" || fail "preempt: the requeued job did not resume"
+[ "$(final_step preempt)" = "$STEPS" ] || fail "preempt: $(final_step preempt) steps, uninterrupted run $STEPS"
+RESTARTS=$(scontrol show job "$id" | sed -n 's/.*Restarts=\([0-9]*\).*/\1/p')
+[ "${RESTARTS:-0}" -ge 1 ] || fail "preempt: SLURM shows no restart"
+"$BIN/swiftrain" checkpoint "$WORK/preempt" || fail "preempt: the checkpoint does not load"
+log "preempted run: requeued ${RESTARTS}×, $STEPS steps, submit → done ${T_PRE}s"
+
+# 3. A worker task killed: the job still completes, with the survivors.
+t=$(date +%s); id=$(submit killed); wait_steps killed 10
+victim=$(pgrep -f "swiftrain-worker --connect .*--keys $WORK/killed/keys.*--rank 1" | head -n1)
+[ -n "$victim" ] || fail "killed: worker rank 1 not found"
+kill -9 "$victim"
+wait_done "$id" killed; T_KILL=$(elapsed "$t")
+grep -q "declared dead" "$WORK/killed.log" || fail "killed: the coordinator never noticed"
+[ "$(final_step killed)" = "$STEPS" ] || fail "killed: $(final_step killed) steps, expected $STEPS"
+log "worker killed: completed with the survivors, submit → done ${T_KILL}s"
+
+echo "SLURM tests passed: full ${T_FULL}s, preempted+requeued ${T_PRE}s, worker killed ${T_KILL}s (submit → done)"
