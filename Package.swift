@@ -18,13 +18,16 @@ let package = Package(
             name: "CZeroMQ", path: "Sources/CZeroMQ", pkgConfig: "libzmq",
             providers: [.apt(["libzmq3-dev"])]),
         .systemLibrary(
+            name: "CPNG", path: "Sources/CPNG", pkgConfig: "libpng",
+            providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(
             name: "COpenBLAS", path: "Sources/COpenBLAS", pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]),
 
         .target(
             name: "Core",
             dependencies: [
-                "CZeroMQ", "COpenBLAS",
+                "CZeroMQ", "COpenBLAS", "CPNG",
                 .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),

@@ -7,7 +7,7 @@ struct SwiftRain: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "swiftrain",
         abstract: "Distributed RainBench precipitation forecasting on CPUs.",
-        subcommands: [Synth.self, Inspect.self, Normalize.self, SampleCommand.self, TrainCommand.self, CheckpointCommand.self, Bench.self, CheckGradientsCommand.self])
+        subcommands: [Synth.self, Inspect.self, Normalize.self, SampleCommand.self, TrainCommand.self, CheckpointCommand.self, EvalCommand.self, BaselinesCommand.self, PlotCommand.self, ExportCommand.self, Bench.self, CheckGradientsCommand.self])
 
     /// Runs `body`, printing SwiftRain's errors as plain messages (no stack trace) with exit code 1.
     static func run(_ body: () throws -> Void) throws {

@@ -57,7 +57,9 @@ final class FailureTests: XCTestCase {
         args += ["--min-workers", "2"]
         let c = try startProcess(Binaries.swiftrain, args)
         while !c.errors().contains("step 3/") && c.process.isRunning { usleep(20_000) }
-        kill(try children(of: c.process.processIdentifier)[1], SIGKILL)
+        let kids = try children(of: c.process.processIdentifier)
+        guard kids.count == 2 else { c.process.waitUntilExit(); return XCTFail("the coordinator ended before step 3:\n\(c.errors())") }
+        kill(kids[1], SIGKILL)
         c.process.waitUntilExit()
         XCTAssertEqual(c.process.terminationStatus, 1)
         XCTAssertTrue(c.errors().contains("fewer than --min-workers 2 live worker(s)") && c.errors().contains("swiftrain train --resume"), c.errors())

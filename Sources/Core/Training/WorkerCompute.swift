@@ -111,4 +111,23 @@ public final class WorkerCompute {
         }
         return Body.Result(step: 0, count: samples.count, lossSum: lossSum, leadSquaredError: sq, leadWeight: wsum)
     }
+
+    /// Forecasts for `samples` of `partition` in the target file's units (the transform inverted), and
+    /// the summed transformed-space loss against their targets.
+    public func forecast(samples: [Int], partition: Partition.Name) throws -> (forecast: [Float], lossSum: Double) {
+        let part = index.samples(partition)
+        try check(samples, part)
+        let hw = shape.plane, std = assembler.targetStd, mb = max(1, config.microBatch)
+        var out = [Float](repeating: 0, count: samples.count * hw)
+        var lossSum = 0.0
+        for start in stride(from: 0, to: samples.count, by: mb) {
+            let chunk = samples[start..<min(samples.count, start + mb)]
+            try assemble(part, chunk)
+            let m = model(chunk.count)
+            input.withUnsafeBufferPointer { m.forward(params: params, input: $0.baseAddress!) }
+            lossSum += target.withUnsafeBufferPointer { m.loss(target: $0.baseAddress!) } * Double(chunk.count)
+            for q in 0..<(chunk.count * hw) { out[start * hw + q] = Normalisation.inverse(m.output.pointer[q], std: std) }
+        }
+        return (out, lossSum)
+    }
 }
