@@ -1,0 +1,81 @@
+import Core
+import Foundation
+import XCTest
+
+/// `make demo`'s pipeline at a smaller size (6 months, 24 h lead only, F = 16): synth → normalize →
+/// train (2 workers) → eval → plot → export. The model must beat persistence and climatology at 24 h.
+final class PipelineTests: XCTestCase {
+    func testSmallPipelineBeatsTheBaselinesAndWritesFiguresAndExport() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("swiftrain-pipeline-\(getpid())")
+        try? FileManager.default.removeItem(at: dir)
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        func run(_ args: [String]) throws -> String {
+            let r = try runProcess(Binaries.swiftrain, args, cwd: dir)
+            XCTAssertEqual(r.status, 0, "\(args.joined(separator: " ")): \(r.err)")
+            return r.out
+        }
+        try """
+        data: [data/era5625, data/imerg5625, data/simsat5625]
+        normalisation: norm.json
+        sources: simsat
+        imerg: true
+        inc_time: true
+        no_relu: true
+        train_start: 2016-04-01
+        train_end: 2016-07-31T23:00
+        valid_start: 2016-08-01
+        valid_end: 2016-08-31T23:00
+        test_start: 2016-09-01
+        test_end: 2016-09-30T23:00
+        forecast_time_window: 24
+        forecast_freq: 24
+        hidden_1: 16
+        hidden_2: 8
+        batch_size: 16
+        lr: 0.003
+        epochs: 2
+        """.write(to: dir.appendingPathComponent("small.yaml"), atomically: true, encoding: .utf8)
+        _ = try run(["synth", "--out", "data", "--from", "2016-04-01", "--to", "2016-09-30T23:00"])
+        _ = try run(["normalize", "--config", "small.yaml"])
+        _ = try run(["train", "--config", "small.yaml", "--workers", "2", "--run", "run", "--progress-every", "100"])
+        let report = try JSONDecoder().decode(EvaluationReport.self, from: Data(try run(["eval", "--run", "run", "--phase", "test", "--json"]).utf8))
+        let day1 = try XCTUnwrap(report.leads.first { $0.hours == 24 })
+        let (model, persistence, climatology) = (try XCTUnwrap(day1.model), try XCTUnwrap(day1.persistence), try XCTUnwrap(day1.climatology))
+        XCTAssertLessThan(model, persistence, "24 h: the model (\(model)) must beat persistence (\(persistence))")
+        XCTAssertLessThan(model, climatology, "24 h: the model (\(model)) must beat climatology (\(climatology))")
+        XCTAssertGreaterThan(day1.samples, 200)
+        let table = try String(contentsOf: dir.appendingPathComponent("run/eval/test.md"), encoding: .utf8)
+        XCTAssertTrue(table.contains("| SwiftRain ConvLSTM | \(String(format: "%.3f", model)) |"), table)
+
+        // The baselines command scores the same samples the same way.
+        let base = try JSONDecoder().decode(EvaluationReport.self, from: Data(try run(["baselines", "--config", "small.yaml", "--phase", "test", "--json"]).utf8))
+        XCTAssertEqual(base.leads.first?.persistence, persistence); XCTAssertEqual(base.leads.first?.climatology, climatology)
+        XCTAssertNil(base.leads.first?.model)
+
+        // Figures are real PNGs of a sensible size.
+        let figures = try run(["plot", "--run", "run"]).split(separator: "\n").map(String.init)
+        XCTAssertEqual(figures.count, 2)
+        for f in figures {
+            let d = try Data(contentsOf: URL(fileURLWithPath: f))
+            XCTAssertEqual(Array(d.prefix(8)), [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A], "\(f) is not a PNG")
+            let w = d[16..<20].reduce(0) { $0 << 8 | Int($1) }, h = d[20..<24].reduce(0) { $0 << 8 | Int($1) }
+            XCTAssertTrue(w >= 600 && h >= 300, "\(f): \(w)×\(h)")
+        }
+
+        // The export holds every parameter under its state_dict name, in a valid safetensors layout.
+        let exportDir = try run(["export", "--run", "run", "--format", "pytorch"]).trimmingCharacters(in: .whitespacesAndNewlines)
+        let st = try Data(contentsOf: URL(fileURLWithPath: exportDir + "/model.safetensors"))
+        let n = Int(st.prefix(8).enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) })
+        let header = try XCTUnwrap(try JSONSerialization.jsonObject(with: st[8..<(8 + n)]) as? [String: Any])
+        let layout = ParameterLayout(try Config.load(path: dir.appendingPathComponent("run/config.yaml").path).modelShape())
+        for e in layout.entries {
+            let t = try XCTUnwrap(header[e.name] as? [String: Any], e.name)
+            XCTAssertEqual(t["shape"] as? [Int], e.shape); XCTAssertEqual(t["data_offsets"] as? [Int], [4 * e.offset, 4 * (e.offset + e.count)])
+        }
+        XCTAssertEqual(st.count, 8 + n + 4 * layout.count)
+        let params = try Checkpoint.read(path: dir.appendingPathComponent("run/checkpoints/best.ckpt").path, layout: layout).1.values
+        let stored = st[(8 + n)...].withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        XCTAssertEqual(stored, params, "the exported weights are the best checkpoint's")
+    }
+}
