@@ -126,10 +126,7 @@ struct BenchDataCommand: ParsableCommand {
                 return v
             }
             let rows = try BenchData.run(config: c, sources: list, samples: samples, note: { stderr($0) })
-            print(BenchData.table(rows))
-            if json {
-                try printJSON(rows)
-            }
+            try printTable(BenchData.table(rows), rows, json: json)
         }
     }
 }

@@ -38,10 +38,7 @@ struct BenchStepCommand: ParsableCommand {
         try SwiftRain.run {
             let counts = threads.split(separator: ",").compactMap { Int($0) }
             let report = BenchStep.run(steps: steps, threadCounts: counts, quick: quick, note: { stderr($0) })
-            print(BenchStep.table(report))
-            if json {
-                try printJSON(report)
-            }
+            try printTable(BenchStep.table(report), report, json: json)
         }
     }
 }
@@ -64,10 +61,7 @@ struct BenchAllreduceCommand: ParsableCommand {
             let report = try BenchAllreduce.run(floats: floats, processes: processes.split(separator: ",").compactMap { Int($0) },
                                                 algorithms: algorithms.split(separator: ",").map(String.init), pieceFloats: pieceKiB * 256,
                                                 reps: reps, binary: Train.currentExecutable, log: { stderr($0) })
-            print(BenchAllreduce.table(report))
-            if json {
-                try printJSON(report)
-            }
+            try printTable(BenchAllreduce.table(report), report, json: json)
         }
     }
 }
@@ -83,10 +77,7 @@ struct BenchScalingCommand: ParsableCommand {
     func run() throws {
         try SwiftRain.run {
             let report = try BenchScaling.run(configPath: config, steps: steps, binary: Train.currentExecutable, scratch: scratch, log: { stderr($0) })
-            print(BenchScaling.table(report))
-            if json {
-                try printJSON(report)
-            }
+            try printTable(BenchScaling.table(report), report, json: json)
         }
     }
 }

@@ -28,3 +28,9 @@ func printJSON<T: Encodable>(_ value: T) throws {
     enc.keyEncodingStrategy = .convertToSnakeCase
     print(String(decoding: try enc.encode(value), as: UTF8.self))
 }
+
+/// A benchmark's table, followed by its JSON with --json.
+func printTable<T: Encodable>(_ table: String, _ value: T, json: Bool) throws {
+    print(table)
+    if json { try printJSON(value) }
+}

@@ -94,11 +94,10 @@ public struct Message {
     public static func checksum(_ body: UnsafeRawBufferPointer, _ payload: UnsafeRawBufferPointer) -> UInt32 {
         var a: UInt64 = 1, b: UInt64 = 0
         for raw in [body, payload] {
-            let words = raw.count / 8
             // Eight lanes at once, giving the sequential sums exactly (wrapping arithmetic is exact mod 2^64):
             // after G groups of 8 words, b gains 8G·a + Σ_l (8·t_l − l·s_l), where s_l sums lane l's words and
             // t_l sums lane l's running sums; a gains Σ_l s_l.
-            let groups = words / 8
+            let groups = raw.count / 64
             var s = SIMD8<UInt64>(repeating: 0), t = SIMD8<UInt64>(repeating: 0)
             for g in 0..<groups {
                 s &+= raw.loadUnaligned(fromByteOffset: 64 * g, as: SIMD8<UInt64>.self)
@@ -107,13 +106,23 @@ public struct Message {
             let lane = SIMD8<UInt64>(0, 1, 2, 3, 4, 5, 6, 7)
             b &+= 8 &* UInt64(groups) &* a &+ ((8 &* t) &- (lane &* s)).wrappedSum()
             a &+= s.wrappedSum()
-            for i in (groups * 8)..<words {
-                a &+= raw.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self)
-                b &+= a
-            }
-            for i in (words * 8)..<raw.count { a &+= UInt64(raw[i]); b &+= a }
-            a &+= UInt64(raw.count)
+            sequentialSums(raw, fromWord: groups * 8, &a, &b)
         }
+        return finish(a, b)
+    }
+
+    /// Adds words `fromWord…` of `raw` one at a time, then its trailing bytes and its length.
+    private static func sequentialSums(_ raw: UnsafeRawBufferPointer, fromWord: Int, _ a: inout UInt64, _ b: inout UInt64) {
+        let words = raw.count / 8
+        for i in fromWord..<words {
+            a &+= raw.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self)
+            b &+= a
+        }
+        for i in (words * 8)..<raw.count { a &+= UInt64(raw[i]); b &+= a }
+        a &+= UInt64(raw.count)
+    }
+
+    private static func finish(_ a: UInt64, _ b: UInt64) -> UInt32 {
         let x = a ^ (b &* 0x9E37_79B9_7F4A_7C15)
         return UInt32(truncatingIfNeeded: x ^ (x >> 32))
     }
@@ -121,17 +130,8 @@ public struct Message {
     /// The definition, one word at a time (the test oracle for the eight-lane version).
     public static func sequentialChecksum(_ body: UnsafeRawBufferPointer, _ payload: UnsafeRawBufferPointer) -> UInt32 {
         var a: UInt64 = 1, b: UInt64 = 0
-        for raw in [body, payload] {
-            let words = raw.count / 8
-            for i in 0..<words {
-                a &+= raw.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self)
-                b &+= a
-            }
-            for i in (words * 8)..<raw.count { a &+= UInt64(raw[i]); b &+= a }
-            a &+= UInt64(raw.count)
-        }
-        let x = a ^ (b &* 0x9E37_79B9_7F4A_7C15)
-        return UInt32(truncatingIfNeeded: x ^ (x >> 32))
+        for raw in [body, payload] { sequentialSums(raw, fromWord: 0, &a, &b) }
+        return finish(a, b)
     }
 
     public func decodeBody<T: Decodable>(_ type: T.Type) throws -> T {

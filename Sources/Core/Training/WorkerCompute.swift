@@ -86,20 +86,29 @@ public final class WorkerCompute {
         return Body.Result(step: 0, count: samples.count, lossSum: lossSum, leadSquaredError: [], leadWeight: [])
     }
 
-    /// Loss and per-lead-time squared errors in physical units (latitude-weighted) over `samples` of `partition`.
-    public func evaluate(samples: [Int], partition: Partition.Name = .valid) throws -> Body.Result {
-        let part = index.samples(partition)
+    /// Runs `samples` of `part` through the model a micro-batch at a time; `each` sees every chunk's
+    /// outputs (transformed space, in the model) while the targets are still in `target`. Returns Σ loss.
+    private func forwardInChunks(_ samples: [Int], _ part: PartitionSamples, _ each: (_ start: Int, _ chunk: ArraySlice<Int>, ConvLSTMForecaster) -> Void) throws -> Double {
         try check(samples, part)
-        let leads = index.spec.leads.count
-        var sq = [Double](repeating: 0, count: leads), wsum = [Double](repeating: 0, count: leads)
         var lossSum = 0.0
-        let mb = max(1, config.microBatch), hw = shape.plane, std = assembler.targetStd
+        let mb = max(1, config.microBatch)
         for start in stride(from: 0, to: samples.count, by: mb) {
             let chunk = samples[start..<min(samples.count, start + mb)]
             try assemble(part, chunk)
             let m = model(chunk.count)
             input.withUnsafeBufferPointer { m.forward(params: params, input: $0.baseAddress!) }
             lossSum += target.withUnsafeBufferPointer { m.loss(target: $0.baseAddress!) } * Double(chunk.count)
+            each(start, chunk, m)
+        }
+        return lossSum
+    }
+
+    /// Loss and per-lead-time squared errors in physical units (latitude-weighted) over `samples` of `partition`.
+    public func evaluate(samples: [Int], partition: Partition.Name = .valid) throws -> Body.Result {
+        let part = index.samples(partition)
+        let leads = index.spec.leads.count, hw = shape.plane, std = assembler.targetStd
+        var sq = [Double](repeating: 0, count: leads), wsum = [Double](repeating: 0, count: leads)
+        let lossSum = try forwardInChunks(samples, part) { _, chunk, m in
             for (j, s) in chunk.enumerated() {
                 let l = index.spec.leadIndex(part.sample(s).lead)!
                 for q in 0..<hw {
@@ -115,17 +124,9 @@ public final class WorkerCompute {
     /// Forecasts for `samples` of `partition` in the target file's units (the transform inverted), and
     /// the summed transformed-space loss against their targets.
     public func forecast(samples: [Int], partition: Partition.Name) throws -> (forecast: [Float], lossSum: Double) {
-        let part = index.samples(partition)
-        try check(samples, part)
-        let hw = shape.plane, std = assembler.targetStd, mb = max(1, config.microBatch)
+        let hw = shape.plane, std = assembler.targetStd
         var out = [Float](repeating: 0, count: samples.count * hw)
-        var lossSum = 0.0
-        for start in stride(from: 0, to: samples.count, by: mb) {
-            let chunk = samples[start..<min(samples.count, start + mb)]
-            try assemble(part, chunk)
-            let m = model(chunk.count)
-            input.withUnsafeBufferPointer { m.forward(params: params, input: $0.baseAddress!) }
-            lossSum += target.withUnsafeBufferPointer { m.loss(target: $0.baseAddress!) } * Double(chunk.count)
+        let lossSum = try forwardInChunks(samples, index.samples(partition)) { start, chunk, m in
             for q in 0..<(chunk.count * hw) { out[start * hw + q] = Normalisation.inverse(m.output.pointer[q], std: std) }
         }
         return (out, lossSum)
