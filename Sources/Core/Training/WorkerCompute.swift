@@ -68,9 +68,18 @@ public final class WorkerCompute {
     /// Gradient of the global-batch mean loss restricted to `samples` (accumulated into `grads`):
     /// summing every worker's `grads` gives the gradient over the whole global batch.
     public func train(samples: [Int], globalBatch: Int) throws -> Body.Result {
-        let part = index.samples(.train)
-        try check(samples, part)
         grads.zero()
+        let lossSum = try forwardInChunks(samples, index.samples(.train), backwardOver: globalBatch) { _, _, _ in }
+        return Body.Result(step: 0, count: samples.count, lossSum: lossSum, leadSquaredError: [], leadWeight: [])
+    }
+
+    /// Runs `samples` of `part` through the model a micro-batch at a time; `each` sees every chunk's
+    /// outputs (transformed space, in the model) while the targets are still in `target`. With
+    /// `backwardOver` (the global batch), also backpropagates each chunk's share of the mean loss into
+    /// `grads`. Returns Σ loss.
+    private func forwardInChunks(_ samples: [Int], _ part: PartitionSamples, backwardOver globalBatch: Int? = nil,
+                                 _ each: (_ start: Int, _ chunk: ArraySlice<Int>, ConvLSTMForecaster) -> Void) throws -> Double {
+        try check(samples, part)
         var lossSum = 0.0
         let mb = max(1, config.microBatch)
         for start in stride(from: 0, to: samples.count, by: mb) {
@@ -79,25 +88,10 @@ public final class WorkerCompute {
             let m = model(chunk.count)
             input.withUnsafeBufferPointer { i in
                 m.forward(params: params, input: i.baseAddress!)
-                lossSum += target.withUnsafeBufferPointer { m.loss(target: $0.baseAddress!, gradientScale: Float(chunk.count) / Float(globalBatch)) } * Double(chunk.count)
-                m.backward(params: params, grads: grads, input: i.baseAddress!)
+                let scale = Float(chunk.count) / Float(globalBatch ?? chunk.count)
+                lossSum += target.withUnsafeBufferPointer { m.loss(target: $0.baseAddress!, gradientScale: scale) } * Double(chunk.count)
+                if globalBatch != nil { m.backward(params: params, grads: grads, input: i.baseAddress!) }
             }
-        }
-        return Body.Result(step: 0, count: samples.count, lossSum: lossSum, leadSquaredError: [], leadWeight: [])
-    }
-
-    /// Runs `samples` of `part` through the model a micro-batch at a time; `each` sees every chunk's
-    /// outputs (transformed space, in the model) while the targets are still in `target`. Returns Σ loss.
-    private func forwardInChunks(_ samples: [Int], _ part: PartitionSamples, _ each: (_ start: Int, _ chunk: ArraySlice<Int>, ConvLSTMForecaster) -> Void) throws -> Double {
-        try check(samples, part)
-        var lossSum = 0.0
-        let mb = max(1, config.microBatch)
-        for start in stride(from: 0, to: samples.count, by: mb) {
-            let chunk = samples[start..<min(samples.count, start + mb)]
-            try assemble(part, chunk)
-            let m = model(chunk.count)
-            input.withUnsafeBufferPointer { m.forward(params: params, input: $0.baseAddress!) }
-            lossSum += target.withUnsafeBufferPointer { m.loss(target: $0.baseAddress!) } * Double(chunk.count)
             each(start, chunk, m)
         }
         return lossSum
