@@ -34,7 +34,7 @@ struct TrainCommand: ParsableCommand {
             var o = Train.Options(config: config, runPath: path)
             o.resume = resume != nil
             // Role and addresses: flags first, then SLURM's or torchrun's environment.
-            let launch = try LaunchEnvironment.detect()
+            let launch = listen == nil && workers != nil ? nil : try LaunchEnvironment.detect()  // local runs ignore job variables
             if let listen { o.listen = listen; o.workers = expectWorkers ?? launch?.workers ?? 1 }
             else if let workers { o.workers = workers }
             else if let launch {
