@@ -65,7 +65,7 @@ final class AssemblyTests: XCTestCase {
         XCTAssertEqual(clbt.map(\.normKey), ["simsat5625/clbt:0", "simsat5625/clbt:1", "simsat5625/clbt:2"])
         let t = TinyDataset.start + 5 * 3600  // between the 03:00 and 06:00 rows
         XCTAssertEqual(clbt[1].row(at: t), 1)
-        XCTAssertEqual(clbt[1].plane(at: t)![0], tiny.clbt(TinyDataset.start + 3 * 3600, 1, 0, 0))
+        XCTAssertEqual(try clbt[1].plane(at: t)![0], tiny.clbt(TinyDataset.start + 3 * 3600, 1, 0, 0))
         XCTAssertNil(clbt[0].row(at: TinyDataset.start - 1))
     }
 

@@ -13,19 +13,19 @@ final class LocalityTests: XCTestCase {
         XCTAssertEqual(f.rowBytes, 96); XCTAssertEqual(f.windowRows, 10)
         XCTAssertEqual(f.mappedBytes, 0, "opening maps nothing")
         for row in [35, 36, 72] {
-            let p = f.floats(at: row * perRow + 12)
+            let p = try f.floats(at: row * perRow + 12)
             for i in 0..<12 { XCTAssertEqual(p[i], Float(row * perRow + 12 + i)) }  // the rest of the row is contiguous
         }
         XCTAssertEqual(f.mappedRanges, [(30 * 96)..<(40 * 96), (70 * 96)..<(80 * 96)])
-        _ = f.floats(at: 40 * perRow)
+        _ = try f.floats(at: 40 * perRow)
         XCTAssertEqual(f.mappedRanges, [(30 * 96)..<(50 * 96), (70 * 96)..<(80 * 96)], "adjacent windows merge")
-        _ = f.floats(at: 99 * perRow + 23)
+        _ = try f.floats(at: 99 * perRow + 23)
         XCTAssertEqual(f.mappedRanges.last, (90 * 96)..<(100 * 96), "the last window stops at the end of the file")
         f.releaseResidentPages()
-        XCTAssertEqual(f.floats(at: 36 * perRow)[0], Float(36 * perRow), "pages fault back in after a release")
+        XCTAssertEqual(try f.floats(at: 36 * perRow)[0], Float(36 * perRow), "pages fault back in after a release")
         // A constant file (C, H, W) is one row: one window whatever its size.
         let c = try MappedFile(path: url.path, expectedBytes: rows * perRow * 4, shape: [rows * 2, 3, 4], windowBytes: 1000)
-        XCTAssertEqual(c.floats(at: 2000)[0], 2000); XCTAssertEqual(c.mappedRanges, [0..<(rows * perRow * 4)])
+        XCTAssertEqual(try c.floats(at: 2000)[0], 2000); XCTAssertEqual(c.mappedRanges, [0..<(rows * perRow * 4)])
     }
 
     func testLocalityPlanGivesEachWorkerOneStretchOfTimeRotatingEveryEpoch() {

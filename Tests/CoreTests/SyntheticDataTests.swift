@@ -13,7 +13,7 @@ final class SyntheticDataTests: XCTestCase {
         }
         func plane(_ dir: URL, _ t: EpochSeconds) throws -> [Float] {
             let ch = try DataCatalog(paths: [dir.appendingPathComponent("imerg5625").path]).channels(of: "imerg5625/precipitationcal")[0]
-            return Array(UnsafeBufferPointer(start: ch.plane(at: t)!, count: 2048))
+            return Array(UnsafeBufferPointer(start: try ch.plane(at: t)!, count: 2048))
         }
         let t = UTCTime.make(2016, 5, 4, 6)
         XCTAssertEqual(try plane(a, t), try plane(b, t), "same seed, same hour, different ranges")
@@ -35,7 +35,7 @@ final class SyntheticDataTests: XCTestCase {
         for v in cat.variableKeys {
             for ch in try cat.channels(of: v) {
                 for h in stride(from: 0, to: 20 * 24, by: 7) {
-                    let p = ch.plane(at: UTCTime.make(2016, 6, 1) + EpochSeconds(h) * 3600)!
+                    let p = try ch.plane(at: UTCTime.make(2016, 6, 1) + EpochSeconds(h) * 3600)!
                     XCTAssertTrue((0..<2048).allSatisfy { p[$0].isFinite }, "\(ch.normKey) at hour \(h)")
                 }
             }
@@ -44,7 +44,7 @@ final class SyntheticDataTests: XCTestCase {
         XCTAssertTrue((0..<2048).allSatisfy { (0...7).contains(slt[$0]) })
         for day in 0..<20 {
             let t = UTCTime.make(2016, 6, 1 + day, 12)
-            let r = rain.plane(at: t)!, b = clbt.plane(at: t)!, q = q850.plane(at: t)!, s = t2m.plane(at: t)!
+            let r = try rain.plane(at: t)!, b = try clbt.plane(at: t)!, q = try q850.plane(at: t)!, s = try t2m.plane(at: t)!
             for i in 0..<2048 {
                 XCTAssertGreaterThanOrEqual(r[i], 0)
                 XCTAssertTrue((180...330).contains(s[i]), "t2m \(s[i]) K")
@@ -59,15 +59,15 @@ final class SyntheticDataTests: XCTestCase {
         XCTAssertLessThan(avg(wetClbt), avg(dryClbt) - 20, "cold cloud tops over rain")
         XCTAssertGreaterThan(avg(wetQ), avg(dryQ), "humidity where it rains")
         // Systems move: the field 24 h later correlates less with the field now than the field 1 h later does.
-        func corr(_ t: EpochSeconds, _ dt: EpochSeconds) -> Double {
-            let a = rain.plane(at: t)!, b = rain.plane(at: t + dt)!
+        func corr(_ t: EpochSeconds, _ dt: EpochSeconds) throws -> Double {
+            let a = try rain.plane(at: t)!, b = try rain.plane(at: t + dt)!
             let ma = (0..<2048).reduce(0.0) { $0 + Double(a[$1]) } / 2048, mb = (0..<2048).reduce(0.0) { $0 + Double(b[$1]) } / 2048
             var sab = 0.0, saa = 0.0, sbb = 0.0
             for i in 0..<2048 { let x = Double(a[i]) - ma, y = Double(b[i]) - mb; sab += x * y; saa += x * x; sbb += y * y }
             return sab / (saa * sbb).squareRoot()
         }
         let t = UTCTime.make(2016, 6, 10)
-        let hour = corr(t, 3600), day = corr(t, 24 * 3600)
+        let hour = try corr(t, 3600), day = try corr(t, 24 * 3600)
         XCTAssertGreaterThan(hour, 0.8)
         XCTAssertLessThan(day, hour - 0.2, "24 h persistence must lose skill: systems move, grow and decay")
     }

@@ -35,8 +35,8 @@ final class CurveTests: XCTestCase {
         XCTAssertNil(try stranger.receive(timeoutMs: 1000), "a client without the run's key got an answer")
 
         let workers = try (0..<2).map { _ in try startProcess(Binaries.worker, ["--connect", endpoint, "--keys", keys.path]) }
-        c.process.waitUntilExit()
-        for w in workers { w.process.waitUntilExit(); XCTAssertEqual(w.process.terminationStatus, 0, w.errors()) }
+        c.wait()
+        for w in workers { w.wait(); XCTAssertEqual(w.process.terminationStatus, 0, w.errors()) }
         XCTAssertEqual(c.process.terminationStatus, 0, c.errors())
         XCTAssertTrue(c.errors().contains("refused a connection from 127.0.0.1: CURVE without the run's worker key"), c.errors())
         XCTAssertFalse(c.errors().contains("intruder") || c.errors().contains("stranger"), "an intruder was welcomed")

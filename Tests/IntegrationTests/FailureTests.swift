@@ -34,7 +34,8 @@ final class FailureTests: XCTestCase {
         XCTAssertEqual(victims.count, 2, c.errors())
         kill(victims[0], signal)
         c.process.waitUntilExit()
-        if signal == SIGSTOP { kill(victims[0], SIGKILL) }
+        if signal == SIGSTOP { kill(victims[0], SIGKILL) }  // it still holds the output pipe
+        c.drain()
         XCTAssertEqual(c.process.terminationStatus, 0, c.errors())
         let log = c.errors()
         XCTAssertTrue(log.contains("declared dead (silent for 2 s)"), log)
@@ -58,9 +59,9 @@ final class FailureTests: XCTestCase {
         let c = try startProcess(Binaries.swiftrain, args)
         while !c.errors().contains("step 3/") && c.process.isRunning { usleep(20_000) }
         let kids = try children(of: c.process.processIdentifier)
-        guard kids.count == 2 else { c.process.waitUntilExit(); return XCTFail("the coordinator ended before step 3:\n\(c.errors())") }
+        guard kids.count == 2 else { c.wait(); return XCTFail("the coordinator ended before step 3:\n\(c.errors())") }
         kill(kids[1], SIGKILL)
-        c.process.waitUntilExit()
+        c.wait()
         XCTAssertEqual(c.process.terminationStatus, 1)
         XCTAssertTrue(c.errors().contains("fewer than --min-workers 2 live worker(s)") && c.errors().contains("swiftrain train --resume"), c.errors())
         XCTAssertGreaterThan(try Checkpoint.read(path: root.appendingPathComponent("minw/checkpoints/last.ckpt").path,
@@ -75,7 +76,7 @@ final class FailureTests: XCTestCase {
         let first = try startProcess(Binaries.worker, ["--connect", endpoint])
         while !c.errors().contains("step 3/") && c.process.isRunning { usleep(20_000) }
         let second = try startProcess(Binaries.worker, ["--connect", endpoint])
-        c.process.waitUntilExit(); first.process.waitUntilExit(); second.process.waitUntilExit()
+        c.wait(); first.wait(); second.wait()
         XCTAssertEqual(c.process.terminationStatus, 0, c.errors())
         XCTAssertTrue(c.errors().contains("worker 1 ready; 2 live"), c.errors())
         XCTAssertEqual(second.process.terminationStatus, 0, second.errors())
@@ -97,10 +98,10 @@ final class FailureTests: XCTestCase {
         var workers = try (0..<2).map { _ in try startProcess(Binaries.worker, ["--connect", endpoint, "--coordinator-timeout", "3"]) }
         while !c.errors().contains("step 3/") && c.process.isRunning { usleep(20_000) }
         for _ in 0..<5 { kill(c.process.processIdentifier, SIGUSR1); usleep(3_000) }  // likely inside a receive
-        c.process.waitUntilExit()
+        c.wait()
         XCTAssertEqual(c.process.terminationStatus, 0, c.errors())
         XCTAssertTrue(c.errors().contains("checkpoint written"), c.errors())
-        for w in workers { w.process.waitUntilExit(); XCTAssertEqual(w.process.terminationStatus, 0, w.errors()) }
+        for w in workers { w.wait(); XCTAssertEqual(w.process.terminationStatus, 0, w.errors()) }
 
         c = try startProcess(Binaries.swiftrain, ["train", "--resume", run.path] + args.dropFirst(5))
         workers = try (0..<2).map { _ in try startProcess(Binaries.worker, ["--connect", endpoint, "--coordinator-timeout", "3"]) }
@@ -108,7 +109,7 @@ final class FailureTests: XCTestCase {
         let killedAt = Date()
         kill(c.process.processIdentifier, SIGKILL)
         for w in workers {
-            w.process.waitUntilExit()
+            w.wait()
             XCTAssertEqual(w.process.terminationStatus, 1)
             XCTAssertTrue(w.errors().contains("the coordinator has not answered heartbeats for 3 s"), w.errors())
         }

@@ -20,7 +20,7 @@ func runProcess(_ path: String, _ args: [String], cwd: URL? = nil, env: [String:
     let deadline = Date().addingTimeInterval(timeout)
     while p.process.isRunning && Date() < deadline { usleep(20_000) }
     if p.process.isRunning { p.process.terminate(); XCTFail("\(path) \(args) timed out") }
-    p.process.waitUntilExit()
+    p.wait()
     return (p.process.terminationStatus, p.output(), p.errors())
 }
 
@@ -28,10 +28,33 @@ func runProcess(_ path: String, _ args: [String], cwd: URL? = nil, env: [String:
 final class Started {
     let process = Process()
     private var out = Data(), err = Data()
+    private var pipes: [(Pipe, Bool)] = []
     private let lock = NSLock()
+
+    /// After the process has exited: reads what the background handlers have not delivered yet (they
+    /// run asynchronously, so output can still be in the pipe when `waitUntilExit` returns).
+    /// Waits for the process to exit, then for its last output.
+    func wait() { process.waitUntilExit(); drain() }
+
+    /// Bounded: a grandchild that inherited the pipe may keep it open a little longer.
+    func drain() {
+        let group = DispatchGroup()
+        for (pipe, isErr) in pipes {
+            pipe.fileHandleForReading.readabilityHandler = nil
+            group.enter()
+            DispatchQueue.global().async {
+                let rest = pipe.fileHandleForReading.readDataToEndOfFile()
+                self.lock.lock(); if isErr { self.err += rest } else { self.out += rest }; self.lock.unlock()
+                group.leave()
+            }
+        }
+        _ = group.wait(timeout: .now() + 10)
+        pipes = []
+    }
     func output() -> String { lock.lock(); defer { lock.unlock() }; return String(decoding: out, as: UTF8.self) }
     func errors() -> String { lock.lock(); defer { lock.unlock() }; return String(decoding: err, as: UTF8.self) }
     fileprivate func collect(_ pipe: Pipe, stderr: Bool) {
+        pipes.append((pipe, stderr))
         pipe.fileHandleForReading.readabilityHandler = { [weak self] h in
             let d = h.availableData
             guard let self, !d.isEmpty else { return }

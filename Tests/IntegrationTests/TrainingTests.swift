@@ -132,8 +132,8 @@ final class TrainingTests: XCTestCase {
         usleep(300_000)
         let workers = try (0..<2).map { _ in try startProcess(Binaries.worker, ["--connect", endpoint]) }
         for i in 0..<20 { try attacker.send([Array("noise \(i)".utf8), [UInt8](repeating: UInt8(i), count: 100)]); usleep(20_000) }
-        coordinator.process.waitUntilExit()
-        for w in workers { w.process.waitUntilExit(); XCTAssertEqual(w.process.terminationStatus, 0, w.errors()) }
+        coordinator.wait()
+        for w in workers { w.wait(); XCTAssertEqual(w.process.terminationStatus, 0, w.errors()) }
         XCTAssertEqual(coordinator.process.terminationStatus, 0, coordinator.errors())
         XCTAssertTrue(coordinator.errors().contains("rejected a message"), coordinator.errors())
         XCTAssertTrue(try checkpoint("noisy").1 == checkpoint("clean").1, "garbage changed the parameters")

@@ -47,7 +47,7 @@ public enum Plot {
         for l in part.leads.indices {
             guard let i = index(t0: t0, lead: l) else { truth.append(nil); forecast.append(nil); continue }
             let s = part.sample(i)
-            let y = target.plane(at: s.t0 + s.lead)!
+            let y = try target.plane(at: s.t0 + s.lead)!
             truth.append((0..<compute.shape.plane).map { y[$0] * scale })
             forecast.append(try compute.forecast(samples: [i], partition: phase).forecast.map { $0 * scale })
         }

@@ -151,9 +151,9 @@ public struct ChannelSource {
 
     /// The H×W plane at time `t` (ignored for constants), or nil if unavailable.
     @inline(__always)
-    public func plane(at t: EpochSeconds) -> UnsafePointer<Float>? {
+    public func plane(at t: EpochSeconds) throws -> UnsafePointer<Float>? {
         guard let r = row(at: t) else { return nil }
-        return file.mapped.floats(at: file.elementIndex(row: r, channel: channel))
+        return try file.mapped.floats(at: file.elementIndex(row: r, channel: channel))
     }
 }
 

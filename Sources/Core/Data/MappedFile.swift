@@ -63,14 +63,14 @@ public final class MappedFile {
     /// Pointer to the float at element index `index`. Valid for the rest of its row (planes are read
     /// within one row), for as long as this object lives.
     @inline(__always)
-    public func floats(at index: Int) -> UnsafePointer<Float> {
+    public func floats(at index: Int) throws -> UnsafePointer<Float> {
         let byte = index * 4
         let w = byte / rowBytes / windowRows
-        let first = window(w)
+        let first = try window(w)
         return UnsafePointer((first + (byte - w * windowRows * rowBytes)).assumingMemoryBound(to: Float.self))
     }
 
-    private func window(_ w: Int) -> UnsafeMutableRawPointer {
+    private func window(_ w: Int) throws -> UnsafeMutableRawPointer {
         lock.lock(); defer { lock.unlock() }
         if let m = windows[w] { return m.first }
         let start = w * windowRows * rowBytes, end = min(byteCount, start + windowRows * rowBytes)
@@ -78,8 +78,9 @@ public final class MappedFile {
         let offset = start / page * page
         let p = mmap(nil, end - offset, PROT_READ, MAP_SHARED, fd, off_t(offset))
         guard let p, p != MAP_FAILED else {
-            // Only address-space exhaustion gets here (the file was opened and sized); nothing to recover.
-            fatalError("\(path): mmap of bytes \(offset)..<\(end) failed: \(String(cString: strerror(errno))); check ulimit -v")
+            // The file was opened and sized, so this is address space (ulimit -v) or a vanished file.
+            throw SwiftRainError(path, "mmap of bytes \(offset)..<\(end) failed: \(String(cString: strerror(errno)))",
+                                 hint: "raise the address-space limit (ulimit -v) or lower SWIFTRAIN_MAP_WINDOW_KIB; check the file is still there")
         }
         // Samples read scattered rows: readahead of neighbouring pages would be wasted I/O.
         madvise(p, end - offset, MADV_RANDOM)

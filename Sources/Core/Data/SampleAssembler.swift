@@ -57,7 +57,7 @@ public final class SampleAssembler {
         var planes = [Float](repeating: 0, count: consts.count * plane)
         for (i, c) in consts.enumerated() {
             let s = try normalisation.require(c.normKey)
-            let p = c.file.mapped.floats(at: c.file.elementIndex(row: 0, channel: c.channel))
+            let p = try c.file.mapped.floats(at: c.file.elementIndex(row: 0, channel: c.channel))
             for j in 0..<plane { planes[i * plane + j] = Float((Double(p[j]) - s.mean) / s.std) }
         }
         constantPlanes = planes
@@ -93,7 +93,7 @@ public final class SampleAssembler {
         for offset in spec.offsets {
             let t = sample.t0 + offset
             for c in temporal {
-                guard let src = c.src.plane(at: t) else { throw unavailable(c.src.variable, t) }
+                guard let src = try c.src.plane(at: t) else { throw unavailable(c.src.variable, t) }
                 let m = c.mean, k = c.invStd
                 for j in 0..<plane { dst[j] = (src[j] - m) * k }
                 dst += plane
@@ -123,7 +123,7 @@ public final class SampleAssembler {
             for f in files { f.releaseResidentPages() }
         }
         let tt = sample.t0 + sample.lead
-        guard let y = target.plane(at: tt) else { throw unavailable(target.variable, tt) }
+        guard let y = try target.plane(at: tt) else { throw unavailable(target.variable, tt) }
         let std = targetStd
         for j in 0..<plane { out[j] = Normalisation.forward(y[j], std: std) }
     }

@@ -58,7 +58,7 @@ public final class Evaluator {
         var model = [PooledRMSE](repeating: .init(), count: spec.leads.count)
         var persistence = model, climatology = model, weeklyScores = model
         // Persistence needs the target at t0: samples where it is missing are left out of every row.
-        let kept = (0..<part.count).filter { target.plane(at: part.sample($0).t0) != nil }
+        let kept = try (0..<part.count).filter { try target.plane(at: part.sample($0).t0) != nil }
         if let params { _ = compute.params.buffer.update(from: UnsafeBufferPointer(params.buffer)) }
         var loss = 0.0
         var truth = [Float](repeating: 0, count: plane)
@@ -69,7 +69,7 @@ public final class Evaluator {
             for (j, i) in chunk.enumerated() {
                 let s = part.sample(i)
                 let l = spec.leadIndex(s.lead)!
-                let y = target.plane(at: s.t0 + s.lead)!, y0 = target.plane(at: s.t0)!
+                let y = try target.plane(at: s.t0 + s.lead)!, y0 = try target.plane(at: s.t0)!
                 for q in 0..<plane { truth[q] = y[q] * scale }
                 try truth.withUnsafeBufferPointer { t in
                     guard let tp = t.baseAddress else { return }
