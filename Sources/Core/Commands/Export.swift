@@ -22,10 +22,8 @@ public enum Export {
     /// Writes DIR/export/{model.safetensors, check_input.f32, check_forecast.f32, manifest.json}; returns the directory.
     public static func run(runPath: String, out: String?, log: (String) -> Void) throws -> String {
         let run = try RunDirectory(path: runPath)
-        let config = try Config.load(path: run.configPath)
-        let shape = try config.modelShape(), layout = ParameterLayout(shape)
-        let ckpt = FileManager.default.fileExists(atPath: run.bestCheckpoint) ? run.bestCheckpoint : run.lastCheckpoint
-        let (state, params, _, _) = try Checkpoint.read(path: ckpt, layout: layout)
+        let (config, layout, ckpt, state, params) = try run.loadModel()
+        let shape = try config.modelShape()
         let dir = URL(fileURLWithPath: out ?? run.url.appendingPathComponent("export").path)
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         try safetensors(path: dir.appendingPathComponent("model.safetensors").path, layout: layout, params: params,

@@ -23,10 +23,7 @@ public enum Plot {
         written.append(curvesPath)
 
         // Maps for one sample time: the model's forecast and the truth at every lead.
-        let config = try Config.load(path: run.configPath)
-        let layout = ParameterLayout(try config.modelShape())
-        let ckpt = FileManager.default.fileExists(atPath: run.bestCheckpoint) ? run.bestCheckpoint : run.lastCheckpoint
-        let (_, params, _, _) = try Checkpoint.read(path: ckpt, layout: layout)
+        let (config, _, ckpt, _, params) = try run.loadModel()
         let compute = try WorkerCompute(config: config)
         _ = compute.params.buffer.update(from: UnsafeBufferPointer(params.buffer))
         let part = compute.index.samples(phase)
@@ -42,7 +39,7 @@ public enum Plot {
         let t0 = date ?? firstLead.times.sorted { abs($0 - firstLead.times[firstLead.times.count / 2]) < abs($1 - firstLead.times[firstLead.times.count / 2]) }
             .first { t in part.leads.indices.allSatisfy { index(t0: t, lead: $0) != nil } } ?? firstLead.times[firstLead.times.count / 2]
         let target = try compute.catalog.channels(of: compute.index.spec.target)[0]
-        let scale: Float = compute.index.spec.target.hasSuffix("/tp") ? 1000 : 1
+        let (scale, unit) = compute.index.spec.targetUnits
         var truth: [[Float]?] = [], forecast: [[Float]?] = []
         for l in part.leads.indices {
             guard let i = index(t0: t0, lead: l) else { truth.append(nil); forecast.append(nil); continue }
@@ -56,7 +53,7 @@ public enum Plot {
                                  hint: "pick a time between \(UTCTime.short(firstLead.times.first!)) and \(UTCTime.short(firstLead.times.last!)) on the sample grid (every \(part.partition.stride / 3600) h)")
         }
         let maps = Figures.maps(title: "\(compute.index.spec.target) from \(UTCTime.short(t0)) UTC (\(phase.rawValue))",
-                                unit: scale == 1000 ? "mm" : "mm/h", leads: part.leads.map(\.leadHours), truth: truth, forecast: forecast,
+                                unit: unit, leads: part.leads.map(\.leadHours), truth: truth, forecast: forecast,
                                 height: compute.shape.height, width: compute.shape.width)
         let stamp = UTCTime.iso(t0).replacingOccurrences(of: ":", with: "").replacingOccurrences(of: "-", with: "")
         let mapsPath = dir.appendingPathComponent("maps-\(stamp).png").path

@@ -86,4 +86,7 @@ public struct SampleSpec: Equatable {
 
     /// Channel index of lead `lead` in the one-hot block.
     public func leadIndex(_ lead: EpochSeconds) -> Int? { leads.firstIndex(of: lead) }
+
+    /// Scores' units (DATA-FORMAT §7): ERA5 tp is stored in metres and reported in mm; IMERG is mm/h.
+    public var targetUnits: (scale: Float, unit: String) { target.hasSuffix("/tp") ? (1000, "mm") : (1, "mm/h") }
 }

@@ -39,8 +39,7 @@ public final class Evaluator {
         compute = try WorkerCompute(config: config)
         let spec = compute.index.spec
         target = try compute.catalog.channels(of: spec.target)[0]
-        // ERA5 tp is stored in metres and reported in mm (DATA-FORMAT §7); IMERG is mm/h already.
-        (scale, unit) = spec.target.hasSuffix("/tp") ? (1000, "mm") : (1, "mm/h")
+        (scale, unit) = spec.targetUnits
         let stats = try Normalisation.load(path: config.normalisation).require(target.normKey)
         climatologyMean = Float(stats.mean)
         guard let train = spec.partitions.first(where: { $0.name == .train }) else {
@@ -71,14 +70,13 @@ public final class Evaluator {
                 let l = spec.leadIndex(s.lead)!
                 let y = try target.plane(at: s.t0 + s.lead)!, y0 = try target.plane(at: s.t0)!
                 for q in 0..<plane { truth[q] = y[q] * scale }
-                try truth.withUnsafeBufferPointer { t in
+                truth.withUnsafeBufferPointer { t in
                     guard let tp = t.baseAddress else { return }
                     if let outputs { model[l].add(forecast: { outputs.forecast[j * plane + $0] * self.scale }, truth: tp, latWeights: lat, width: w) }
                     persistence[l].add(forecast: { y0[$0] * self.scale }, truth: tp, latWeights: lat, width: w)
                     climatology[l].add(forecast: { _ in self.climatologyMean * self.scale }, truth: tp, latWeights: lat, width: w)
                     let wk = weekly.forecast(at: s.t0 + s.lead)
                     weeklyScores[l].add(forecast: { wk[$0] * self.scale }, truth: tp, latWeights: lat, width: w)
-                    if tp[0].isNaN { throw SwiftRainError(target.variable, "NaN target in a kept sample", hint: "report this bug") }
                 }
             }
             if let outputs { loss += outputs.lossSum }
@@ -119,10 +117,7 @@ public enum Evaluate {
     /// Scores a run's checkpoint (best.ckpt if present, else last.ckpt) and writes eval/<phase>.json and .md.
     public static func run(runPath: String, phase: Partition.Name, checkpoint: String? = nil, log: (String) -> Void) throws -> EvaluationReport {
         let run = try RunDirectory(path: runPath)
-        let config = try Config.load(path: run.configPath)
-        let path = checkpoint ?? (FileManager.default.fileExists(atPath: run.bestCheckpoint) ? run.bestCheckpoint : run.lastCheckpoint)
-        let layout = ParameterLayout(try config.modelShape())
-        let (state, params, _, _) = try Checkpoint.read(path: path, layout: layout)
+        let (config, _, path, state, params) = try run.loadModel(checkpoint: checkpoint)
         log("evaluating \(path) (epoch \(state.epoch), global step \(state.globalStep)) on \(phase.rawValue)")
         let evaluator = try Evaluator(config: config)
         let report = try evaluator.run(params: params, partition: phase, checkpoint: path)

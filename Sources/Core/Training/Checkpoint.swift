@@ -111,6 +111,16 @@ public final class RunDirectory {
     public var metricsPath: String { url.appendingPathComponent("metrics.jsonl").path }
     public var lastCheckpoint: String { url.appendingPathComponent("checkpoints/last.ckpt").path }
     public var bestCheckpoint: String { url.appendingPathComponent("checkpoints/best.ckpt").path }
+    /// The run's trained model: its configuration, layout and the parameters of `checkpoint` (default:
+    /// best.ckpt if present, else last.ckpt), verified as `--resume` would.
+    public func loadModel(checkpoint: String? = nil) throws -> (config: Config, layout: ParameterLayout, path: String, state: TrainingState, params: FlatBuffer) {
+        let config = try Config.load(path: configPath)
+        let layout = ParameterLayout(try config.modelShape())
+        let path = checkpoint ?? (FileManager.default.fileExists(atPath: bestCheckpoint) ? bestCheckpoint : lastCheckpoint)
+        let (state, params, _, _) = try Checkpoint.read(path: path, layout: layout)
+        return (config, layout, path, state, params)
+    }
+
     /// Written when training reaches its last epoch (not when stopped early): batch scripts test it.
     public var finishedPath: String { url.appendingPathComponent("finished.json").path }
 
@@ -160,9 +170,7 @@ public struct CheckpointSummary: Encodable {
         let runURL = isDir.boolValue ? URL(fileURLWithPath: path) : URL(fileURLWithPath: path).deletingLastPathComponent().deletingLastPathComponent()
         let run = try RunDirectory(path: runURL.path)
         let file = isDir.boolValue ? (best ? run.bestCheckpoint : run.lastCheckpoint) : path
-        let config = try Config.load(path: run.configPath)
-        let layout = ParameterLayout(try config.modelShape())
-        let (state, params, _, _) = try Checkpoint.read(path: file, layout: layout)
+        let (_, _, _, state, params) = try run.loadModel(checkpoint: file)
         return CheckpointSummary(path: file, epoch: state.epoch, step: state.step, globalStep: state.globalStep, lr: Double(state.adam.lr),
                                  bestValLoss: state.bestValLoss, parameters: params.count, configHash: state.configHash,
                                  finished: FileManager.default.fileExists(atPath: run.finishedPath))

@@ -100,14 +100,14 @@ public final class WorkerCompute {
     /// Loss and per-lead-time squared errors in physical units (latitude-weighted) over `samples` of `partition`.
     public func evaluate(samples: [Int], partition: Partition.Name = .valid) throws -> Body.Result {
         let part = index.samples(partition)
-        let leads = index.spec.leads.count, hw = shape.plane, std = assembler.targetStd
+        let leads = index.spec.leads.count, hw = shape.plane, std = assembler.targetStd, scale = Double(index.spec.targetUnits.scale)
         var sq = [Double](repeating: 0, count: leads), wsum = [Double](repeating: 0, count: leads)
         let lossSum = try forwardInChunks(samples, part) { _, chunk, m in
             for (j, s) in chunk.enumerated() {
                 let l = index.spec.leadIndex(part.sample(s).lead)!
                 for q in 0..<hw {
                     let w = Double(m.latWeights[q / shape.width])
-                    let d = Double(Normalisation.inverse(m.output.pointer[j * hw + q], std: std) - Normalisation.inverse(target[j * hw + q], std: std))
+                    let d = scale * Double(Normalisation.inverse(m.output.pointer[j * hw + q], std: std) - Normalisation.inverse(target[j * hw + q], std: std))
                     sq[l] += w * d * d; wsum[l] += w
                 }
             }
