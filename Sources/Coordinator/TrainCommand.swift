@@ -12,7 +12,7 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .customLong("expect-workers"), help: "With --listen: how many workers to wait for.") var expectWorkers: Int?
     @Option(name: .customLong("run"), help: "Run directory (default: runs/<UTC time>).") var runPath: String?
     @Option(help: "Continue the run in this directory from its last checkpoint.") var resume: String?
-    @Option(name: .customLong("blas-threads"), help: "OpenBLAS threads per worker (default: cores / workers).") var blasThreads: Int?
+    @Option(name: .customLong("blas-threads"), help: "Threads per worker for the model's products (default: cores / workers); any value gives the same bits.") var blasThreads: Int?
     @Option(name: .customLong("checkpoint-every"), help: "Also write last.ckpt every N steps.") var checkpointEvery = 0
     @Option(name: .customLong("max-steps"), help: "Stop with a checkpoint after N steps (0: train to the end).") var maxSteps = 0
     @Option(name: .customLong("step-timeout"), help: "Seconds to wait for a step's results while workers are alive.") var stepTimeout = 600

@@ -8,7 +8,7 @@ struct SwiftRainWorker: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "swiftrain-worker", abstract: "One SwiftRain training worker.")
     @Option(help: "Coordinator address, tcp://HOST:PORT (default: from SLURM's environment, or MASTER_ADDR/MASTER_PORT).") var connect: String?
     @Option(help: "Requested rank (informational; the coordinator assigns ranks).") var rank: Int?
-    @Option(help: "OpenBLAS threads (default: the coordinator's --blas-threads, else SLURM_CPUS_PER_TASK, else OpenBLAS's own).") var threads: Int?
+    @Option(help: "Threads for the model's products (default: the coordinator's --blas-threads, else SLURM_CPUS_PER_TASK, else OPENBLAS_NUM_THREADS or the core count); any value gives the same bits.") var threads: Int?
     @Flag(name: .customLong("exit-with-parent"), help: "Exit when the parent process (a local `swiftrain train`) is gone.") var exitWithParent = false
     @Option(help: "The run's keys/ directory (CURVE; needed when the coordinator listens beyond loopback).") var keys: String?
     @Option(name: .customLong("coordinator-timeout"), help: "Seconds of unanswered heartbeats after which the coordinator is taken for dead and the worker exits.") var coordinatorTimeout = 60.0

@@ -115,6 +115,18 @@ final class TrainingTests: XCTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: run.appendingPathComponent("checkpoints/best.ckpt").path))
     }
 
+    /// The same run with 1 and with 2 BLAS threads in its worker ends on the same bits (README: same
+    /// seed and same N give the same bits whatever --threads).
+    func testThreadsPerWorkerDoNotChangeTheBits() throws {
+        let one = try train(["--workers", "1", "--max-steps", "4", "--blas-threads", "1"], run: "threads1")
+        let two = try train(["--workers", "1", "--max-steps", "4", "--blas-threads", "2"], run: "threads2")
+        XCTAssertTrue(one.contains("1 BLAS thread(s)") && two.contains("2 BLAS thread(s)"), one + two)
+        let a = try checkpoint("threads1"), b = try checkpoint("threads2")
+        XCTAssertEqual(a.0.globalStep, 4)
+        XCTAssertTrue(a.1 == b.1, "parameters differ between 1 and 2 threads")
+        XCTAssertTrue(a.2 == b.2 && a.3 == b.3, "Adam moments differ between 1 and 2 threads")
+    }
+
     /// A raw ZeroMQ client sends garbage to the coordinator's port while it trains: every message is
     /// refused and counted, and the result equals a clean run's.
     func testGarbageOnTheCoordinatorPortChangesNothing() throws {

@@ -1,7 +1,8 @@
 import Foundation
 
 /// `swiftrain bench step`: the machine's sgemm ceiling on the model's own GEMM shapes, and the
-/// training step (forward + backward + Adam) measured against it, side by side in one run.
+/// training step (forward + backward + Adam) measured against it, side by side in one run: once with
+/// SwiftRain's fixed GEMM pieces (what training uses) and once with OpenBLAS's own threading.
 public enum BenchStep {
     public struct Ceiling: Encodable {
         public var model: String
@@ -20,6 +21,10 @@ public enum BenchStep {
         public var gflops: Double
         /// Achieved GFLOP/s over the sgemm ceiling for the same thread count.
         public var ratioToCeiling: Double
+        /// The same step with OpenBLAS threading its own calls (thread-count-dependent results).
+        public var openBLASSecondsPerStep: Double
+        /// openBLASSecondsPerStep / secondsPerStep: above 1, the fixed pieces are faster.
+        public var speedupOverOpenBLAS: Double
         public var workspaceBytes: Int
     }
     public struct Report: Encodable {
@@ -39,7 +44,7 @@ public enum BenchStep {
 
     static func median(_ v: [Double]) -> Double { v.sorted()[v.count / 2] }
 
-    /// sgemm GFLOP/s for C[M×N] = A[M×K]·B[K×N], median of `reps`.
+    /// sgemm GFLOP/s for C[M×N] = A[M×K]·B[K×N], median of `reps`, with the current `BLAS.threading`.
     public static func sgemmGFlops(m: Int, k: Int, n: Int, reps: Int = 3) -> Double {
         let a = FlatBuffer(count: m * k), b = FlatBuffer(count: k * n), c = FlatBuffer(count: m * n)
         for i in 0..<a.count { a.pointer[i] = Float(i % 7) * 0.1 }
@@ -53,8 +58,10 @@ public enum BenchStep {
         return 2 * Double(m) * Double(k) * Double(n) / median(times) / 1e9
     }
 
-    /// Median seconds of `steps` training steps after one warm-up.
-    public static func timeStep(_ shape: ModelShape, batch: Int, seqLen: Int, steps: Int) -> (Double, Int) {
+    /// Median seconds of `steps` training steps per threading mode after one warm-up each, the modes
+    /// taking turns step by step on the same buffers (so drift in the machine's speed hits both alike).
+    public static func timeStep(_ shape: ModelShape, batch: Int, seqLen: Int, steps: Int,
+                                modes: [BLAS.Threading]) -> (seconds: [Double], bytes: Int) {
         let model = ConvLSTMForecaster(shape: shape, batch: batch, steps: seqLen)
         let l = model.layout
         let p = FlatBuffer.initialParameters(l, seed: 1), g = FlatBuffer(count: l.count)
@@ -64,17 +71,22 @@ public enum BenchStep {
         for i in 0..<x.count { x.pointer[i] = Float(rng.uniform() * 2 - 1) }
         for i in 0..<t.count { t.pointer[i] = Float(rng.uniform()) }
         var adam = Adam()
-        var times: [Double] = []
+        var times = [[Double]](repeating: [], count: modes.count)
+        let before = BLAS.threading
+        defer { BLAS.threading = before }
         for s in 0...steps {
-            let t0 = DispatchTime.now().uptimeNanoseconds
-            g.zero()
-            model.forward(params: p, input: x.pointer)
-            model.loss(target: t.pointer)
-            model.backward(params: p, grads: g, input: x.pointer)
-            adam.update(params: p, grads: g, m: m, v: v)
-            if s > 0 { times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9) }
+            for (i, mode) in modes.enumerated() {
+                BLAS.threading = mode
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                g.zero()
+                model.forward(params: p, input: x.pointer)
+                model.loss(target: t.pointer)
+                model.backward(params: p, grads: g, input: x.pointer)
+                adam.update(params: p, grads: g, m: m, v: v)
+                if s > 0 { times[i].append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9) }
+            }
         }
-        return (median(times), model.workspaceBytes + 4 * 4 * l.count)
+        return (times.map(median), model.workspaceBytes + 4 * 4 * l.count)
     }
 
     public static func run(steps: Int, threadCounts: [Int], quick: Bool, note: (String) -> Void) -> Report {
@@ -89,15 +101,20 @@ public enum BenchStep {
             BLAS.threads = threads
             for (name, shape, batches) in configs {
                 for b in batches {
-                    // The ceiling: OpenBLAS on this configuration's dominant GEMM (the 3×3 convolution).
+                    // The ceiling: OpenBLAS, threading itself, on this configuration's dominant GEMM (the 3×3
+                    // convolution); steps with OpenBLAS's threading alternate with steps with ours.
                     let (m, k, n) = (4 * shape.hidden, (shape.cin + shape.hidden) * 9, b * shape.plane)
+                    BLAS.threading = .openBLAS
                     let gf = sgemmGFlops(m: m, k: k, n: n)
                     ceilings.append(Ceiling(model: name, batch: b, threads: threads, shape: "\(m)×\(k)·\(k)×\(n)", gflops: gf))
-                    let (sec, bytes) = timeStep(shape, batch: b, seqLen: 5, steps: steps)
+                    BLAS.threading = .pieces
+                    let (secs, bytes) = timeStep(shape, batch: b, seqLen: 5, steps: steps, modes: [.pieces, .openBLAS])
+                    let (sec, openSec) = (secs[0], secs[1])
                     let flops = flopsPerSample(shape, steps: 5) * Double(b)
                     let row = Row(model: name, batch: b, threads: threads, secondsPerStep: sec, samplesPerSecond: Double(b) / sec,
-                                  gflops: flops / sec / 1e9, ratioToCeiling: flops / sec / 1e9 / gf, workspaceBytes: bytes)
-                    note("\(name) B=\(b) \(threads)t: \(String(format: "%.3f", sec)) s/step")
+                                  gflops: flops / sec / 1e9, ratioToCeiling: flops / sec / 1e9 / gf,
+                                  openBLASSecondsPerStep: openSec, speedupOverOpenBLAS: openSec / sec, workspaceBytes: bytes)
+                    note("\(name) B=\(b) \(threads)t: \(String(format: "%.3f", sec)) s/step (OpenBLAS threading \(String(format: "%.3f", openSec)))")
                     rows.append(row)
                 }
             }
@@ -106,14 +123,17 @@ public enum BenchStep {
     }
 
     public static func table(_ r: Report) -> String {
-        var out = "model        B  threads   s/step  samples/s  GFLOP/s   sgemm ceiling (shape)           of ceiling  memory\n"
+        var out = "model        B  threads   s/step  samples/s  GFLOP/s   sgemm ceiling (shape)           of ceiling"
+            + "  OpenBLAS-threaded s/step  speed-up  memory\n"
         for (x, c) in zip(r.rows, r.ceilings) {
             out += x.model.padding(toLength: 11, withPad: " ", startingAt: 0) + String(x.batch).leftPad(3) + String(x.threads).leftPad(9)
                 + String(format: "%9.3f%11.2f%9.1f%9.1f ", x.secondsPerStep, x.samplesPerSecond, x.gflops, c.gflops)
                 + "(\(c.shape))".padding(toLength: 22, withPad: " ", startingAt: 0)
-                + String(format: "%11.0f%%", 100 * x.ratioToCeiling)
+                + String(format: "%11.0f%%%26.3f%9.2f×", 100 * x.ratioToCeiling, x.openBLASSecondsPerStep, x.speedupOverOpenBLAS)
                 + bytesText(x.workspaceBytes).leftPad(11) + "\n"
         }
+        out += "\ns/step: SwiftRain's fixed GEMM pieces (same bits for any thread count, what training runs);"
+            + " OpenBLAS-threaded: the same step with OpenBLAS splitting each call by thread count.\n"
         out += "\npeak RSS of this run: \(bytesText(r.peakRSSBytes))\n"
         return out
     }
