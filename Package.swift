@@ -1,46 +1,100 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+// The target graph is the architecture (../shared/DESIGN.md §1). Dependencies point one way (each
+// target lists only targets above it), so a back-edge does not compile; `make lint` also builds with
+// the explicit-import check, so a target cannot use a module it does not list.
+//
+//   RainSupport     errors, RNG, UTC time, checksums
+//   RainConfig      ← Support                      (+ Yams)
+//   RainData        ← Support, Config
+//   RainModel       ← Support, Config, Data        (+ OpenBLAS)
+//   RainProtocol    ← Support                      messages, sharding, Transport protocols: no model, no sockets
+//   RainZMQ         ← Support, Protocol            (+ libzmq)
+//   RainTraining    ← Support … Model, Protocol    state machines; never a socket
+//   RainLaunch      ← Training, ZMQ                processes, SLURM, the wiring
+//   RainEvaluation  ← Support … Model, Training
+//   RainPlot        ← Evaluation                   (+ libpng)
+//   swiftrain       ← Launch, Evaluation, Plot;   swiftrain-worker ← Launch
+
+let release: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+let argumentParser: Target.Dependency = .product(name: "ArgumentParser", package: "swift-argument-parser")
+
 let package = Package(
     name: "SwiftRain",
     products: [
         .executable(name: "swiftrain", targets: ["Coordinator"]),
         .executable(name: "swiftrain-worker", targets: ["Worker"]),
-        .library(name: "Core", targets: ["Core"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
     targets: [
-        // C shims: each imported by exactly one Swift file in Core.
+        // C libraries: each imported by exactly one Swift file.
         .systemLibrary(
-            name: "CZeroMQ", path: "Sources/CZeroMQ", pkgConfig: "libzmq",
-            providers: [.apt(["libzmq3-dev"])]),
+            name: "CZeroMQ", path: "Sources/CZeroMQ", pkgConfig: "libzmq", providers: [.apt(["libzmq3-dev"])]),
         .systemLibrary(
-            name: "CPNG", path: "Sources/CPNG", pkgConfig: "libpng",
-            providers: [.apt(["libpng-dev"])]),
+            name: "CPNG", path: "Sources/CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(
             name: "COpenBLAS", path: "Sources/COpenBLAS", pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]),
 
+        /// Errors, the seeded RNG, UTC time, checksums, text and process helpers.
+        .target(name: "RainSupport", swiftSettings: release),
+        /// The configuration: one YAML key table with PyRain's names and defaults.
         .target(
-            name: "Core",
-            dependencies: [
-                "CZeroMQ", "COpenBLAS", "CPNG",
-                .product(name: "Yams", package: "Yams"),
-            ],
-            swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
+            name: "RainConfig", dependencies: ["RainSupport", .product(name: "Yams", package: "Yams")],
+            swiftSettings: release),
+        /// RainBench's datasets: metadata, mapped files, sample index and assembly, normalisation, synthesis.
+        .target(name: "RainData", dependencies: ["RainSupport", "RainConfig"], swiftSettings: release),
+        /// The ConvLSTM forecaster on OpenBLAS, Adam, the scheduler, and running samples through it.
+        .target(name: "RainModel", dependencies: ["RainSupport", "RainConfig", "RainData", "COpenBLAS"], swiftSettings: release),
+        /// What and when: messages, sharding, transports as protocols and their in-memory twin. No sockets.
+        .target(name: "RainProtocol", dependencies: ["RainSupport"], swiftSettings: release),
+        /// How bytes move: the ZeroMQ transport, CURVE/ZAP, the ring allreduce.
+        .target(name: "RainZMQ", dependencies: ["RainSupport", "RainProtocol", "CZeroMQ"], swiftSettings: release),
+        /// The coordinator and worker state machines, checkpoints, the run directory, training options.
+        .target(
+            name: "RainTraining",
+            dependencies: ["RainSupport", "RainConfig", "RainData", "RainModel", "RainProtocol", argumentParser],
+            swiftSettings: release),
+        /// Local processes, SLURM and torchrun environments, ZeroMQ wiring, the distributed benchmarks.
+        .target(
+            name: "RainLaunch",
+            dependencies: ["RainSupport", "RainConfig", "RainData", "RainModel", "RainProtocol", "RainZMQ", "RainTraining"],
+            swiftSettings: release),
+        /// Scores, baselines, evaluation of a run, export for PyTorch.
+        .target(
+            name: "RainEvaluation",
+            dependencies: ["RainSupport", "RainConfig", "RainData", "RainModel", "RainTraining"], swiftSettings: release),
+        /// Figures (libpng).
+        .target(
+            name: "RainPlot",
+            dependencies: ["RainSupport", "RainConfig", "RainData", "RainModel", "RainTraining", "RainEvaluation", "CPNG"],
+            swiftSettings: release),
 
+        // Thin executables: argument parsing, then a library call.
         .executableTarget(
             name: "Coordinator",
-            dependencies: ["Core", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .executableTarget(
-            name: "Worker",
-            dependencies: ["Core", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            dependencies: [
+                "RainSupport", "RainConfig", "RainData", "RainModel", "RainTraining", "RainLaunch", "RainEvaluation",
+                "RainPlot", argumentParser,
+            ]),
+        .executableTarget(name: "Worker", dependencies: ["RainSupport", "RainLaunch", argumentParser]),
 
-        .testTarget(name: "CoreTests", dependencies: ["Core"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["Core"]),
+        .testTarget(
+            name: "UnitTests",
+            dependencies: [
+                "RainSupport", "RainConfig", "RainData", "RainModel", "RainProtocol", "RainZMQ", "RainTraining",
+                "RainLaunch", "RainEvaluation", "RainPlot",
+            ]),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: [
+                "RainSupport", "RainConfig", "RainData", "RainModel", "RainProtocol", "RainZMQ", "RainTraining",
+                "RainEvaluation",
+            ]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -1,5 +1,6 @@
 import ArgumentParser
-import Core
+import RainConfig
+import RainData
 
 /// `--config`, `--set` and the PyRain-named flags, resolved into one `Config` (file < flags < --set).
 struct ConfigOptions: ParsableArguments {

@@ -1,6 +1,8 @@
 import ArgumentParser
-import Core
 import Foundation
+import RainSupport
+import RainConfig
+import RainData
 
 struct Synth: ParsableCommand {
     static let configuration = CommandConfiguration(

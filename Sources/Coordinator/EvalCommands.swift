@@ -1,6 +1,9 @@
 import ArgumentParser
-import Core
 import Foundation
+import RainSupport
+import RainData
+import RainEvaluation
+import RainPlot
 
 private func parsePhase(_ text: String) throws -> Partition.Name {
     guard let p = Partition.Name(rawValue: text) else {

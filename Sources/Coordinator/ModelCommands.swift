@@ -1,6 +1,8 @@
 import ArgumentParser
-import Core
 import Foundation
+import RainSupport
+import RainModel
+import RainLaunch
 
 struct CheckGradientsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -49,7 +51,7 @@ struct BenchAllreduceCommand: ParsableCommand {
     @Option(help: "Floats per buffer (8.1 M ≈ the full model's 32 MB gradient).") var floats = 8_123_969
     @Option(help: "Process counts, comma-separated.") var processes = "2,3,4"
     @Option(help: "Algorithms, comma-separated: star, ring.") var algorithms = "star,ring"
-    @Option(name: .customLong("piece-kib"), help: "Ring pipelining: KiB per piece.") var pieceKiB = RingAllreduce.defaultPieceFloats / 256
+    @Option(name: .customLong("piece-kib"), help: "Ring pipelining: KiB per piece.") var pieceKiB = BenchAllreduce.defaultPieceKiB
     @Option(help: "Measured repetitions (after one warm-up).") var reps = 5
     @Flag(help: "Print JSON too.") var json = false
     @Option(name: .customLong("peer-of"), help: .hidden) var peerOf: String?
@@ -60,7 +62,7 @@ struct BenchAllreduceCommand: ParsableCommand {
             if let peerOf { try BenchAllreduce.peer(hub: peerOf, rank: rank, floats: floats, algorithm: algorithms, pieceFloats: pieceKiB * 256); return }
             let report = try BenchAllreduce.run(floats: floats, processes: processes.split(separator: ",").compactMap { Int($0) },
                                                 algorithms: algorithms.split(separator: ",").map(String.init), pieceFloats: pieceKiB * 256,
-                                                reps: reps, binary: Train.currentExecutable, log: { stderr($0) })
+                                                reps: reps, binary: ThisProcess.executable, log: { stderr($0) })
             try printTable(BenchAllreduce.table(report), report, json: json)
         }
     }
@@ -76,7 +78,7 @@ struct BenchScalingCommand: ParsableCommand {
 
     func run() throws {
         try SwiftRain.run {
-            let report = try BenchScaling.run(configPath: config, steps: steps, binary: Train.currentExecutable, scratch: scratch, log: { stderr($0) })
+            let report = try BenchScaling.run(configPath: config, steps: steps, binary: ThisProcess.executable, scratch: scratch, log: { stderr($0) })
             try printTable(BenchScaling.table(report), report, json: json)
         }
     }

@@ -1,6 +1,7 @@
 import ArgumentParser
-import Core
 import Foundation
+import RainSupport
+import RainData
 
 @main
 struct SwiftRain: ParsableCommand {
@@ -11,9 +12,7 @@ struct SwiftRain: ParsableCommand {
 
     /// Runs `body`, printing SwiftRain's errors as plain messages (no stack trace) with exit code 1.
     static func run(_ body: () throws -> Void) throws {
-        do { try body() } catch let e as SwiftRainError {
-            FileHandle.standardError.write(Data("error: \(e)\n".utf8)); throw ExitCode(1)
-        } catch let e as ValidationErrors {
+        do { try body() } catch let e as UserFacingError {
             FileHandle.standardError.write(Data("error: \(e)\n".utf8)); throw ExitCode(1)
         }
     }

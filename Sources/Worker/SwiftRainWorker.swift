@@ -1,56 +1,20 @@
 import ArgumentParser
-import Core
 import Foundation
+import RainLaunch
+import RainSupport
 
 /// One worker process: started by `swiftrain train`, by SLURM's srun, or by hand.
 @main
 struct SwiftRainWorker: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "swiftrain-worker", abstract: "One SwiftRain training worker.")
-    @Option(help: "Coordinator address, tcp://HOST:PORT (default: from SLURM's environment, or MASTER_ADDR/MASTER_PORT).") var connect: String?
-    @Option(help: "Requested rank (informational; the coordinator assigns ranks).") var rank: Int?
-    @Option(help: "Threads for the model's products (default: the coordinator's --blas-threads, else SLURM_CPUS_PER_TASK, else OPENBLAS_NUM_THREADS or the core count); any value gives the same bits.") var threads: Int?
-    @Flag(name: .customLong("exit-with-parent"), help: "Exit when the parent process (a local `swiftrain train`) is gone.") var exitWithParent = false
-    @Option(help: "The run's keys/ directory (CURVE; needed when the coordinator listens beyond loopback).") var keys: String?
-    @Option(name: .customLong("coordinator-timeout"), help: "Seconds of unanswered heartbeats after which the coordinator is taken for dead and the worker exits.") var coordinatorTimeout = 60.0
-    @Option(name: .customLong("keys-timeout"), help: "Seconds to wait for the keys to appear (the coordinator writes them as it starts).") var keysTimeout = 120.0
+    @OptionGroup var options: WorkerOptions
 
     func run() throws {
         do {
-            let log: (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
-            let launch = try LaunchEnvironment.detect()
-            guard let connect = connect ?? launch?.connectEndpoint else {
-                throw SwiftRainError("--connect", "no coordinator address",
-                                     hint: "pass --connect tcp://HOST:PORT, or run under srun (SLURM) or with MASTER_ADDR, MASTER_PORT, RANK and WORLD_SIZE set")
-            }
-            if let launch { try launch.checkReachable(connect, role: "--connect") }
-            if let t = threads ?? launch?.cpusPerTask { BLAS.threads = t }
-            // SIGUSR1 (SLURM's warning before a time limit) reaches every task of a step: the coordinator
-            // checkpoints and then shuts the workers down, so a worker only notes it.
-            let usr1 = StopSignal()
-            usr1.install(signals: [SIGUSR1], log: { _ in log("worker: SIGUSR1 noted; the coordinator checkpoints and will shut the workers down") })
-            let context = try ZMQContext()
-            let curve = try keys.map { dir -> CurveKeys in
-                let deadline = Date().addingTimeInterval(keysTimeout)
-                while !FileManager.default.fileExists(atPath: dir + "/worker.key") && Date() < deadline { usleep(200_000) }
-                return try CurveKeys.load(dir: dir, create: false)
-            }
-            let client = try ZMQClient(context: context, connect: connect, curve: curve)
-            let heartbeat = try ZMQClient(context: context, connect: connect, curve: curve)
-            let worker = TrainingWorker(transport: client, heartbeat: heartbeat, log: log)
-            if exitWithParent { worker.parentPid = getppid() }
-            worker.threadsFixed = threads != nil
-            worker.coordinatorTimeoutMs = Int(coordinatorTimeout * 1000)
-            // The ring inbox: loopback when the coordinator is, else every interface, advertised by host name.
-            let local = connect.hasPrefix("tcp://127.") || connect.hasPrefix("tcp://localhost:")
-            worker.makeRing = { runId in
-                try RingAllreduce(context: context, bind: local ? "tcp://127.0.0.1:*" : "tcp://*:*",
-                                  advertiseHost: ProcessInfo.processInfo.hostName, runId: runId, curve: curve, log: log)
-            }
-            try withExtendedLifetime(usr1) { try worker.run(rank: rank ?? launch.map { $0.rank - 1 }) }
-        } catch let e as SwiftRainError {
-            FileHandle.standardError.write(Data("swiftrain-worker: error: \(e)\n".utf8)); throw ExitCode(1)
-        } catch let e as ValidationErrors {
-            FileHandle.standardError.write(Data("swiftrain-worker: error: \(e)\n".utf8)); throw ExitCode(1)
+            try WorkerProcess.run(options, log: { FileHandle.standardError.write(Data(($0 + "\n").utf8)) })
+        } catch let e as UserFacingError {
+            FileHandle.standardError.write(Data("swiftrain-worker: error: \(e)\n".utf8))
+            throw ExitCode(1)
         }
     }
 }

@@ -1,5 +1,7 @@
 import Foundation
 import XCTest
+import RainConfig
+import RainProtocol
 
 /// The `swiftrain` executable, really started: exit codes, output, files written.
 final class CLITests: XCTestCase {

@@ -1,6 +1,9 @@
-import Core
 import Foundation
 import XCTest
+import RainModel
+import RainProtocol
+import RainZMQ
+import RainTraining
 
 /// CURVE mode: only holders of the run's worker key get in; traffic is encrypted.
 final class CurveTests: XCTestCase {
@@ -40,7 +43,7 @@ final class CurveTests: XCTestCase {
         XCTAssertEqual(c.process.terminationStatus, 0, c.errors())
         XCTAssertTrue(c.errors().contains("refused a connection from 127.0.0.1: CURVE without the run's worker key"), c.errors())
         XCTAssertFalse(c.errors().contains("intruder") || c.errors().contains("stranger"), "an intruder was welcomed")
-        let layout = ParameterLayout(try TrainingTests.config(root).modelShape())
+        let layout = ParameterLayout(try ModelShape(config: TrainingTests.config(root)))
         let a = try Checkpoint.read(path: run.appendingPathComponent("checkpoints/last.ckpt").path, layout: layout).1.values
         let b = try Checkpoint.read(path: root.appendingPathComponent("curve-clean/checkpoints/last.ckpt").path, layout: layout).1.values
         XCTAssertTrue(a == b, "CURVE changed the result")

@@ -1,6 +1,7 @@
-import Core
 import Foundation
 import XCTest
+import RainModel
+import RainTraining
 
 /// Workers killed, frozen or arriving late while a real coordinator trains.
 final class FailureTests: XCTestCase {
@@ -11,7 +12,7 @@ final class FailureTests: XCTestCase {
     }
 
     func params(_ run: String) throws -> [Float] {
-        let layout = ParameterLayout(try TrainingTests.config(root).modelShape())
+        let layout = ParameterLayout(try ModelShape(config: TrainingTests.config(root)))
         return try Checkpoint.read(path: root.appendingPathComponent("\(run)/checkpoints/last.ckpt").path, layout: layout).1.values
     }
 
@@ -65,7 +66,7 @@ final class FailureTests: XCTestCase {
         XCTAssertEqual(c.process.terminationStatus, 1)
         XCTAssertTrue(c.errors().contains("fewer than --min-workers 2 live worker(s)") && c.errors().contains("swiftrain train --resume"), c.errors())
         XCTAssertGreaterThan(try Checkpoint.read(path: root.appendingPathComponent("minw/checkpoints/last.ckpt").path,
-                                                 layout: ParameterLayout(try TrainingTests.config(root).modelShape())).0.globalStep, 2)
+                                                 layout: ParameterLayout(try ModelShape(config: TrainingTests.config(root)))).0.globalStep, 2)
     }
 
     func testLateWorkerJoinsAtTheNextStep() throws {

@@ -1,6 +1,9 @@
-import Core
 import Foundation
 import XCTest
+import RainConfig
+import RainModel
+import RainTraining
+import RainEvaluation
 
 /// `make demo`'s pipeline at a smaller size (6 months, 24 h lead only, F = 16): synth → normalize →
 /// train (2 workers) → eval → plot → export. The model must beat persistence and climatology at 24 h.
@@ -68,7 +71,7 @@ final class PipelineTests: XCTestCase {
         let st = try Data(contentsOf: URL(fileURLWithPath: exportDir + "/model.safetensors"))
         let n = Int(st.prefix(8).enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) })
         let header = try XCTUnwrap(try JSONSerialization.jsonObject(with: st[8..<(8 + n)]) as? [String: Any])
-        let layout = ParameterLayout(try Config.load(path: dir.appendingPathComponent("run/config.yaml").path).modelShape())
+        let layout = ParameterLayout(try ModelShape(config: Config.load(path: dir.appendingPathComponent("run/config.yaml").path)))
         for e in layout.entries {
             let t = try XCTUnwrap(header[e.name] as? [String: Any], e.name)
             XCTAssertEqual(t["shape"] as? [Int], e.shape); XCTAssertEqual(t["data_offsets"] as? [Int], [4 * e.offset, 4 * (e.offset + e.count)])

@@ -1,6 +1,7 @@
-import Core
 import Foundation
 import XCTest
+import RainProtocol
+import RainZMQ
 
 enum Binaries {
     static var dir: String {

@@ -1,6 +1,12 @@
-import Core
 import Foundation
 import XCTest
+import RainSupport
+import RainConfig
+import RainData
+import RainModel
+import RainProtocol
+import RainZMQ
+import RainTraining
 
 /// Distributed training with real coordinator and worker processes talking ZeroMQ over loopback TCP.
 final class TrainingTests: XCTestCase {
@@ -38,7 +44,7 @@ final class TrainingTests: XCTestCase {
     }
 
     func checkpoint(_ run: String) throws -> (TrainingState, [Float], [Float], [Float]) {
-        let layout = ParameterLayout(try Self.config(Self.root).modelShape())
+        let layout = ParameterLayout(try ModelShape(config: Self.config(Self.root)))
         let (s, p, m, v) = try Checkpoint.read(path: Self.root.appendingPathComponent("\(run)/checkpoints/last.ckpt").path, layout: layout)
         return (s, p.values, m.values, v.values)
     }
@@ -51,7 +57,7 @@ final class TrainingTests: XCTestCase {
         for n in 2...3 { _ = try train(["--workers", "\(n)", "--max-steps", "\(steps)", "--blas-threads", "1", "--allreduce", "ring"], run: "ring\(n)") }
         var c = Self.config(Self.root)
         c.microBatch = c.batchSize
-        let compute = try WorkerCompute(config: c)
+        let compute = try ModelRunner(config: c)
         _ = compute.params.buffer.update(from: FlatBuffer.initialParameters(compute.layout, seed: UInt64(c.seed)).values)
         let m = FlatBuffer(count: compute.layout.count), v = FlatBuffer(count: compute.layout.count)
         var adam = Adam(lr: c.lr)

@@ -1,0 +1,102 @@
+import Foundation
+import RainConfig
+import RainProtocol
+import RainSupport
+import RainTraining
+import RainZMQ
+
+/// `swiftrain train`: a coordinator plus N local worker processes, or a coordinator listening for
+/// workers started elsewhere (by hand, by srun, by torchrun-style variables).
+public enum Train {
+    /// Where the workers come from, resolved from the flags first, then SLURM's or torchrun's environment.
+    public struct Plan: Equatable {
+        /// nil: spawn `workers` local processes on loopback.
+        public var listen: String?
+        public var workers: Int
+        public var blasThreadsPerWorker: Int
+        public var local: Bool { listen == nil }
+    }
+
+    /// The plan for `options` in `environment` (flags win; `--workers N` without `--listen` stays local
+    /// even inside an allocation).
+    public static func plan(_ options: TrainingOptions, environment: [String: String] = ProcessInfo.processInfo.environment,
+                            log: (String) -> Void = { _ in }) throws -> Plan {
+        let cores = max(1, ProcessInfo.processInfo.activeProcessorCount)
+        let launch = options.listen == nil && options.workers != nil ? nil : try LaunchEnvironment.detect(environment)
+        var listen: String? = nil, workers = options.workers ?? cores
+        if let l = options.listen {
+            listen = l; workers = options.expectWorkers ?? launch?.workers ?? 1
+        } else if options.workers == nil, let launch {
+            guard launch.rank == 0 else {
+                throw SwiftRainError("\(launch.source.rawValue) rank \(launch.rank)", "this task is a worker, not the coordinator",
+                                     hint: "start task 0 with `swiftrain train` and the others with `swiftrain-worker` (cluster/train.sbatch does)")
+            }
+            guard launch.workers >= 1 else {
+                throw SwiftRainError("\(launch.source.rawValue) tasks", "no worker tasks", expected: "at least 2 tasks (1 coordinator + workers)",
+                                     found: "\(launch.worldSize)", hint: "ask for more tasks (sbatch --ntasks)")
+            }
+            listen = launch.listenEndpoint; workers = options.expectWorkers ?? launch.workers
+            log("\(launch.source.rawValue): coordinator of \(launch.workers) worker(s) on \(launch.listenEndpoint); workers connect to \(launch.connectEndpoint)")
+        }
+        if let launch, let listen { try launch.checkReachable(listen, role: "--listen") }
+        workers = max(1, workers)
+        let threads = options.blasThreads ?? (listen == nil ? max(1, cores / workers) : 0)
+        return Plan(listen: listen, workers: workers, blasThreadsPerWorker: threads)
+    }
+
+    public static func run(config: Config, runPath: String, resume: Bool, options: TrainingOptions, workerBinary: String? = nil,
+                           log: @escaping (String) -> Void) throws -> TrainingCoordinator.Summary {
+        let plan = try plan(options, log: log)
+        let run = try RunDirectory(path: runPath)
+        let context = try ZMQContext()
+        let address = plan.listen ?? "tcp://127.0.0.1:*"
+        var keys: CurveKeys? = nil
+        var zap: ZAPHandler? = nil
+        defer { zap?.stop() }
+        if options.curve || !Endpoint.isLoopback(address) {
+            let k = try CurveKeys.load(dir: run.url.appendingPathComponent("keys").path, create: true)
+            zap = try ZAPHandler(context: context, allowedPublicKey: k.workerPublic, log: log)
+            keys = k
+            log("CURVE on: workers need --keys \(run.url.appendingPathComponent("keys").path) (copy it to the worker hosts)")
+        }
+        let server = try ZMQServer(context: context, bind: address, maxMessageBytes: Int64(64 << 20) + 4 * 16_000_000,
+                                   curveSecretKey: keys?.serverSecret)
+        let coordinator = TrainingCoordinator(
+            config: config, run: run, transport: server, options: options, expectedWorkers: plan.workers,
+            blasThreadsPerWorker: plan.blasThreadsPerWorker, ringAbandoner: ZMQRingAbandoner(context: context, curve: keys), log: log)
+        // SIGTERM (e.g. SLURM's time limit) or SIGUSR1: checkpoint after the current step, then exit.
+        let stop = StopSignal()
+        stop.install(signals: [SIGTERM, SIGUSR1], log: log)
+        coordinator.stopRequested = { stop.isSet }
+        log("run \(run.url.path); coordinator at \(server.endpoint)")
+
+        var children: [Process] = []
+        defer {
+            // Workers were told to shut down: give them a moment to log their last lines and exit on
+            // their own (a dead-worker's slot is already gone), then stop any straggler.
+            let deadline = Date().addingTimeInterval(5)
+            while children.contains(where: \.isRunning) && Date() < deadline { usleep(20_000) }
+            for c in children where c.isRunning { c.terminate() }
+        }
+        if plan.local {
+            let binary = workerBinary ?? ThisProcess.sibling("swiftrain-worker")
+            guard FileManager.default.isExecutableFile(atPath: binary) else {
+                throw SwiftRainError(binary, "swiftrain-worker not found", hint: "build both products (swift build -c release) and run swiftrain from the build directory")
+            }
+            for r in 0..<plan.workers {
+                let p = Process()
+                p.executableURL = URL(fileURLWithPath: binary)
+                p.arguments = ["--connect", server.endpoint, "--rank", "\(r)", "--exit-with-parent"]
+                    + (keys != nil ? ["--keys", run.url.appendingPathComponent("keys").path] : [])
+                var env = ProcessInfo.processInfo.environment
+                env["OPENBLAS_NUM_THREADS"] = "\(plan.blasThreadsPerWorker)"
+                p.environment = env
+                try p.run()  // posix_spawn: exec, never fork
+                children.append(p)
+            }
+        } else {
+            log("waiting for \(plan.workers) worker(s): swiftrain-worker --connect \(server.endpoint.replacingOccurrences(of: "0.0.0.0", with: ProcessInfo.processInfo.hostName))")
+        }
+        return try coordinator.train(resume: resume)
+    }
+}

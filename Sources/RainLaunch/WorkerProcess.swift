@@ -1,0 +1,73 @@
+import ArgumentParser
+import Foundation
+import RainModel
+import RainProtocol
+import RainSupport
+import RainTraining
+import RainZMQ
+
+/// `swiftrain-worker`'s options: started by `swiftrain train`, by SLURM's srun, or by hand.
+public struct WorkerOptions: ParsableArguments {
+    @Option(help: "Coordinator address, tcp://HOST:PORT (default: from SLURM's environment, or MASTER_ADDR/MASTER_PORT).")
+    public var connect: String?
+    @Option(help: "Requested rank (informational; the coordinator assigns ranks).")
+    public var rank: Int?
+    @Option(
+        help: """
+            Threads for the model's products (default: the coordinator's --blas-threads, else SLURM_CPUS_PER_TASK, \
+            else OPENBLAS_NUM_THREADS or the core count); any value gives the same bits.
+            """)
+    public var threads: Int?
+    @Flag(name: .customLong("exit-with-parent"), help: "Exit when the parent process (a local `swiftrain train`) is gone.")
+    public var exitWithParent = false
+    @Option(help: "The run's keys/ directory (CURVE; needed when the coordinator listens beyond loopback).")
+    public var keys: String?
+    @Option(
+        name: .customLong("coordinator-timeout"),
+        help: "Seconds of unanswered heartbeats after which the coordinator is taken for dead and the worker exits.")
+    public var coordinatorTimeout = 60.0
+    @Option(
+        name: .customLong("keys-timeout"),
+        help: "Seconds to wait for the keys to appear (the coordinator writes them as it starts).")
+    public var keysTimeout = 120.0
+
+    public init() {}
+}
+
+/// One worker process: finds its coordinator (flags, then SLURM or torchrun variables), waits for the
+/// run's keys, connects, and runs the worker protocol until the coordinator shuts it down.
+public enum WorkerProcess {
+    public static func run(_ o: WorkerOptions, environment: [String: String] = ProcessInfo.processInfo.environment,
+                           log: @escaping (String) -> Void) throws {
+        let launch = try LaunchEnvironment.detect(environment)
+        guard let connect = o.connect ?? launch?.connectEndpoint else {
+            throw SwiftRainError("--connect", "no coordinator address",
+                                 hint: "pass --connect tcp://HOST:PORT, or run under srun (SLURM) or with MASTER_ADDR, MASTER_PORT, RANK and WORLD_SIZE set")
+        }
+        if let launch { try launch.checkReachable(connect, role: "--connect") }
+        if let t = o.threads ?? launch?.cpusPerTask { BLAS.threads = t }
+        // SIGUSR1 (SLURM's warning before a time limit) reaches every task of a step: the coordinator
+        // checkpoints and then shuts the workers down, so a worker only notes it.
+        let usr1 = StopSignal()
+        usr1.install(signals: [SIGUSR1], log: { _ in log("worker: SIGUSR1 noted; the coordinator checkpoints and will shut the workers down") })
+        let context = try ZMQContext()
+        let curve = try o.keys.map { dir -> CurveKeys in
+            let deadline = Date().addingTimeInterval(o.keysTimeout)
+            while !FileManager.default.fileExists(atPath: dir + "/worker.key") && Date() < deadline { usleep(200_000) }
+            return try CurveKeys.load(dir: dir, create: false)
+        }
+        let client = try ZMQClient(context: context, connect: connect, curve: curve)
+        let heartbeat = try ZMQClient(context: context, connect: connect, curve: curve)
+        let worker = TrainingWorker(transport: client, heartbeat: heartbeat, log: log)
+        if o.exitWithParent { worker.parentPid = getppid() }
+        worker.threadsFixed = o.threads != nil
+        worker.coordinatorTimeoutMs = Int(o.coordinatorTimeout * 1000)
+        // The ring inbox: loopback when the coordinator is, else every interface, advertised by host name.
+        let local = Endpoint.isLoopback(connect)
+        worker.makeRing = { runId in
+            try RingAllreduce(context: context, bind: local ? "tcp://127.0.0.1:*" : "tcp://*:*",
+                              advertiseHost: ProcessInfo.processInfo.hostName, runId: runId, curve: curve, log: log)
+        }
+        try withExtendedLifetime(usr1) { try worker.run(rank: o.rank ?? launch.map { $0.rank - 1 }) }
+    }
+}

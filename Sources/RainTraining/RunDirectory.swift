@@ -1,0 +1,62 @@
+import Foundation
+import RainConfig
+import RainData
+import RainModel
+import RainSupport
+
+/// `runs/<name>/`: resolved config, metrics.jsonl, checkpoints (DESIGN.md §6).
+public final class RunDirectory {
+    public let url: URL
+    public init(path: String) throws {
+        url = URL(fileURLWithPath: path)
+        try FileManager.default.createDirectory(at: url.appendingPathComponent("checkpoints"), withIntermediateDirectories: true)
+    }
+    public var configPath: String { url.appendingPathComponent("config.yaml").path }
+    public var metricsPath: String { url.appendingPathComponent("metrics.jsonl").path }
+    public var lastCheckpoint: String { url.appendingPathComponent("checkpoints/last.ckpt").path }
+    public var bestCheckpoint: String { url.appendingPathComponent("checkpoints/best.ckpt").path }
+    /// The run's trained model: its configuration and the parameters of `checkpoint` (default:
+    /// best.ckpt if present, else last.ckpt), verified as `--resume` would.
+    public func trainedModel(checkpoint: String? = nil) throws -> TrainedModel {
+        let config = try Config.load(path: configPath)
+        let layout = ParameterLayout(try ModelShape(config: config))
+        let path = checkpoint ?? (FileManager.default.fileExists(atPath: bestCheckpoint) ? bestCheckpoint : lastCheckpoint)
+        let (state, params, _, _) = try Checkpoint.read(path: path, layout: layout)
+        return TrainedModel(config: config, layout: layout, checkpoint: path, state: state, params: params)
+    }
+
+    /// Written when training reaches its last epoch (not when stopped early): batch scripts test it.
+    public var finishedPath: String { url.appendingPathComponent("finished.json").path }
+
+    public func markFinished(globalStep: Int, valLoss: Double?) {
+        let o: [String: Any] = ["global_step": globalStep, "val_loss": valLoss ?? NSNull(), "time": UTCTime.iso(EpochSeconds(Date().timeIntervalSince1970))]
+        if let d = try? JSONSerialization.data(withJSONObject: o, options: [.sortedKeys]) { try? d.write(to: URL(fileURLWithPath: finishedPath), options: .atomic) }
+    }
+
+    /// Appends one JSON object as a line of metrics.jsonl.
+    public func appendMetrics(_ object: [String: Any]) {
+        guard let d = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return }
+        if let h = FileHandle(forWritingAtPath: metricsPath) {
+            h.seekToEndOfFile(); h.write(d + Data("\n".utf8)); try? h.close()
+        } else {
+            FileManager.default.createFile(atPath: metricsPath, contents: d + Data("\n".utf8))
+        }
+    }
+}
+
+/// A run's configuration and the parameters of one of its checkpoints.
+public struct TrainedModel {
+    public var config: Config
+    public var layout: ParameterLayout
+    /// The checkpoint file the parameters came from.
+    public var checkpoint: String
+    public var state: TrainingState
+    public var params: FlatBuffer
+
+    /// The model ready to run on the run's data: the data mapped, these parameters loaded.
+    public func runner() throws -> ModelRunner {
+        let r = try ModelRunner(config: config)
+        r.load(parameters: UnsafeBufferPointer(params.buffer))
+        return r
+    }
+}

@@ -1,0 +1,65 @@
+import ArgumentParser
+
+/// Gradient averaging: through the coordinator, or among the workers.
+public enum Allreduce: String, CaseIterable, Codable, ExpressibleByArgument {
+    /// Every worker's gradient to the coordinator, which adds them in rank order.
+    case star
+    /// Chunked reduce-scatter + allgather among the workers; only the first returns the sum.
+    case ring
+}
+
+/// The order in which workers read the train samples.
+public enum SampleOrder: String, CaseIterable, Codable, ExpressibleByArgument {
+    /// One seeded permutation per epoch, cut into global batches: results independent of N.
+    case global
+    /// Each worker reads one contiguous block of sample times per epoch, rotated every epoch.
+    case locality
+}
+
+/// Every `swiftrain train` option that shapes a run beyond its configuration: parsed once by the
+/// command line and passed whole to the launcher and the coordinator.
+public struct TrainingOptions: ParsableArguments {
+    @Option(help: "Local worker processes (default: one per core).")
+    public var workers: Int?
+    @Option(help: "Listen on tcp://ADDR:PORT for workers started elsewhere instead of spawning them.")
+    public var listen: String?
+    @Option(name: .customLong("expect-workers"), help: "With --listen: how many workers to wait for.")
+    public var expectWorkers: Int?
+    @Option(
+        name: .customLong("blas-threads"),
+        help: "Threads per worker for the model's products (default: cores / workers); any value gives the same bits.")
+    public var blasThreads: Int?
+    @Option(name: .customLong("checkpoint-every"), help: "Also write last.ckpt every N steps.")
+    public var checkpointEvery = 0
+    @Option(name: .customLong("max-steps"), help: "Stop with a checkpoint after N steps (0: train to the end).")
+    public var maxSteps = 0
+    @Option(name: .customLong("step-timeout"), help: "Seconds to wait for a step's results while workers are alive.")
+    public var stepTimeout = 600.0
+    @Option(
+        name: .customLong("worker-timeout"),
+        help: "Seconds without a heartbeat after which a worker owing work is declared dead.")
+    public var workerTimeout = 10.0
+    @Option(name: .customLong("join-timeout"), help: "Seconds to wait for the expected workers to join.")
+    public var joinTimeout = 120.0
+    @Option(name: .customLong("min-workers"), help: "Below this many live workers, checkpoint and exit non-zero.")
+    public var minWorkers = 1
+    @Option(help: "Gradient averaging: star (through the coordinator) or ring (among the workers).")
+    public var allreduce = Allreduce.star
+    @Option(
+        help: """
+            Sample order: global (one seeded permutation, results independent of N) or locality (each worker \
+            reads one contiguous block of sample times, rotated every epoch).
+            """)
+    public var sharding = SampleOrder.global
+    @Flag(help: "Encrypt and authenticate with CURVE even on loopback (always on beyond loopback).")
+    public var curve = false
+    @Option(
+        name: .customLong("progress-every"),
+        help: "Seconds between progress lines when stderr is not a terminal (0: every step).")
+    public var progressEvery = 30.0
+
+    public init() {}
+
+    /// Options from command-line words (tests and benchmarks build them the way users do).
+    public static func from(_ arguments: [String]) throws -> TrainingOptions { try parse(arguments) }
+}

@@ -1,0 +1,35 @@
+import Foundation
+import RainProtocol
+
+/// ZeroMQ ROUTER at the coordinator.
+public final class ZMQServer: ServerTransport {
+    let socket: ZMQSocket
+    public let endpoint: String
+    /// With `curveSecretKey`, every connection is encrypted and must pass the context's ZAP handler.
+    public init(context: ZMQContext, bind: String, maxMessageBytes: Int64, curveSecretKey: String? = nil) throws {
+        // LINGER 2 s: the final shutdown messages must leave before the coordinator exits.
+        socket = try ZMQSocket(context, .router, lingerMs: 2000)
+        try socket.setMaxMessageSize(maxMessageBytes)
+        if let curveSecretKey { try socket.makeCurveServer(secretKey: curveSecretKey) }
+        try socket.bind(bind)
+        endpoint = try socket.lastEndpoint()
+    }
+    public func send(to peer: [UInt8], _ frames: Frames) throws { try socket.send([peer] + frames) }
+    public func receive(timeoutMs: Int) throws -> (peer: [UInt8], frames: Frames)? {
+        guard let f = try socket.receive(timeoutMs: Int32(clamping: timeoutMs)), f.count >= 1 else { return nil }
+        return (f[0], Array(f.dropFirst()))
+    }
+}
+
+/// ZeroMQ DEALER at a worker.
+public final class ZMQClient: ClientTransport {
+    let socket: ZMQSocket
+    public init(context: ZMQContext, connect: String, curve: CurveKeys? = nil) throws {
+        socket = try ZMQSocket(context, .dealer)
+        if let k = curve { try socket.makeCurveClient(serverKey: k.serverPublic, publicKey: k.workerPublic, secretKey: k.workerSecret) }
+        try socket.connect(connect)
+    }
+    public func send(_ frames: Frames) throws { try socket.send(frames) }
+    public func receive(timeoutMs: Int) throws -> Frames? { try socket.receive(timeoutMs: Int32(clamping: timeoutMs)) }
+    public func close() { socket.close() }
+}

@@ -1,0 +1,101 @@
+import Foundation
+import XCTest
+import RainSupport
+import RainProtocol
+import RainZMQ
+
+/// The ring over real ZeroMQ sockets on loopback (one thread per member, each with its own context, as
+/// separate processes would have): exact sums with uneven, pipelined pieces; rejection of non-finite
+/// gradients; the ring's own ZAP handler in CURVE mode. Also the eight-lane checksum against its definition.
+final class RingAllreduceTests: XCTestCase {
+    /// Runs one allreduce among `buffers.count` members; returns each member's error, if any.
+    func ringRound(_ buffers: [UnsafeMutableBufferPointer<Float>], pieceFloats: Int, curve: CurveKeys? = nil, timeoutMs: Int = 20_000) throws -> [Error?] {
+        let n = buffers.count
+        let contexts = try (0..<n).map { _ in try ZMQContext() }
+        let rings = try contexts.map { try RingAllreduce(context: $0, bind: "tcp://127.0.0.1:*", advertiseHost: "127.0.0.1", runId: 9, curve: curve) }
+        defer { rings.forEach { $0.close() } }
+        for r in rings { r.pieceFloats = pieceFloats }
+        let addresses = rings.map(\.address)
+        final class Shared: @unchecked Sendable {  // each thread writes only its own slot
+            var errors: [Error?]; let buffers: [UnsafeMutableBufferPointer<Float>]
+            init(_ b: [UnsafeMutableBufferPointer<Float>]) { buffers = b; errors = Array(repeating: nil, count: b.count) }
+        }
+        let shared = Shared(buffers), group = DispatchGroup()
+        for p in 0..<n {
+            group.enter()
+            Thread.detachNewThread {
+                do { try rings[p].allreduce(shared.buffers[p], ring: addresses, position: p, step: 1, round: 1, timeoutMs: timeoutMs) } catch {
+                    shared.errors[p] = error
+                }
+                group.leave()
+            }
+        }
+        group.wait()
+        return shared.errors
+    }
+
+    func testRingSumsWithUnevenPipelinedPieces() throws {
+        for (n, count, piece) in [(2, 1001, 7), (3, 1000, 64), (4, 37, 1000)] {
+            let buffers = (0..<n).map { p in
+                let b = UnsafeMutableBufferPointer<Float>.allocate(capacity: count)
+                for i in 0..<count { b[i] = Float((i * 7 + p * 13) % 101) * 0.01 - 0.5 }
+                return b
+            }
+            defer { buffers.forEach { $0.deallocate() } }
+            let expected = (0..<count).map { i in (0..<n).reduce(0.0) { $0 + Double(buffers[$1][i]) } }
+            let errors = try ringRound(buffers, pieceFloats: piece)
+            XCTAssertTrue(errors.allSatisfy { $0 == nil }, "\(errors)")
+            for i in 0..<count {
+                XCTAssertEqual(Double(buffers[0][i]), expected[i], accuracy: 1e-5, "N=\(n) element \(i)")
+                for p in 1..<n { XCTAssertEqual(buffers[p][i].bitPattern, buffers[0][i].bitPattern, "members disagree (N=\(n), element \(i))") }
+            }
+        }
+    }
+
+    func testNonFiniteGradientIsRejectedNotAdded() throws {
+        let buffers = (0..<2).map { _ in UnsafeMutableBufferPointer<Float>.allocate(capacity: 100) }
+        defer { buffers.forEach { $0.deallocate() } }
+        for b in buffers { for i in 0..<100 { b[i] = 1 } }
+        buffers[1][60] = .nan  // in chunk 1, which member 1 sends to member 0 first
+        let errors = try ringRound(buffers, pieceFloats: 16, timeoutMs: 2000)
+        XCTAssertTrue("\(errors[0] as Any)".contains("NaN or Inf"), "\(errors)")
+        XCTAssertNotNil(errors[1], "member 1 finished a ring whose partner refused its data")
+    }
+
+    func testCurveRingAdmitsOnlyTheRunsWorkers() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ring-keys-\(getpid())")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let keys = try CurveKeys.load(dir: dir.path, create: true)
+        let ctx = try ZMQContext()
+        let ring = try RingAllreduce(context: ctx, bind: "tcp://127.0.0.1:*", advertiseHost: "127.0.0.1", runId: 9, curve: keys)
+        defer { ring.close() }
+        let own = try ZMQSocket.curveKeypair()
+        let strangerContext = try ZMQContext()
+        let stranger = try ZMQSocket(strangerContext, .push)
+        try stranger.makeCurveClient(serverKey: keys.workerPublic, publicKey: own.publicKey, secretKey: own.secretKey)
+        try stranger.connect(ring.address)
+        let deadline = Date().addingTimeInterval(10)
+        while ring.refused == 0 && Date() < deadline { usleep(20_000) }
+        XCTAssertGreaterThan(ring.refused, 0, "the ring admitted a peer without the run's worker key")
+        stranger.close()
+
+        // The run's own workers still get through, encrypted.
+        let buffers = (0..<2).map { _ in UnsafeMutableBufferPointer<Float>.allocate(capacity: 50) }
+        defer { buffers.forEach { $0.deallocate() } }
+        for (p, b) in buffers.enumerated() { for i in 0..<50 { b[i] = Float(p + 1) } }
+        let errors = try ringRound(buffers, pieceFloats: 8, curve: keys)
+        XCTAssertTrue(errors.allSatisfy { $0 == nil }, "\(errors)")
+        XCTAssertTrue(buffers.allSatisfy { b in b.allSatisfy { $0 == 3 } })
+    }
+
+    func testEightLaneChecksumEqualsTheDefinition() {
+        var rng = SplitMixRNG(seed: 5)
+        for count in [0, 1, 7, 8, 31, 32, 33, 100, 4096 + 13] {
+            let bytes = (0..<count).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            let body = Array(bytes.prefix(count / 3))
+            body.withUnsafeBytes { b in bytes.withUnsafeBytes { p in
+                XCTAssertEqual(Checksum.of(b, p), Checksum.sequential(b, p), "\(count) bytes")
+            } }
+        }
+    }
+}
