@@ -23,17 +23,24 @@ public final class ConvLSTMForecaster {
     private let col, dcol, z, dz, saved, zeros, y1, dy1, pre, dy, dh, dc: FlatBuffer
     /// The forecast y[B][1][H][W] of the last `forward` (after the optional ReLU).
     public let output: FlatBuffer
-    private static let slots = 7  // i, f, g, o, c, tanh c, h
+    /// Where each tensor starts in the parameter and gradient buffers, resolved once.
+    private let at: Offsets
+
+    /// What the forward pass keeps per time step for the backward pass, each [F][N].
+    private enum Slot: Int, CaseIterable {
+        case inputGate, forgetGate, candidate, outputGate, cell, tanhCell, hidden
+    }
 
     public init(shape: ModelShape, batch: Int, steps: Int) {
         self.shape = shape; self.batch = batch; self.steps = steps
         layout = ParameterLayout(shape)
+        at = Offsets(layout)
         let f = shape.hidden
         n = batch * shape.plane
         k = (shape.cin + f) * 9
         col = FlatBuffer(count: k * n); dcol = FlatBuffer(count: k * n)
         z = FlatBuffer(count: 4 * f * n); dz = FlatBuffer(count: 4 * f * n)
-        saved = FlatBuffer(count: steps * Self.slots * f * n)
+        saved = FlatBuffer(count: steps * Slot.allCases.count * f * n)
         zeros = FlatBuffer(count: f * n)
         y1 = FlatBuffer(count: shape.head * n); dy1 = FlatBuffer(count: shape.head * n)
         pre = FlatBuffer(count: n); dy = FlatBuffer(count: n); output = FlatBuffer(count: n)
@@ -53,11 +60,14 @@ public final class ConvLSTMForecaster {
         4 * [col, dcol, z, dz, saved, zeros, y1, dy1, pre, dy, dh, dc, output].reduce(0) { $0 + $1.count }
     }
 
-    private func slot(_ t: Int, _ s: Int) -> UnsafeMutablePointer<Float> { saved.pointer + (t * Self.slots + s) * shape.hidden * n }
+    /// Slot `s` of time step `t`: [F][N].
+    private func slot(_ t: Int, _ s: Slot) -> UnsafeMutablePointer<Float> {
+        saved.pointer + (t * Slot.allCases.count + s.rawValue) * shape.hidden * n
+    }
 
     private func fillColumns(_ t: Int, input x: UnsafePointer<Float>) {
         let cin = shape.cin, hw = shape.plane, s = steps, nn = n
-        let h = t > 0 ? slot(t - 1, 6) : nil
+        let h = t > 0 ? slot(t - 1, .hidden) : nil
         Conv3x3.im2col(channels: cin + shape.hidden, batch: batch, height: shape.height, width: shape.width, source: { c, b in
             if c < cin { return x + ((b * s + t) * cin + c) * hw }
             return h.map { UnsafePointer($0 + (c - cin) * nn + b * hw) }
@@ -68,13 +78,13 @@ public final class ConvLSTMForecaster {
     public func forward(params: FlatBuffer, input x: UnsafePointer<Float>) {
         let f = shape.hidden, hw = shape.plane, nn = n
         let p = params.pointer
-        let wci = p + layout["Wci"].offset, wcf = p + layout["Wcf"].offset, wco = p + layout["Wco"].offset
+        let wci = p + at.wci, wcf = p + at.wcf, wco = p + at.wco
         for t in 0..<steps {
             fillColumns(t, input: x)
-            Conv3x3.forward(m: 4 * f, k: k, n: nn, weight: p + layout["conv.weight"].offset, bias: p + layout["conv.bias"].offset,
+            Conv3x3.forward(m: 4 * f, k: k, n: nn, weight: p + at.convWeight, bias: p + at.convBias,
                             col: col.pointer, out: z.pointer)
-            let cp = t > 0 ? UnsafePointer(slot(t - 1, 4)) : UnsafePointer(zeros.pointer)
-            let si = slot(t, 0), sf = slot(t, 1), sg = slot(t, 2), so = slot(t, 3), sc = slot(t, 4), stc = slot(t, 5), sh = slot(t, 6)
+            let cp = t > 0 ? UnsafePointer(slot(t - 1, .cell)) : UnsafePointer(zeros.pointer)
+            let si = slot(t, .inputGate), sf = slot(t, .forgetGate), sg = slot(t, .candidate), so = slot(t, .outputGate), sc = slot(t, .cell), stc = slot(t, .tanhCell), sh = slot(t, .hidden)
             let zp = z.pointer
             Parallel.forEach(f) { chs in for ch in chs {
                 for b in 0..<batch {
@@ -95,9 +105,9 @@ public final class ConvLSTMForecaster {
         }
         // Heads: two 1×1 convolutions are two GEMMs over the channel dimension.
         let f2 = shape.head
-        let hLast = UnsafePointer(slot(steps - 1, 6))
-        Conv3x3.denseForward(m: f2, k: f, n: nn, weight: p + layout["head1.weight"].offset, bias: p + layout["head1.bias"].offset, x: hLast, out: y1.pointer)
-        Conv3x3.denseForward(m: 1, k: f2, n: nn, weight: p + layout["head2.weight"].offset, bias: p + layout["head2.bias"].offset, x: y1.pointer, out: pre.pointer)
+        let hLast = UnsafePointer(slot(steps - 1, .hidden))
+        Conv3x3.denseForward(m: f2, k: f, n: nn, weight: p + at.head1Weight, bias: p + at.head1Bias, x: hLast, out: y1.pointer)
+        Conv3x3.denseForward(m: 1, k: f2, n: nn, weight: p + at.head2Weight, bias: p + at.head2Bias, x: y1.pointer, out: pre.pointer)
         for j in 0..<nn { output.pointer[j] = shape.relu ? max(0, pre.pointer[j]) : pre.pointer[j] }
     }
 
@@ -121,18 +131,18 @@ public final class ConvLSTMForecaster {
     public func backward(params: FlatBuffer, grads: FlatBuffer, input x: UnsafePointer<Float>) {
         let f = shape.hidden, f2 = shape.head, hw = shape.plane, nn = n
         let p = params.pointer, g = grads.pointer
-        let hLast = UnsafePointer(slot(steps - 1, 6))
+        let hLast = UnsafePointer(slot(steps - 1, .hidden))
         // Heads, last first.
-        Conv3x3.denseBackward(m: 1, k: f2, n: nn, weight: p + layout["head2.weight"].offset, x: y1.pointer, dOut: dy.pointer,
-                              dWeight: g + layout["head2.weight"].offset, dBias: g + layout["head2.bias"].offset, dX: dy1.pointer)
-        Conv3x3.denseBackward(m: f2, k: f, n: nn, weight: p + layout["head1.weight"].offset, x: hLast, dOut: dy1.pointer,
-                              dWeight: g + layout["head1.weight"].offset, dBias: g + layout["head1.bias"].offset, dX: dh.pointer)
+        Conv3x3.denseBackward(m: 1, k: f2, n: nn, weight: p + at.head2Weight, x: y1.pointer, dOut: dy.pointer,
+                              dWeight: g + at.head2Weight, dBias: g + at.head2Bias, dX: dy1.pointer)
+        Conv3x3.denseBackward(m: f2, k: f, n: nn, weight: p + at.head1Weight, x: hLast, dOut: dy1.pointer,
+                              dWeight: g + at.head1Weight, dBias: g + at.head1Bias, dX: dh.pointer)
         dc.zero()
-        let wci = p + layout["Wci"].offset, wcf = p + layout["Wcf"].offset, wco = p + layout["Wco"].offset
-        let gci = g + layout["Wci"].offset, gcf = g + layout["Wcf"].offset, gco = g + layout["Wco"].offset
+        let wci = p + at.wci, wcf = p + at.wcf, wco = p + at.wco
+        let gci = g + at.wci, gcf = g + at.wcf, gco = g + at.wco
         for t in stride(from: steps - 1, through: 0, by: -1) {
-            let cp = t > 0 ? UnsafePointer(slot(t - 1, 4)) : UnsafePointer(zeros.pointer)
-            let si = slot(t, 0), sf = slot(t, 1), sg = slot(t, 2), so = slot(t, 3), sc = slot(t, 4), stc = slot(t, 5)
+            let cp = t > 0 ? UnsafePointer(slot(t - 1, .cell)) : UnsafePointer(zeros.pointer)
+            let si = slot(t, .inputGate), sf = slot(t, .forgetGate), sg = slot(t, .candidate), so = slot(t, .outputGate), sc = slot(t, .cell), stc = slot(t, .tanhCell)
             let dzp = dz.pointer, dhp = dh.pointer, dcp = dc.pointer
             // Channels are independent (peephole gradients are per channel), so they split across threads.
             Parallel.forEach(f) { chs in for ch in chs {
@@ -158,14 +168,27 @@ public final class ConvLSTMForecaster {
             } }
             fillColumns(t, input: x)
             // No gradient flows into h₀ = 0 or the data, so the first step skips the input-gradient GEMM.
-            Conv3x3.backward(m: 4 * f, k: k, n: nn, weight: p + layout["conv.weight"].offset, col: col.pointer, dOut: dz.pointer,
-                             dWeight: g + layout["conv.weight"].offset, dBias: g + layout["conv.bias"].offset, dCol: t > 0 ? dcol.pointer : nil)
+            Conv3x3.backward(m: 4 * f, k: k, n: nn, weight: p + at.convWeight, col: col.pointer, dOut: dz.pointer,
+                             dWeight: g + at.convWeight, dBias: g + at.convBias, dCol: t > 0 ? dcol.pointer : nil)
             if t > 0 {
                 dh.zero()
                 let cin = shape.cin
                 Conv3x3.col2im(channels: cin..<(cin + f), batch: batch, height: shape.height, width: shape.width, col: dcol.pointer,
                                grad: { c, b in dhp + (c - cin) * nn + b * hw })
             }
+        }
+    }
+}
+
+extension ConvLSTMForecaster {
+    /// Each tensor's offset in the flat buffers, named.
+    struct Offsets {
+        let wci, wcf, wco, convWeight, convBias, head1Weight, head1Bias, head2Weight, head2Bias: Int
+        init(_ l: ParameterLayout) {
+            (wci, wcf, wco) = (l[.wci].offset, l[.wcf].offset, l[.wco].offset)
+            (convWeight, convBias) = (l[.convWeight].offset, l[.convBias].offset)
+            (head1Weight, head1Bias) = (l[.head1Weight].offset, l[.head1Bias].offset)
+            (head2Weight, head2Bias) = (l[.head2Weight].offset, l[.head2Bias].offset)
         }
     }
 }

@@ -34,6 +34,14 @@ public struct ParameterEntry: Equatable, Codable {
     public var count: Int { shape.reduce(1, *) }
 }
 
+/// ConvLSTMForecaster's tensors, in PyTorch `state_dict()` order; the raw value is PyTorch's name.
+public enum ParameterTensor: String, CaseIterable, Codable {
+    case wci = "Wci", wcf = "Wcf", wco = "Wco"
+    case convWeight = "conv.weight", convBias = "conv.bias"
+    case head1Weight = "head1.weight", head1Bias = "head1.bias"
+    case head2Weight = "head2.weight", head2Bias = "head2.bias"
+}
+
 /// The flat parameter layout (DESIGN.md §4), in PyTorch `state_dict()` order of ConvLSTMForecaster.
 /// Parameters, gradients and Adam's m and v are each one buffer laid out by this table.
 public struct ParameterLayout: Equatable, Codable {
@@ -41,20 +49,28 @@ public struct ParameterLayout: Equatable, Codable {
     public var count: Int { entries.last.map { $0.offset + $0.count } ?? 0 }
 
     public init(_ s: ModelShape) {
-        let shapes: [(String, [Int])] = [
-            ("Wci", [1, s.hidden, s.height, s.width]), ("Wcf", [1, s.hidden, s.height, s.width]), ("Wco", [1, s.hidden, s.height, s.width]),
-            ("conv.weight", [4 * s.hidden, s.cin + s.hidden, 3, 3]), ("conv.bias", [4 * s.hidden]),
-            ("head1.weight", [s.head, s.hidden, 1, 1]), ("head1.bias", [s.head]),
-            ("head2.weight", [1, s.head, 1, 1]), ("head2.bias", [1]),
-        ]
+        func shape(_ t: ParameterTensor) -> [Int] {
+            switch t {
+            case .wci, .wcf, .wco: return [1, s.hidden, s.height, s.width]
+            case .convWeight: return [4 * s.hidden, s.cin + s.hidden, 3, 3]
+            case .convBias: return [4 * s.hidden]
+            case .head1Weight: return [s.head, s.hidden, 1, 1]
+            case .head1Bias: return [s.head]
+            case .head2Weight: return [1, s.head, 1, 1]
+            case .head2Bias: return [1]
+            }
+        }
         var offset = 0
-        entries = shapes.map { name, shape in
-            defer { offset += shape.reduce(1, *) }
-            return ParameterEntry(name: name, shape: shape, offset: offset)
+        entries = ParameterTensor.allCases.map { t in
+            defer { offset += shape(t).reduce(1, *) }
+            return ParameterEntry(name: t.rawValue, shape: shape(t), offset: offset)
         }
     }
 
-    public subscript(_ name: String) -> ParameterEntry { entries.first { $0.name == name }! }
+    /// The entry of `tensor` (entries follow `ParameterTensor`'s order).
+    public subscript(_ tensor: ParameterTensor) -> ParameterEntry {
+        entries[ParameterTensor.allCases.firstIndex(of: tensor)!]
+    }
 
     /// Checks that `shape` of tensor `name` from `source` matches this layout.
     public func check(_ name: String, shape: [Int], source: String) throws {
@@ -99,7 +115,10 @@ extension FlatBuffer {
     public static func initialParameters(_ layout: ParameterLayout, seed: UInt64) -> FlatBuffer {
         let p = FlatBuffer(count: layout.count)
         var rng = SplitMix(seed ^ 0xC0_4F15_7A11)
-        for (weight, bias) in [("conv.weight", "conv.bias"), ("head1.weight", "head1.bias"), ("head2.weight", "head2.bias")] {
+        let pairs: [(ParameterTensor, ParameterTensor)] = [
+            (.convWeight, .convBias), (.head1Weight, .head1Bias), (.head2Weight, .head2Bias),
+        ]
+        for (weight, bias) in pairs {
             let w = layout[weight]
             let fanIn = w.shape.dropFirst().reduce(1, *)
             let bound = Float(1 / Double(fanIn).squareRoot())

@@ -117,7 +117,7 @@ final class NormalisationTests: XCTestCase {
     func testStreamingStatisticsEqualTwoPass() {
         var rs = RunningStats()
         var all: [Double] = []
-        var rng = SplitMixRNG(seed: 7)
+        var rng = SplitMix(7)
         for chunk in 0..<50 {
             let v = (0..<(100 + chunk)).map { _ in Float(1000 + Double.random(in: 0..<1, using: &rng) * 3) }
             all += v.map(Double.init)

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import RainSupport
 import RainModel
 import RainEvaluation
 
@@ -24,7 +25,7 @@ final class GEMMTests: XCTestCase {
     ]
 
     func testEveryKindOfCutGivesTheSameBitsForAnyThreadCount() {
-        var rng = SplitMixRNG(seed: 11)
+        var rng = SplitMix(11)
         for c in Self.cases {
             XCTAssertEqual(GEMMPlan(m: c.m, n: c.n, k: c.k).split, c.expect, "\(c.m)×\(c.n)×\(c.k)")
             let a = (0..<(c.m * c.k)).map { _ in Float.random(in: -1...1, using: &rng) }
@@ -92,7 +93,7 @@ final class GEMMTests: XCTestCase {
     func testTrainingStepIsThreadCountInvariant() {
         let shape = ModelShape(cin: 5, hidden: 12, head: 6, height: 16, width: 32, relu: false)
         let batch = 3, steps = 4
-        var rng = SplitMixRNG(seed: 3)
+        var rng = SplitMix(3)
         let x = (0..<(batch * steps * shape.cin * shape.plane)).map { _ in Float.random(in: -1...1, using: &rng) }
         let target = (0..<(batch * shape.plane)).map { _ in Float.random(in: 0...1, using: &rng) }
         func step(threads: Int) -> (grads: [Float], params: [Float], loss: Double) {

@@ -89,7 +89,7 @@ final class RingAllreduceTests: XCTestCase {
     }
 
     func testEightLaneChecksumEqualsTheDefinition() {
-        var rng = SplitMixRNG(seed: 5)
+        var rng = SplitMix(5)
         for count in [0, 1, 7, 8, 31, 32, 33, 100, 4096 + 13] {
             let bytes = (0..<count).map { _ in UInt8.random(in: 0...255, using: &rng) }
             let body = Array(bytes.prefix(count / 3))

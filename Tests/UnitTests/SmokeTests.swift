@@ -1,4 +1,5 @@
 import XCTest
+import RainSupport
 import RainModel
 import RainZMQ
 import RainTraining
@@ -7,7 +8,7 @@ import RainTraining
 final class SmokeTests: XCTestCase {
     func testSgemmMatchesNaiveLoop() {
         let m = 7, n = 5, k = 9
-        var rng = SystemRandomNumberGenerator()
+        var rng = SplitMix(9)
         let a = (0..<(m * k)).map { _ in Float.random(in: -1...1, using: &rng) }
         let b = (0..<(k * n)).map { _ in Float.random(in: -1...1, using: &rng) }
         var c = [Float](repeating: 0, count: m * n)
