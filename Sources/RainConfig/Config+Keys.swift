@@ -7,8 +7,6 @@ public struct ConfigKey {
     public let doc: String
     let read: (Config) -> String
     let write: (inout Config, [String]) throws -> Void
-    /// The default, as written in YAML.
-    public var defaultValue: String { read(Config()).isEmpty ? "(from the partition table)" : read(Config()) }
 }
 
 extension Config {

@@ -22,8 +22,6 @@ public struct PooledRMSE: Codable, Equatable {
         samples += 1
     }
 
-    public mutating func merge(_ o: PooledRMSE) { squaredError += o.squaredError; weight += o.weight; samples += o.samples }
-
     /// nil before any sample.
     public var value: Double? { weight > 0 ? (squaredError / weight).squareRoot() : nil }
 }

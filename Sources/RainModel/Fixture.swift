@@ -40,8 +40,6 @@ public struct Fixture {
         tensors = try t.mapValues { (file: try need($0["file"], "tensors.*.file"), shape: try need($0["shape"], "tensors.*.shape")) }
     }
 
-    public var tensorNames: [String] { tensors.keys.sorted() }
-
     /// Reads tensor `name`, checking its shape when `expect` is given.
     public func tensor(_ name: String, expect: [Int]? = nil) throws -> [Float] {
         guard let t = tensors[name] else {

@@ -10,7 +10,6 @@ import RainProtocol
 /// Everything needed to continue a run exactly (DESIGN.md §6). The sample order is a pure function of
 /// (seed, epoch), so the position (epoch, step) is the whole RNG state.
 public struct TrainingState: Codable, Equatable {
-    public var formatVersion = 1
     public var layout: [ParameterEntry]
     public var configHash: String
     /// Next step to run: `step` of `epoch` (step 0 of the next epoch after validation).

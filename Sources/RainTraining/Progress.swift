@@ -35,10 +35,12 @@ public final class Progress {
         lastPrint = Date()
     }
 
-    /// Prints a message on its own line (ending a live line first).
-    public func message(_ s: String) {
-        write((isTerminal && lastPrint != .distantPast ? "\r\u{1B}[K" : "") + s + "\n")
-        if isTerminal { lastPrint = .distantPast }
+    /// Erases the live line (on a terminal, once one is drawn) so a log line can take its place; the
+    /// next step redraws it below.
+    public func clearLine() {
+        guard isTerminal && lastPrint != .distantPast else { return }
+        write("\r\u{1B}[K")
+        lastPrint = .distantPast
     }
 
     static func duration(_ s: Double) -> String {

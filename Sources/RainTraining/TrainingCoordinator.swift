@@ -23,7 +23,8 @@ public final class TrainingCoordinator {
     let clock: Clock
     let transport: ServerTransport
     let runId: UInt64
-    let log: (String) -> Void
+    /// Log lines; while training, routed through the progress line so they do not run into it.
+    var log: (String) -> Void
     /// Set from a signal handler: checkpoint after the current step and return.
     public var stopRequested: () -> Bool = { false }
     /// Messages refused, by reason.
@@ -161,6 +162,9 @@ public final class TrainingCoordinator {
             : Sharding.stepsPerEpoch(count: trainCount, batch: config.batchSize)
         var stepsThisRun = 0, lastVal: Double? = nil
         let progress = Progress(plainEverySeconds: options.progressEvery, write: { FileHandle.standardError.write(Data($0.utf8)) })
+        let plainLog = log
+        log = { progress.clearLine(); plainLog($0) }
+        defer { log = plainLog }
         let totalSteps = config.epochs * stepsPerEpoch
 
         func save(_ path: String) throws { try Checkpoint.write(path: path, state: state, params: params, m: m, v: v) }

@@ -43,15 +43,13 @@ public final class ZMQContext {
 
 /// A ZeroMQ socket. LINGER is always set, so closing never blocks on unsent messages.
 public final class ZMQSocket {
-    public enum Kind { case router, dealer, pair, req, rep, push, pull
+    public enum Kind { case router, dealer, rep, push, pull
         var raw: Int32 {
             switch self {
             case .push: return ZMQ_PUSH
             case .pull: return ZMQ_PULL
             case .router: return ZMQ_ROUTER
             case .dealer: return ZMQ_DEALER
-            case .pair: return ZMQ_PAIR
-            case .req: return ZMQ_REQ
             case .rep: return ZMQ_REP
             }
         }
