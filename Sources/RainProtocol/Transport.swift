@@ -38,38 +38,45 @@ public protocol RingAbandoner: AnyObject {
     func abandon(runId: UInt64, round: Int, step: Int, addresses: [String])
 }
 
-/// The in-memory twin of the ZeroMQ transport: a hub with one queue per direction, for tests of the
-/// protocol logic with workers on threads.
+/// The in-memory twin of the ZeroMQ transport: the protocol logic ("what and when") runs on it in
+/// one thread, with no sockets, processes or sleeps (like swift-nio's EmbeddedChannel).
+///
+/// When the server finds its queue empty it first lets the peers act (`whenIdle`: a test's scripted
+/// workers read what was sent to them and answer); if there is still nothing, the time it would have
+/// waited passes at once on the hub's manual clock, so timeouts fire deterministically.
 public final class InMemoryHub: ServerTransport {
-    private let lock = NSCondition()
+    public let clock: ManualClock
+    /// Called when the server would wait: the peers' turn.
+    public var whenIdle: () -> Void = {}
     private var toServer: [(peer: [UInt8], frames: Frames)] = []
     private var toClient: [[UInt8]: [Frames]] = [:]
 
-    public init() {}
+    public init(clock: ManualClock = ManualClock()) { self.clock = clock }
 
-    public func send(to peer: [UInt8], _ frames: Frames) throws {
-        lock.lock(); toClient[peer, default: []].append(frames); lock.broadcast(); lock.unlock()
-    }
+    public func send(to peer: [UInt8], _ frames: Frames) throws { toClient[peer, default: []].append(frames) }
+
     public func receive(timeoutMs: Int) throws -> (peer: [UInt8], frames: Frames)? {
-        lock.lock(); defer { lock.unlock() }
-        let deadline = Date().addingTimeInterval(Double(timeoutMs) / 1000)
-        while toServer.isEmpty { if !lock.wait(until: deadline) { return nil } }
+        if toServer.isEmpty { whenIdle() }
+        guard !toServer.isEmpty else {
+            clock.advance(by: Double(timeoutMs) / 1000)
+            return nil
+        }
         return toServer.removeFirst()
     }
-    /// A client endpoint with identity `id`.
-    public func client(_ id: String) -> ClientTransport { Client(hub: self, id: Array(id.utf8)) }
 
-    final class Client: ClientTransport {
-        let hub: InMemoryHub, id: [UInt8]
+    /// A client endpoint whose transport id is `id`'s UTF-8 bytes.
+    public func client(_ id: String) -> Client { Client(hub: self, id: Array(id.utf8)) }
+
+    public final class Client: ClientTransport {
+        let hub: InMemoryHub
+        public let id: [UInt8]
         init(hub: InMemoryHub, id: [UInt8]) { self.hub = hub; self.id = id }
-        func send(_ frames: Frames) throws {
-            hub.lock.lock(); hub.toServer.append((id, frames)); hub.lock.broadcast(); hub.lock.unlock()
-        }
-        func receive(timeoutMs: Int) throws -> Frames? {
-            hub.lock.lock(); defer { hub.lock.unlock() }
-            let deadline = Date().addingTimeInterval(Double(timeoutMs) / 1000)
-            while hub.toClient[id, default: []].isEmpty { if !hub.lock.wait(until: deadline) { return nil } }
-            return hub.toClient[id]!.removeFirst()
+        public func send(_ frames: Frames) throws { hub.toServer.append((id, frames)) }
+        /// The next message for this client, or nil at once (nothing blocks in one thread).
+        public func receive(timeoutMs: Int) throws -> Frames? {
+            guard let first = hub.toClient[id]?.first else { return nil }
+            hub.toClient[id]!.removeFirst()
+            return first
         }
     }
 }

@@ -58,6 +58,8 @@ public struct TrainingOptions: ParsableArguments {
         help: "Seconds between progress lines when stderr is not a terminal (0: every step).")
     public var progressEvery = 30.0
 
+    /// ArgumentParser's requirement; the fields hold no values until parsed, so build options with
+    /// `from(_:)` (or let a command parse them).
     public init() {}
 
     /// Options from command-line words (tests and benchmarks build them the way users do).

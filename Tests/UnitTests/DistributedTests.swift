@@ -5,7 +5,8 @@ import RainProtocol
 import RainZMQ
 import RainTraining
 
-/// The pure protocol pieces: sharding and message validation, and the coordinator over the in-memory transport.
+/// The pure protocol pieces: sharding, message validation, checkpoints. (The coordinator over the
+/// in-memory transport is in CoordinatorProtocolTests.)
 final class DistributedTests: XCTestCase {
     func testShardingIsDeterministicContiguousAndIndependentOfWorkers() {
         let p = Sharding.permutation(count: 100, seed: 2020, epoch: 3)
@@ -47,12 +48,28 @@ final class DistributedTests: XCTestCase {
         let layout = ParameterLayout(ModelShape(cin: 2, hidden: 3, head: 2, height: 4, width: 5, relu: true))
         let p = FlatBuffer.initialParameters(layout, seed: 9), m = FlatBuffer(count: layout.count), v = FlatBuffer(count: layout.count)
         m.pointer[3] = 0.5; v.pointer[4] = 0.25
-        var sched = PlateauScheduler(); _ = sched.step(1.5, lr: 1e-3)
-        let state = TrainingState(layout: layout.entries, configHash: "abc", epoch: 2, step: 5, globalStep: 17, adam: Adam(lr: 1e-3), scheduler: PlateauScheduler(), bestValLoss: nil)
+        // A scheduler and an optimiser in the middle of their lives: best loss, bad epochs, cooldown,
+        // a reduced rate, Adam's step count; all must come back exactly.
+        var sched = PlateauScheduler(factor: 0.5, patience: 1, threshold: 1e-4, cooldown: 1)
+        var lr = 1e-3
+        for loss in [1.5, 1.2, 1.3, 1.3] { lr = sched.step(loss, lr: lr) }
+        XCTAssertEqual(sched.best, 1.2); XCTAssertEqual(lr, 5e-4); XCTAssertEqual(sched.cooldownCounter, 1)
+        var adam = Adam(lr: lr, beta1: 0.8, beta2: 0.99, eps: 1e-7)
+        let g = FlatBuffer(count: layout.count); g.pointer[0] = 0.25
+        for _ in 0..<3 { adam.update(params: FlatBuffer(count: layout.count), grads: g, m: FlatBuffer(count: layout.count), v: FlatBuffer(count: layout.count)) }
+        XCTAssertEqual(adam.step, 3)
+        let state = TrainingState(layout: layout.entries, configHash: "abc", epoch: 2, step: 5, globalStep: 17, adam: adam,
+                                  scheduler: sched, bestValLoss: 1.2)
         let path = dir.appendingPathComponent("checkpoints/last.ckpt").path
         try Checkpoint.write(path: path, state: state, params: p, m: m, v: v)
         let (s2, p2, m2, v2) = try Checkpoint.read(path: path, layout: layout)
-        XCTAssertEqual(s2.epoch, 2); XCTAssertEqual(s2.step, 5); XCTAssertEqual(s2.globalStep, 17); XCTAssertEqual(s2.scheduler.best, .infinity)
+        var restored = s2
+        restored.payloadChecksum = state.payloadChecksum  // filled in by write
+        XCTAssertEqual(restored, state)
+        XCTAssertEqual(s2.scheduler, sched); XCTAssertEqual(s2.adam.step, 3); XCTAssertEqual(s2.adam.lr, 5e-4)
+        // The restored scheduler carries on exactly as the original would.
+        var (a, b) = (sched, s2.scheduler)
+        for loss in [1.3, 1.3, 1.1, 1.2, 1.2] { XCTAssertEqual(a.step(loss, lr: 5e-4), b.step(loss, lr: 5e-4)) }
         XCTAssertEqual(p2.values, p.values); XCTAssertEqual(m2.values, m.values); XCTAssertEqual(v2.values, v.values)
         // A flipped byte in the payload, and a checkpoint of another model, are refused with a reason.
         var bytes = try Data(contentsOf: URL(fileURLWithPath: path))

@@ -1,0 +1,210 @@
+import Foundation
+import XCTest
+import RainConfig
+import RainProtocol
+import RainSupport
+import RainTraining
+
+/// The coordinator's protocol logic over the in-memory twin of the transport, on a manual clock: no
+/// processes, no sockets, no sleeps. The workers are played by the test (`ScriptedWorker`), so every
+/// message the coordinator sees is one the test chose, and the oracle is what the workers computed.
+final class CoordinatorProtocolTests: XCTestCase {
+    /// A worker played by the test: it answers by the protocol's rules and records what it was sent.
+    final class ScriptedWorker {
+        let client: InMemoryHub.Client
+        let trainSamples: Int, validSamples: Int
+        private(set) var welcome: Body.Welcome?
+        private(set) var runId: UInt64 = 0
+        /// Every step message received: (phase, global step, shard, samples).
+        private(set) var received: [(phase: MessageHeader.Phase, step: Int, shard: Int, samples: [Int])] = []
+        /// What it answered: (phase, global step, samples), in order.
+        private(set) var answered: [(phase: MessageHeader.Phase, step: Int, samples: [Int])] = []
+        private(set) var toldToShutDown = false
+        /// From this global step on, the worker stops answering (a hung or SIGSTOPped process).
+        var silentFrom: Int?
+        /// When it becomes true the silent worker sends the result it held back (it "wakes up").
+        var wakeWhen: () -> Bool = { false }
+        private var heldBack: (Message, Body.Step)?
+
+        init(hub: InMemoryHub, id: String, trainSamples: Int, validSamples: Int) {
+            client = hub.client(id)
+            self.trainSamples = trainSamples; self.validSamples = validSamples
+        }
+
+        func hello() {
+            let body = Body.Hello(version: Int(MessageHeader.version), host: "scripted", pid: 1, rank: nil)
+            try! client.send(Message.frames(.hello, runId: 0, body: Body.encode(body)))
+        }
+
+        /// Reads everything sent to it and answers.
+        func act() {
+            if let (m, step) = heldBack, wakeWhen() {
+                heldBack = nil
+                answer(m, step)
+            }
+            while let frames = try! client.receive(timeoutMs: 0) {
+                let m = try! Message.decode(frames, runId: nil, maxPayloadBytes: 1 << 30)
+                switch m.header.kind {
+                case .welcome:
+                    welcome = try! m.decodeBody(Body.Welcome.self)
+                    runId = m.header.runId
+                    let ready = Body.Ready(trainSamples: trainSamples, validSamples: validSamples)
+                    try! client.send(Message.frames(.ready, runId: runId, body: Body.encode(ready)))
+                case .step:
+                    let step = try! m.decodeBody(Body.Step.self)
+                    received.append((m.header.phase, step.step, step.shard, step.samples))
+                    if let s = silentFrom, step.step >= s {
+                        if heldBack == nil { heldBack = (m, step) }
+                    } else {
+                        answer(m, step)
+                    }
+                case .shutdown:
+                    toldToShutDown = true
+                default:
+                    XCTFail("unexpected \(m.header.kind) to a worker")
+                }
+            }
+        }
+
+        /// A result whose loss is Σ (sample + 1) and whose gradient is 10⁻³ per sample in every
+        /// element: the coordinator's sums are then checkable by hand.
+        private func answer(_ m: Message, _ step: Body.Step) {
+            let leads = 5
+            var result = Body.Result(step: step.step, shard: step.shard, count: step.samples.count,
+                                     lossSum: Double(step.samples.reduce(0) { $0 + $1 + 1 }),
+                                     leadSquaredError: [Double](repeating: 1, count: leads),
+                                     leadWeight: [Double](repeating: 4, count: leads))
+            result.computeSeconds = 0.5
+            let grad = m.header.phase == .train
+                ? [Float](repeating: 1e-3 * Float(step.samples.count), count: welcome!.parameterCount) : []
+            let frames = grad.withUnsafeBufferPointer {
+                Message.frames(.result, phase: m.header.phase, runId: runId, step: m.header.step, body: Body.encode(result),
+                               payload: grad.isEmpty ? nil : $0)
+            }
+            try! client.send(frames)
+            answered.append((m.header.phase, step.step, step.samples))
+        }
+    }
+
+    func config() -> Config {
+        var c = Config()
+        c.hidden1 = 4; c.hidden2 = 2; c.batchSize = 8; c.epochs = 2; c.lr = 1e-3
+        return c
+    }
+
+    /// Joins, a worker that falls silent mid-round (declared dead on the manual clock, its shard
+    /// re-split among the survivors), a worker joining mid-run, foreign and garbage messages, and
+    /// the dead worker waking up: training still finishes, and every step's results cover its batch.
+    func testJoinsDeathResplitLateJoinAndForeignMessages() throws {
+        let dir = temporaryDirectory(self)
+        let hub = InMemoryHub()
+        let options = try TrainingOptions.from(["--worker-timeout", "10", "--step-timeout", "300", "--join-timeout", "60"])
+        let runId: UInt64 = 0x5EED
+        let coordinator = TrainingCoordinator(
+            config: config(), run: try RunDirectory(path: dir.appendingPathComponent("run").path), transport: hub,
+            options: options, expectedWorkers: 3, clock: hub.clock, runId: runId, log: { _ in })
+        let (train, valid) = (40, 12)
+        let workers = (0..<4).map { ScriptedWorker(hub: hub, id: "w\($0)", trainSamples: train, validSamples: valid) }
+        let intruder = hub.client("intruder")
+        let w = workers
+        w[2].silentFrom = 3
+        w[2].wakeWhen = { w[0].received.contains { $0.step == 6 } }
+        var lateJoinSent = false, intruded = false, silentSince: Double?
+        hub.whenIdle = {
+            // The fourth worker says hello once the first has been sent step 1.
+            if !lateJoinSent && w[0].received.contains(where: { $0.step == 1 }) { lateJoinSent = true; w[3].hello() }
+            if !intruded && w[0].received.contains(where: { $0.step == 5 }) {
+                intruded = true
+                try! intruder.send([Array("not a message".utf8)])
+                let forged = Message.frames(.result, phase: .train, runId: runId &+ 1, step: 5,
+                                            body: Body.encode(Body.Result(step: 5, count: 1, lossSum: 0)))
+                try! intruder.send(forged)
+                try! w[0].client.send(forged)  // a known peer with another run's id
+            }
+            if silentSince == nil && w[2].received.contains(where: { $0.step == 3 }) { silentSince = hub.clock.now }
+            for worker in w { worker.act() }
+        }
+        for worker in w[0..<3] { worker.hello() }
+
+        let summary = try coordinator.train(resume: false)
+        for worker in w { worker.act() }  // read the goodbyes
+
+        // Joins: ranks in hello order; the welcome carries ConvLSTMForecaster's parameter count for
+        // C_in = 3 clbt levels + 5 constants + 5 lead one-hots (DATA-FORMAT §5: simsat without time is 13),
+        // F = 4, F2 = 2 on 32 × 64, counted by hand.
+        let (cin, f, f2, plane) = (13, 4, 2, 32 * 64)
+        let expectedCount = 3 * f * plane + 4 * f * (cin + f) * 9 + 4 * f + f2 * f + f2 + f2 + 1
+        XCTAssertEqual(w.map { $0.welcome?.rank }, [0, 1, 2, 3])
+        XCTAssertEqual(Set(w.map { $0.welcome?.parameterCount }), [expectedCount])
+        XCTAssertEqual(Set(w.map(\.runId)), [runId])
+
+        // Training ran to the end: 2 epochs × 5 steps, finished.json written, every worker left alive told to stop.
+        XCTAssertEqual(summary.globalStep, 10)
+        XCTAssertFalse(summary.stoppedEarly)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir.appendingPathComponent("run/finished.json").path))
+        XCTAssertEqual(w.map(\.toldToShutDown), [true, true, true, true])
+
+        // The silent worker: declared dead after --worker-timeout of manual-clock time, no earlier.
+        XCTAssertEqual(coordinator.deaths.map(\.rank), [2])
+        XCTAssertTrue(coordinator.deaths.first?.reason.contains("silent") ?? false, "\(coordinator.deaths)")
+        XCTAssertGreaterThan(hub.clock.now - (silentSince ?? .infinity), 10)
+        // Its shard of step 3 went to the survivors: that step's answered samples are the whole batch,
+        // with the dead worker's samples computed once, by someone else.
+        let held = try XCTUnwrap(w[2].received.first { $0.step == 3 && $0.phase == .train })
+        XCTAssertFalse(held.samples.isEmpty)
+        /// The samples answered for `step`, without the dead worker's stale answer.
+        func answered(_ step: Int) -> [Int] {
+            w.enumerated().flatMap { i, worker in
+                worker.answered.filter { $0.step == step && $0.phase == .train && !(i == 2 && step >= 3) }.flatMap(\.samples)
+            }
+        }
+        XCTAssertTrue(Set(held.samples).isSubset(of: Set(answered(3))))
+        // It woke up at step 6 and sent its stale result: refused, and told to leave.
+        XCTAssertTrue(w[2].answered.contains { $0.step == 3 }, "the silent worker never woke up")
+        XCTAssertEqual(coordinator.rejected[MessageHeader.Rejection.unexpected.rawValue], 1)
+
+        // The late joiner took part in later steps.
+        XCTAssertTrue(w[3].answered.contains { $0.phase == .train }, "the late joiner never got a shard")
+
+        // Foreign and garbage messages were refused and counted, and changed nothing.
+        XCTAssertEqual(coordinator.rejected[MessageHeader.Rejection.malformed.rawValue], 1)
+        XCTAssertEqual(coordinator.rejected[MessageHeader.Rejection.foreignRun.rawValue], 2)
+
+        // Every step's results (stale ones aside) cover a full batch exactly once: the metrics' sample
+        // count and mean loss equal what the workers computed.
+        let lines = try String(contentsOf: dir.appendingPathComponent("run/metrics.jsonl"), encoding: .utf8)
+            .split(separator: "\n").map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+        let steps = lines.filter { $0["kind"] as? String == "step" }
+        XCTAssertEqual(steps.count, 10)
+        var epochSamples: [Int: Set<Int>] = [:]
+        for line in steps {
+            let g = (line["global_step"] as! Int) - 1
+            let samples = answered(g)
+            XCTAssertEqual(samples.count, 8, "step \(g): \(samples)")
+            XCTAssertEqual(Set(samples).count, samples.count, "step \(g): a sample computed twice")
+            XCTAssertEqual(line["samples"] as? Int, samples.count)
+            let loss = Double(samples.reduce(0) { $0 + $1 + 1 }) / Double(samples.count)
+            XCTAssertEqual(line["loss"] as? Double ?? .nan, loss, accuracy: 1e-12, "step \(g)")
+            epochSamples[g / 5, default: []].formUnion(samples)
+        }
+        // Each epoch visits every train sample once.
+        XCTAssertEqual(epochSamples, [0: Set(0..<train), 1: Set(0..<train)])
+        // Validation covered the validation set once per epoch, over the live workers.
+        for (epoch, line) in lines.filter({ $0["kind"] as? String == "valid" }).enumerated() {
+            XCTAssertEqual(line["samples"] as? Int, valid, "epoch \(epoch)")
+        }
+    }
+
+    /// No worker ever comes: the join deadline passes on the manual clock and the error says what to do.
+    func testJoinTimeoutOnTheManualClock() throws {
+        let hub = InMemoryHub()
+        let options = try TrainingOptions.from(["--join-timeout", "30"])
+        let coordinator = TrainingCoordinator(
+            config: config(), run: try RunDirectory(path: temporaryDirectory(self).appendingPathComponent("run").path),
+            transport: hub, options: options, expectedWorkers: 2, clock: hub.clock, log: { _ in })
+        let e = errorText { _ = try coordinator.train(resume: false) }
+        XCTAssertTrue(e.contains("only 0 of 2 worker(s) ready within 30 s") && e.contains("start the workers"), e)
+        XCTAssertGreaterThanOrEqual(hub.clock.now, 30)
+        XCTAssertLessThan(hub.clock.now, 31)
+    }
+}
