@@ -7,8 +7,11 @@ import RainTraining
 
 /// CURVE mode: only holders of the run's worker key get in; traffic is encrypted.
 final class CurveTests: XCTestCase {
+    static let root = TrainingData.make("curve")
+    override class func tearDown() { try? FileManager.default.removeItem(at: root) }
+
     func testOnlyTheRunsWorkersAreAdmitted() throws {
-        let root = TrainingTests.root
+        let root = Self.root
         let config = root.appendingPathComponent("c.yaml").path
         let clean = try runProcess(Binaries.swiftrain, ["train", "--config", config, "--run", root.appendingPathComponent("curve-clean").path,
                                                         "--workers", "2", "--max-steps", "4"])
@@ -43,7 +46,7 @@ final class CurveTests: XCTestCase {
         XCTAssertEqual(c.process.terminationStatus, 0, c.errors())
         XCTAssertTrue(c.errors().contains("refused a connection from 127.0.0.1: CURVE without the run's worker key"), c.errors())
         XCTAssertFalse(c.errors().contains("intruder") || c.errors().contains("stranger"), "an intruder was welcomed")
-        let layout = ParameterLayout(try ModelShape(config: TrainingTests.config(root)))
+        let layout = ParameterLayout(try ModelShape(config: TrainingData.config(root)))
         let a = try Checkpoint.read(path: run.appendingPathComponent("checkpoints/last.ckpt").path, layout: layout).1.values
         let b = try Checkpoint.read(path: root.appendingPathComponent("curve-clean/checkpoints/last.ckpt").path, layout: layout).1.values
         XCTAssertTrue(a == b, "CURVE changed the result")

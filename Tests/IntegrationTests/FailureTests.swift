@@ -5,14 +5,16 @@ import RainTraining
 
 /// Workers killed, frozen or arriving late while a real coordinator trains.
 final class FailureTests: XCTestCase {
-    var root: URL { TrainingTests.root }
+    static let data = TrainingData.make("failure")
+    override class func tearDown() { try? FileManager.default.removeItem(at: data) }
+    var root: URL { Self.data }
 
     func children(of pid: Int32) throws -> [Int32] {
         try runProcess("/usr/bin/pgrep", ["-P", "\(pid)"]).out.split(separator: "\n").compactMap { Int32($0) }
     }
 
     func params(_ run: String) throws -> [Float] {
-        let layout = ParameterLayout(try ModelShape(config: TrainingTests.config(root)))
+        let layout = ParameterLayout(try ModelShape(config: TrainingData.config(root)))
         return try Checkpoint.read(path: root.appendingPathComponent("\(run)/checkpoints/last.ckpt").path, layout: layout).1.values
     }
 
@@ -66,7 +68,7 @@ final class FailureTests: XCTestCase {
         XCTAssertEqual(c.process.terminationStatus, 1)
         XCTAssertTrue(c.errors().contains("fewer than --min-workers 2 live worker(s)") && c.errors().contains("swiftrain train --resume"), c.errors())
         XCTAssertGreaterThan(try Checkpoint.read(path: root.appendingPathComponent("minw/checkpoints/last.ckpt").path,
-                                                 layout: ParameterLayout(try ModelShape(config: TrainingTests.config(root)))).0.globalStep, 2)
+                                                 layout: ParameterLayout(try ModelShape(config: TrainingData.config(root)))).0.globalStep, 2)
     }
 
     func testLateWorkerJoinsAtTheNextStep() throws {
@@ -107,13 +109,12 @@ final class FailureTests: XCTestCase {
         c = try startProcess(Binaries.swiftrain, ["train", "--resume", run.path] + args.dropFirst(5))
         workers = try (0..<2).map { _ in try startProcess(Binaries.worker, ["--connect", endpoint, "--coordinator-timeout", "3"]) }
         while c.errors().components(separatedBy: " loss ").count < 3 && c.process.isRunning { usleep(20_000) }  // two steps after resuming
-        let killedAt = Date()
         kill(c.process.processIdentifier, SIGKILL)
+        // Each worker exits by itself, and says why: its heartbeats went unanswered (no clock is asserted).
         for w in workers {
             w.wait()
             XCTAssertEqual(w.process.terminationStatus, 1)
             XCTAssertTrue(w.errors().contains("the coordinator has not answered heartbeats for 3 s"), w.errors())
         }
-        XCTAssertLessThan(Date().timeIntervalSince(killedAt), 30, "workers outlived their coordinator")
     }
 }

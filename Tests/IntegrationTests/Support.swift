@@ -1,7 +1,40 @@
 import Foundation
 import XCTest
+import RainConfig
+import RainData
 import RainProtocol
+import RainSupport
 import RainZMQ
+
+/// Synthetic data (2016-04 … 2016-05), its normalisation, and a tiny model's configuration (`c.yaml`),
+/// made afresh for each test class that trains: no class uses another's files, so they pass in any order.
+enum TrainingData {
+    static func make(_ name: String) -> URL {
+        let url = FileManager.default.temporaryDirectory
+            .appendingPathComponent("swiftrain-\(name)-\(ProcessInfo.processInfo.processIdentifier)")
+        try? FileManager.default.removeItem(at: url)
+        var o = SyntheticDataset.Options(out: url.appendingPathComponent("data").path)
+        o.from = UTCTime.make(2016, 4, 1); o.to = UTCTime.make(2016, 5, 31, 23); o.datasets = ["era", "imerg", "simsat"]
+        o.eraFill = TimeSpan(first: 1, last: 0)
+        try! SyntheticDataset.write(o)
+        let c = config(url)
+        try! Normalisation.compute(spec: try! SampleSpec(c), catalog: try! DataCatalog(paths: c.data)).write(path: c.normalisation)
+        try! c.yaml().write(to: url.appendingPathComponent("c.yaml"), atomically: true, encoding: .utf8)
+        return url
+    }
+
+    static func config(_ root: URL) -> Config {
+        var c = Config()
+        c.data = ["era5625", "imerg5625", "simsat5625"].map { root.appendingPathComponent("data/\($0)").path }
+        c.normalisation = root.appendingPathComponent("norm.json").path
+        c.sources = .simsat; c.imerg = true; c.incTime = true; c.noRelu = true
+        c.trainStart = UTCTime.make(2016, 4, 1); c.trainEnd = UTCTime.make(2016, 4, 20, 23)
+        c.validStart = UTCTime.make(2016, 5, 1); c.validEnd = UTCTime.make(2016, 5, 10, 23)
+        c.testStart = UTCTime.make(2016, 5, 11); c.testEnd = UTCTime.make(2016, 5, 31, 23)
+        c.hidden1 = 8; c.hidden2 = 4; c.batchSize = 8; c.microBatch = 4; c.epochs = 2; c.lr = 1e-3
+        return c
+    }
+}
 
 enum Binaries {
     static var dir: String {

@@ -10,31 +10,9 @@ import RainTraining
 
 /// Distributed training with real coordinator and worker processes talking ZeroMQ over loopback TCP.
 final class TrainingTests: XCTestCase {
-    /// Synthetic data (2016-04 … 2016-05), its normalisation, and a tiny model's configuration.
-    static let root: URL = {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("swiftrain-train-\(ProcessInfo.processInfo.processIdentifier)")
-        var o = SyntheticDataset.Options(out: url.appendingPathComponent("data").path)
-        o.from = UTCTime.make(2016, 4, 1); o.to = UTCTime.make(2016, 5, 31, 23); o.datasets = ["era", "imerg", "simsat"]
-        o.eraFill = TimeSpan(first: 1, last: 0)
-        try! SyntheticDataset.write(o)
-        let c = config(url)
-        try! Normalisation.compute(spec: try! SampleSpec(c), catalog: try! DataCatalog(paths: c.data)).write(path: c.normalisation)
-        try! c.yaml().write(to: url.appendingPathComponent("c.yaml"), atomically: true, encoding: .utf8)
-        return url
-    }()
+    static let root = TrainingData.make("train")
     override class func tearDown() { try? FileManager.default.removeItem(at: root) }
-
-    static func config(_ root: URL) -> Config {
-        var c = Config()
-        c.data = ["era5625", "imerg5625", "simsat5625"].map { root.appendingPathComponent("data/\($0)").path }
-        c.normalisation = root.appendingPathComponent("norm.json").path
-        c.sources = .simsat; c.imerg = true; c.incTime = true; c.noRelu = true
-        c.trainStart = UTCTime.make(2016, 4, 1); c.trainEnd = UTCTime.make(2016, 4, 20, 23)
-        c.validStart = UTCTime.make(2016, 5, 1); c.validEnd = UTCTime.make(2016, 5, 10, 23)
-        c.testStart = UTCTime.make(2016, 5, 11); c.testEnd = UTCTime.make(2016, 5, 31, 23)
-        c.hidden1 = 8; c.hidden2 = 4; c.batchSize = 8; c.microBatch = 4; c.epochs = 2; c.lr = 1e-3
-        return c
-    }
+    static func config(_ root: URL) -> Config { TrainingData.config(root) }
 
     func train(_ args: [String], run: String, env: [String: String] = [:], file: StaticString = #filePath, line: UInt = #line) throws -> String {
         let r = try runProcess(Binaries.swiftrain, ["train", "--config", Self.root.appendingPathComponent("c.yaml").path,
