@@ -49,7 +49,9 @@ let package = Package(
         /// RainBench's datasets: metadata, mapped files, sample index and assembly, normalisation, synthesis.
         .target(name: "RainData", dependencies: ["RainSupport", "RainConfig"], swiftSettings: release),
         /// The ConvLSTM forecaster on OpenBLAS, Adam, the scheduler, and running samples through it.
-        .target(name: "RainModel", dependencies: ["RainSupport", "RainConfig", "RainData", "COpenBLAS"], swiftSettings: release),
+        .target(
+            name: "RainModel", dependencies: ["RainSupport", "RainConfig", "RainData", "COpenBLAS"],
+            swiftSettings: release),
         /// What and when: messages, sharding, transports as protocols and their in-memory twin. No sockets.
         .target(name: "RainProtocol", dependencies: ["RainSupport"], swiftSettings: release),
         /// How bytes move: the ZeroMQ transport, CURVE/ZAP, the ring allreduce.
@@ -62,16 +64,21 @@ let package = Package(
         /// Local processes, SLURM and torchrun environments, ZeroMQ wiring, the distributed benchmarks.
         .target(
             name: "RainLaunch",
-            dependencies: ["RainSupport", "RainConfig", "RainData", "RainModel", "RainProtocol", "RainZMQ", "RainTraining"],
+            dependencies: [
+                "RainSupport", "RainConfig", "RainData", "RainModel", "RainProtocol", "RainZMQ", "RainTraining",
+            ],
             swiftSettings: release),
         /// Scores, baselines, evaluation of a run, export for PyTorch.
         .target(
             name: "RainEvaluation",
-            dependencies: ["RainSupport", "RainConfig", "RainData", "RainModel", "RainTraining"], swiftSettings: release),
+            dependencies: ["RainSupport", "RainConfig", "RainData", "RainModel", "RainTraining"], swiftSettings: release
+        ),
         /// Figures (libpng).
         .target(
             name: "RainPlot",
-            dependencies: ["RainSupport", "RainConfig", "RainData", "RainModel", "RainTraining", "RainEvaluation", "CPNG"],
+            dependencies: [
+                "RainSupport", "RainConfig", "RainData", "RainModel", "RainTraining", "RainEvaluation", "CPNG",
+            ],
             swiftSettings: release),
 
         // Thin executables: argument parsing, then a library call.

@@ -5,9 +5,12 @@ import RainData
 /// `--config`, `--set` and the PyRain-named flags, resolved into one `Config` (file < flags < --set).
 struct ConfigOptions: ParsableArguments {
     @Option(help: "YAML configuration file (keys in README.md).") var config: String?
-    @Option(name: .customLong("set"), help: ArgumentHelp("Override a configuration key, e.g. --set lr=1e-4.", valueName: "key=value"))
+    @Option(
+        name: .customLong("set"),
+        help: ArgumentHelp("Override a configuration key, e.g. --set lr=1e-4.", valueName: "key=value"))
     var assignments: [String] = []
-    @Option(name: .customLong("data"), help: "Dataset directory (repeatable); replaces `data` of the configuration.") var data: [String] = []
+    @Option(name: .customLong("data"), help: "Dataset directory (repeatable); replaces `data` of the configuration.")
+    var data: [String] = []
     @Option(name: .customLong("sources"), help: "simsat | era | simsat_era | era16_3") var sources: String?
     @Flag(name: .customLong("imerg"), help: "Predict IMERG precipitation (else ERA5 tp).") var imerg = false
     @Flag(name: .customLong("inc_time"), help: "Add local solar time channels.") var incTime = false
@@ -26,7 +29,10 @@ struct ConfigOptions: ParsableArguments {
     @Option(name: .customLong("normalisation"), help: "Normalisation JSON file.") var normalisation: String?
 
     /// Whether the user said anything about sources or target (if not, `inspect` infers them).
-    var saysWhatToPredict: Bool { config != nil || sources != nil || imerg || assignments.contains { $0.hasPrefix("sources=") || $0.hasPrefix("imerg=") } }
+    var saysWhatToPredict: Bool {
+        config != nil || sources != nil || imerg
+            || assignments.contains { $0.hasPrefix("sources=") || $0.hasPrefix("imerg=") }
+    }
 
     func resolve() throws -> Config {
         var c = try config.map { try Config.load(path: $0) } ?? Config()
@@ -35,7 +41,8 @@ struct ConfigOptions: ParsableArguments {
             ("lr", lr.map { "\($0)" }), ("batch_size", batchSize.map { "\($0)" }), ("epochs", epochs.map { "\($0)" }),
             ("seed", seed.map { "\($0)" }), ("sample_time_window", sampleTimeWindow.map { "\($0)" }),
             ("sample_freq", sampleFreq.map { "\($0)" }), ("forecast_time_window", forecastTimeWindow.map { "\($0)" }),
-            ("forecast_freq", forecastFreq.map { "\($0)" }), ("grid", grid.map { "\($0)" }), ("normalisation", normalisation),
+            ("forecast_freq", forecastFreq.map { "\($0)" }), ("grid", grid.map { "\($0)" }),
+            ("normalisation", normalisation),
         ]
         if imerg { flags.append(("imerg", "true")) }
         if incTime { flags.append(("inc_time", "true")) }

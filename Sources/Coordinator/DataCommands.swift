@@ -1,24 +1,26 @@
 import ArgumentParser
 import Foundation
-import RainSupport
 import RainConfig
 import RainData
+import RainSupport
 
 struct Synth: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Write a synthetic RainBench dataset (era, imerg, simsat) in PyRain's on-disk format.",
         discussion: """
-        Without --from/--to every dataset spans its real range. ERA5's temporal file then spans 1979–2019 \
-        but only SimSat's period (2016-04-01 … 2019-12-31) is written; the rest stays a hole of a sparse \
-        file and is marked unavailable. --era-fill all writes all 49 GiB (at 5.625°).
-        """)
+            Without --from/--to every dataset spans its real range. ERA5's temporal file then spans 1979–2019 \
+            but only SimSat's period (2016-04-01 … 2019-12-31) is written; the rest stays a hole of a sparse \
+            file and is marked unavailable. --era-fill all writes all 49 GiB (at 5.625°).
+            """)
     @Option(help: "Output directory (datasets go to OUT/era5625, OUT/imerg5625, OUT/simsat5625).") var out: String
     @Option(help: "First time to write (UTC, YYYY-MM-DD[ HH:MM]).") var from: String?
     @Option(help: "Last time to write (UTC; a bare date means its 23:00).") var to: String?
     @Option(help: "Grid spacing in degrees: 5.625 or 1.40625.") var grid: Double = 5.625
     @Option(help: "Seed; the same seed gives the same data for any range.") var seed: UInt64 = 2020
     @Option(help: "Datasets to write, comma-separated.") var datasets: String = "era,imerg,simsat"
-    @Option(name: .customLong("era-fill"), help: "ERA5 rows to write: FROM,TO | all | none (default: --from…--to, else SimSat's period).")
+    @Option(
+        name: .customLong("era-fill"),
+        help: "ERA5 rows to write: FROM,TO | all | none (default: --from…--to, else SimSat's period).")
     var eraFill: String?
 
     func run() throws {
@@ -26,11 +28,17 @@ struct Synth: ParsableCommand {
             var o = SyntheticDataset.Options(out: out)
             func time(_ s: String?, _ flag: String, end: Bool = false) throws -> EpochSeconds? {
                 guard let s else { return nil }
-                guard let t = UTCTime.parse(s, endOfDay: end) else { throw SwiftRainError(flag, "not a date", expected: "YYYY-MM-DD[ HH:MM] (UTC)", found: s, hint: "e.g. \(flag) 2016-04-01") }
+                guard let t = UTCTime.parse(s, endOfDay: end) else {
+                    throw SwiftRainError(
+                        flag, "not a date", expected: "YYYY-MM-DD[ HH:MM] (UTC)", found: s,
+                        hint: "e.g. \(flag) 2016-04-01")
+                }
                 return t
             }
-            o.from = try time(from, "--from"); o.to = try time(to, "--to", end: true)
-            o.grid = grid; o.seed = seed
+            o.from = try time(from, "--from")
+            o.to = try time(to, "--to", end: true)
+            o.grid = grid
+            o.seed = seed
             o.datasets = Set(datasets.split(separator: ",").map { String($0) })
             if let f = eraFill {
                 switch f {
@@ -38,8 +46,12 @@ struct Synth: ParsableCommand {
                 case "none": o.eraFill = TimeSpan(first: 1, last: 0)
                 default:
                     let p = f.split(separator: ",").map(String.init)
-                    guard p.count == 2, let a = try time(p[0], "--era-fill"), let b = try time(p[1], "--era-fill", end: true) else {
-                        throw SwiftRainError("--era-fill", "expected FROM,TO, all or none", found: f, hint: "e.g. --era-fill 2016-04-01,2017-12-31")
+                    guard p.count == 2, let a = try time(p[0], "--era-fill"),
+                        let b = try time(p[1], "--era-fill", end: true)
+                    else {
+                        throw SwiftRainError(
+                            "--era-fill", "expected FROM,TO, all or none", found: f,
+                            hint: "e.g. --era-fill 2016-04-01,2017-12-31")
                     }
                     o.eraFill = TimeSpan(first: a, last: b)
                 }
@@ -52,7 +64,12 @@ struct Synth: ParsableCommand {
 
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Datasets, variables, date ranges and sizes; per partition and lead time the samples kept and dropped, and why.")
+        abstract:
+            """
+            Datasets, variables, date ranges and sizes; per partition and lead time the samples kept and dropped, \
+            and why.
+            """
+    )
     @Argument(help: "Dataset directories (default: `data` of the configuration).") var paths: [String] = []
     @OptionGroup var options: ConfigOptions
     @Flag(help: "Print JSON instead of text.") var json = false
@@ -89,7 +106,8 @@ struct Normalize: ParsableCommand {
 
 struct SampleCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "sample", abstract: "Write one assembled sample (input, target, manifest) for other tools to check.")
+        commandName: "sample",
+        abstract: "Write one assembled sample (input, target, manifest) for other tools to check.")
     @OptionGroup var options: ConfigOptions
     @Option(help: "train | valid | test") var partition: String = "train"
     @Option(help: "Lead time in hours.") var lead: Int
@@ -99,24 +117,37 @@ struct SampleCommand: ParsableCommand {
     func run() throws {
         try SwiftRain.run {
             guard let p = Partition.Name(rawValue: partition) else {
-                throw SwiftRainError("--partition", "unknown partition", expected: "train, valid or test", found: partition, hint: "choose one")
+                throw SwiftRainError(
+                    "--partition", "unknown partition", expected: "train, valid or test", found: partition,
+                    hint: "choose one")
             }
             guard let t = UTCTime.parse(time) else {
-                throw SwiftRainError("--time", "not a date", expected: "ISO 8601 UTC, e.g. 2016-06-01T12:00:00Z", found: time, hint: "fix the time")
+                throw SwiftRainError(
+                    "--time", "not a date", expected: "ISO 8601 UTC, e.g. 2016-06-01T12:00:00Z", found: time,
+                    hint: "fix the time")
             }
-            print("wrote " + (try DataCommands.writeSample(config: try options.resolve(), partition: p, leadHours: lead, time: t, dir: out)))
+            print(
+                "wrote "
+                    + (try DataCommands.writeSample(
+                        config: try options.resolve(), partition: p, leadHours: lead, time: t, dir: out)))
         }
     }
 }
 
 struct Bench: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Benchmarks: measured medians and ratios.", subcommands: [BenchDataCommand.self, BenchStepCommand.self, BenchAllreduceCommand.self, BenchScalingCommand.self])
+    static let configuration = CommandConfiguration(
+        abstract: "Benchmarks: measured medians and ratios.",
+        subcommands: [
+            BenchDataCommand.self, BenchStepCommand.self, BenchAllreduceCommand.self, BenchScalingCommand.self,
+        ])
 }
 
 struct BenchDataCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "data", abstract: "Sample assembly throughput from mapped files, one core.")
+    static let configuration = CommandConfiguration(
+        commandName: "data", abstract: "Sample assembly throughput from mapped files, one core.")
     @OptionGroup var options: ConfigOptions
-    @Option(name: .customLong("bench-sources"), help: "Sources to measure, comma-separated.") var benchSources = "simsat,simsat_era"
+    @Option(name: .customLong("bench-sources"), help: "Sources to measure, comma-separated.") var benchSources =
+        "simsat,simsat_era"
     @Option(help: "Samples per run.") var samples = 2000
     @Flag(help: "Print JSON too.") var json = false
 
@@ -124,7 +155,11 @@ struct BenchDataCommand: ParsableCommand {
         try SwiftRain.run {
             let c = try options.resolve()
             let list = try benchSources.split(separator: ",").map { s -> Sources in
-                guard let v = Sources(rawValue: String(s)) else { throw SwiftRainError("--bench-sources", "unknown source", found: String(s), hint: "simsat, era, simsat_era or era16_3") }
+                guard let v = Sources(rawValue: String(s)) else {
+                    throw SwiftRainError(
+                        "--bench-sources", "unknown source", found: String(s),
+                        hint: "simsat, era, simsat_era or era16_3")
+                }
                 return v
             }
             let rows = try BenchData.run(config: c, sources: list, samples: samples, note: { stderr($0) })

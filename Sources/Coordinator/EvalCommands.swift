@@ -1,20 +1,24 @@
 import ArgumentParser
 import Foundation
-import RainSupport
 import RainData
 import RainEvaluation
 import RainPlot
+import RainSupport
 
 private func parsePhase(_ text: String) throws -> Partition.Name {
     guard let p = Partition.Name(rawValue: text) else {
-        throw SwiftRainError("--phase", "unknown partition", expected: "test, valid or train", found: text, hint: "e.g. --phase test")
+        throw SwiftRainError(
+            "--phase", "unknown partition", expected: "test, valid or train", found: text, hint: "e.g. --phase test")
     }
     return p
 }
 
 /// `swiftrain eval --run DIR --phase test`: the model against the baselines, per lead time.
 struct EvalCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "eval", abstract: "Score a trained run per lead time against persistence and climatology; writes eval/<phase>.json and .md.")
+    static let configuration = CommandConfiguration(
+        commandName: "eval",
+        abstract:
+            "Score a trained run per lead time against persistence and climatology; writes eval/<phase>.json and .md.")
     @Option(name: .customLong("run"), help: "The run directory.") var runPath: String
     @Option(help: "Partition: test or valid.") var phase = "test"
     @Option(help: "A checkpoint file (default: the run's best.ckpt, else last.ckpt).") var checkpoint: String?
@@ -22,15 +26,22 @@ struct EvalCommand: ParsableCommand {
 
     func run() throws {
         try SwiftRain.run {
-            let report = try Evaluate.run(runPath: runPath, phase: try parsePhase(phase), checkpoint: checkpoint, log: { stderr($0) })
-            if json { try printJSON(report) } else { print(report.markdown(title: "## \(report.phase.capitalized) scores")) }
+            let report = try Evaluate.run(
+                runPath: runPath, phase: try parsePhase(phase), checkpoint: checkpoint, log: { stderr($0) })
+            if json {
+                try printJSON(report)
+            } else {
+                print(report.markdown(title: "## \(report.phase.capitalized) scores"))
+            }
         }
     }
 }
 
 /// `swiftrain baselines --config C`: persistence and the two climatologies on a partition.
 struct BaselinesCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "baselines", abstract: "Persistence, the training-mean climatology and a per-pixel week-of-year climatology, per lead time.")
+    static let configuration = CommandConfiguration(
+        commandName: "baselines",
+        abstract: "Persistence, the training-mean climatology and a per-pixel week-of-year climatology, per lead time.")
     @OptionGroup var options: ConfigOptions
     @Option(help: "Partition: test or valid.") var phase = "test"
     @Flag(help: "Print JSON instead of the table.") var json = false
@@ -45,7 +56,8 @@ struct BaselinesCommand: ParsableCommand {
 
 /// `swiftrain plot --run DIR`: training curves and truth vs forecast maps (PNG).
 struct PlotCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "plot", abstract: "Write figures/curves.png and figures/maps-<date>.png for a run.")
+    static let configuration = CommandConfiguration(
+        commandName: "plot", abstract: "Write figures/curves.png and figures/maps-<date>.png for a run.")
     @Option(name: .customLong("run"), help: "The run directory.") var runPath: String
     @Option(help: "Sample time t0 of the maps, ISO 8601 (default: the middle of the partition).") var date: String?
     @Option(help: "Partition of the maps: test or valid.") var phase = "test"
@@ -53,24 +65,39 @@ struct PlotCommand: ParsableCommand {
     func run() throws {
         try SwiftRain.run {
             let t = try date.map { d -> EpochSeconds in
-                guard let t = UTCTime.parse(d) else { throw SwiftRainError("--date", "not a date", expected: "e.g. 2018-01-06T12:00", found: d, hint: "use ISO 8601, UTC") }
+                guard let t = UTCTime.parse(d) else {
+                    throw SwiftRainError(
+                        "--date", "not a date", expected: "e.g. 2018-01-06T12:00", found: d, hint: "use ISO 8601, UTC")
+                }
                 return t
             }
-            for p in try Plot.run(runPath: runPath, date: t, phase: try parsePhase(phase), log: { stderr($0) }) { print(p) }
+            for p in try Plot.run(runPath: runPath, date: t, phase: try parsePhase(phase), log: { stderr($0) }) {
+                print(p)
+            }
         }
     }
 }
 
 /// `swiftrain export --run DIR --format pytorch`.
 struct ExportCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "export", abstract: "Export a run's parameters under PyRain's state_dict names (safetensors) with a sample to check them in PyTorch.")
+    static let configuration = CommandConfiguration(
+        commandName: "export",
+        abstract:
+            """
+            Export a run's parameters under PyRain's state_dict names (safetensors) with a sample to check them \
+            in PyTorch.
+            """
+    )
     @Option(name: .customLong("run"), help: "The run directory.") var runPath: String
     @Option(help: "Format: pytorch (safetensors).") var format = "pytorch"
     @Option(help: "Output directory (default: RUN/export).") var out: String?
 
     func run() throws {
         try SwiftRain.run {
-            guard format == "pytorch" else { throw SwiftRainError("--format", "unknown format", expected: "pytorch", found: format, hint: "use --format pytorch") }
+            guard format == "pytorch" else {
+                throw SwiftRainError(
+                    "--format", "unknown format", expected: "pytorch", found: format, hint: "use --format pytorch")
+            }
             print(try Export.run(runPath: runPath, out: out, log: { stderr($0) }))
         }
     }

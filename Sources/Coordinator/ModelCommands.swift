@@ -1,8 +1,8 @@
 import ArgumentParser
 import Foundation
-import RainSupport
-import RainModel
 import RainLaunch
+import RainModel
+import RainSupport
 
 struct CheckGradientsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -30,7 +30,8 @@ struct CheckGradientsCommand: ParsableCommand {
 
 struct BenchStepCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "step", abstract: "Training step (forward + backward + Adam) against the sgemm ceiling, 1 and 2 threads.")
+        commandName: "step",
+        abstract: "Training step (forward + backward + Adam) against the sgemm ceiling, 1 and 2 threads.")
     @Option(help: "Measured steps per configuration (after one warm-up).") var steps = 3
     @Option(help: "Thread counts, comma-separated.") var threads = "1,2"
     @Flag(help: "Small shapes only (a smoke run).") var quick = false
@@ -47,11 +48,18 @@ struct BenchStepCommand: ParsableCommand {
 
 struct BenchAllreduceCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "allreduce", abstract: "Allreduce of a gradient-sized buffer among N processes on loopback: star and ring against the bandwidth bound.")
+        commandName: "allreduce",
+        abstract:
+            """
+            Allreduce of a gradient-sized buffer among N processes on loopback: star and ring against the \
+            bandwidth bound.
+            """
+    )
     @Option(help: "Floats per buffer (8.1 M ≈ the full model's 32 MB gradient).") var floats = 8_123_969
     @Option(help: "Process counts, comma-separated.") var processes = "2,3,4"
     @Option(help: "Algorithms, comma-separated: star, ring.") var algorithms = "star,ring"
-    @Option(name: .customLong("piece-kib"), help: "Ring pipelining: KiB per piece.") var pieceKiB = BenchAllreduce.defaultPieceKiB
+    @Option(name: .customLong("piece-kib"), help: "Ring pipelining: KiB per piece.") var pieceKiB = BenchAllreduce
+        .defaultPieceKiB
     @Option(help: "Measured repetitions (after one warm-up).") var reps = 5
     @Flag(help: "Print JSON too.") var json = false
     @Option(name: .customLong("peer-of"), help: .hidden) var peerOf: String?
@@ -59,10 +67,15 @@ struct BenchAllreduceCommand: ParsableCommand {
 
     func run() throws {
         try SwiftRain.run {
-            if let peerOf { try BenchAllreduce.peer(hub: peerOf, rank: rank, floats: floats, algorithm: algorithms, pieceFloats: pieceKiB * 256); return }
-            let report = try BenchAllreduce.run(floats: floats, processes: processes.split(separator: ",").compactMap { Int($0) },
-                                                algorithms: algorithms.split(separator: ",").map(String.init), pieceFloats: pieceKiB * 256,
-                                                reps: reps, binary: ThisProcess.executable, log: { stderr($0) })
+            if let peerOf {
+                try BenchAllreduce.peer(
+                    hub: peerOf, rank: rank, floats: floats, algorithm: algorithms, pieceFloats: pieceKiB * 256)
+                return
+            }
+            let report = try BenchAllreduce.run(
+                floats: floats, processes: processes.split(separator: ",").compactMap { Int($0) },
+                algorithms: algorithms.split(separator: ",").map(String.init), pieceFloats: pieceKiB * 256,
+                reps: reps, binary: ThisProcess.executable, log: { stderr($0) })
             try printTable(BenchAllreduce.table(report), report, json: json)
         }
     }
@@ -70,7 +83,13 @@ struct BenchAllreduceCommand: ParsableCommand {
 
 struct BenchScalingCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "scaling", abstract: "Training samples/s: 2 workers × 1 thread vs 1 worker × 2 threads at the same global batch, and time waiting on communication.")
+        commandName: "scaling",
+        abstract:
+            """
+            Training samples/s: 2 workers × 1 thread vs 1 worker × 2 threads at the same global batch, and time \
+            waiting on communication.
+            """
+    )
     @Option(help: "Configuration to train (its data, model and batch).") var config: String
     @Option(help: "Measured steps per run (after two warm-up steps).") var steps = 10
     @Option(help: "Where the benchmark's runs go.") var scratch = "runs/bench"
@@ -78,7 +97,8 @@ struct BenchScalingCommand: ParsableCommand {
 
     func run() throws {
         try SwiftRain.run {
-            let report = try BenchScaling.run(configPath: config, steps: steps, binary: ThisProcess.executable, scratch: scratch, log: { stderr($0) })
+            let report = try BenchScaling.run(
+                configPath: config, steps: steps, binary: ThisProcess.executable, scratch: scratch, log: { stderr($0) })
             try printTable(BenchScaling.table(report), report, json: json)
         }
     }

@@ -1,19 +1,24 @@
 import ArgumentParser
 import Foundation
-import RainSupport
 import RainData
+import RainSupport
 
 @main
 struct SwiftRain: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "swiftrain",
         abstract: "Distributed RainBench precipitation forecasting on CPUs.",
-        subcommands: [Synth.self, Inspect.self, Normalize.self, SampleCommand.self, TrainCommand.self, CheckpointCommand.self, EvalCommand.self, BaselinesCommand.self, PlotCommand.self, ExportCommand.self, Bench.self, CheckGradientsCommand.self])
+        subcommands: [
+            Synth.self, Inspect.self, Normalize.self, SampleCommand.self, TrainCommand.self, CheckpointCommand.self,
+            EvalCommand.self, BaselinesCommand.self, PlotCommand.self, ExportCommand.self, Bench.self,
+            CheckGradientsCommand.self,
+        ])
 
     /// Runs `body`, printing SwiftRain's errors as plain messages (no stack trace) with exit code 1.
     static func run(_ body: () throws -> Void) throws {
         do { try body() } catch let e as UserFacingError {
-            FileHandle.standardError.write(Data("error: \(e)\n".utf8)); throw ExitCode(1)
+            FileHandle.standardError.write(Data("error: \(e)\n".utf8))
+            throw ExitCode(1)
         }
     }
 }

@@ -1,15 +1,17 @@
 import ArgumentParser
 import Foundation
-import RainSupport
 import RainConfig
 import RainData
-import RainTraining
 import RainLaunch
+import RainSupport
+import RainTraining
 
 struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
-        abstract: "Train: a coordinator and N local worker processes, or a coordinator waiting for remote workers (--listen).")
+        abstract:
+            "Train: a coordinator and N local worker processes, or a coordinator waiting for remote workers (--listen)."
+    )
     @OptionGroup var options: ConfigOptions
     @OptionGroup var training: TrainingOptions
     @Option(name: .customLong("run"), help: "Run directory (default: runs/<UTC time>).") var runPath: String?
@@ -18,21 +20,27 @@ struct TrainCommand: ParsableCommand {
     func run() throws {
         try SwiftRain.run {
             var config = try options.resolve()
-            var path = runPath ?? "runs/" + UTCTime.iso(EpochSeconds(Date().timeIntervalSince1970)).replacingOccurrences(of: ":", with: "")
+            var path =
+                runPath ?? "runs/"
+                + UTCTime.iso(EpochSeconds(Date().timeIntervalSince1970)).replacingOccurrences(of: ":", with: "")
             if let resume {
                 path = resume
                 if options.config == nil { config = try Config.load(path: resume + "/config.yaml") }
             }
-            let summary = try Train.run(config: config, runPath: path, resume: resume != nil, options: training, log: { stderr($0) })
-            print("done: \(summary.globalStep) steps" + (summary.lastValLoss.map { ", val_loss \($0)" } ?? "")
-                  + (summary.stoppedEarly ? " (stopped early; resume with --resume \(path))" : ""))
+            let summary = try Train.run(
+                config: config, runPath: path, resume: resume != nil, options: training, log: { stderr($0) })
+            print(
+                "done: \(summary.globalStep) steps" + (summary.lastValLoss.map { ", val_loss \($0)" } ?? "")
+                    + (summary.stoppedEarly ? " (stopped early; resume with --resume \(path))" : ""))
         }
     }
 }
 
 /// `swiftrain checkpoint RUN|FILE`: loads and verifies a checkpoint and says where it stands.
 struct CheckpointCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "checkpoint", abstract: "Load and verify a run's checkpoint; print its epoch, step and learning rate.")
+    static let configuration = CommandConfiguration(
+        commandName: "checkpoint",
+        abstract: "Load and verify a run's checkpoint; print its epoch, step and learning rate.")
     @Argument(help: "A run directory (its checkpoints/last.ckpt) or a .ckpt file.") var path: String
     @Flag(help: "The run's best.ckpt instead of last.ckpt.") var best = false
     @Flag(help: "Print JSON.") var json = false
@@ -40,9 +48,16 @@ struct CheckpointCommand: ParsableCommand {
     func run() throws {
         try SwiftRain.run {
             let s = try CheckpointSummary.load(path, best: best)
-            if json { try printJSON(s); return }
-            print("\(s.path): epoch \(s.epoch), step \(s.step) (global step \(s.globalStep)), lr \(s.lr), \(s.parameters) parameters"
-                  + (s.bestValLoss.map { ", best val_loss \($0)" } ?? "") + (s.finished ? "; training finished" : ""))
+            if json {
+                try printJSON(s)
+                return
+            }
+            print(
+                """
+                \(s.path): epoch \(s.epoch), step \(s.step) (global step \(s.globalStep)), lr \(s.lr), \
+                \(s.parameters) parameters
+                """
+                    + (s.bestValLoss.map { ", best val_loss \($0)" } ?? "") + (s.finished ? "; training finished" : ""))
         }
     }
 }

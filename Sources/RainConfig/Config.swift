@@ -1,6 +1,6 @@
 import Foundation
-import Yams
 import RainSupport
+import Yams
 
 /// Input sources, as PyRain's `--sources` names them.
 public enum Sources: String, CaseIterable, Codable {
@@ -48,8 +48,9 @@ public struct Config: Equatable {
     /// Loads a YAML file of `key: value` lines (keys from `Config.keys`) over the defaults.
     public static func load(path: String) throws -> Config {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw SwiftRainError(path, "cannot read the configuration file",
-                                 hint: "pass an existing YAML file with --config (see configs/ for examples)")
+            throw SwiftRainError(
+                path, "cannot read the configuration file",
+                hint: "pass an existing YAML file with --config (see configs/ for examples)")
         }
         var c = Config()
         try c.apply(yaml: text, source: path)
@@ -60,12 +61,14 @@ public struct Config: Equatable {
     public mutating func apply(yaml text: String, source: String) throws {
         let node: Node?
         do { node = try Yams.compose(yaml: text) } catch {
-            throw SwiftRainError(source, "malformed YAML", found: "\(error)", hint: "fix the syntax; each line is `key: value`")
+            throw SwiftRainError(
+                source, "malformed YAML", found: "\(error)", hint: "fix the syntax; each line is `key: value`")
         }
         guard let node else { return }
         guard let mapping = node.mapping else {
-            throw SwiftRainError(source, "the configuration must be a mapping of keys to values", found: "\(node)",
-                                 hint: "write one `key: value` per line")
+            throw SwiftRainError(
+                source, "the configuration must be a mapping of keys to values", found: "\(node)",
+                hint: "write one `key: value` per line")
         }
         for (k, v) in mapping {
             guard let key = k.scalar?.string else { continue }
@@ -75,7 +78,8 @@ public struct Config: Equatable {
             } else if let s = v.scalar?.string {
                 value = [s]
             } else {
-                throw SwiftRainError("\(source): \(key)", "value must be a scalar or a list", found: "\(v)", hint: "fix the value")
+                throw SwiftRainError(
+                    "\(source): \(key)", "value must be a scalar or a list", found: "\(v)", hint: "fix the value")
             }
             try set(key, value, source: source)
         }
@@ -93,13 +97,15 @@ public struct Config: Equatable {
 
     public mutating func set(_ key: String, _ value: [String], source: String) throws {
         guard let k = Config.keys.first(where: { $0.name == key }) else {
-            throw SwiftRainError("\(source): \(key)", "unknown configuration key",
-                                 expected: "one of " + Config.keys.map(\.name).joined(separator: ", "),
-                                 hint: "check the spelling; README.md lists every key with its meaning")
+            throw SwiftRainError(
+                "\(source): \(key)", "unknown configuration key",
+                expected: "one of " + Config.keys.map(\.name).joined(separator: ", "),
+                hint: "check the spelling; README.md lists every key with its meaning")
         }
         do { try k.write(&self, value) } catch let e as ConfigValueError {
-            throw SwiftRainError("\(source): \(key)", "invalid value", expected: e.expected,
-                                 found: value.joined(separator: ","), hint: "fix the value of \(key)")
+            throw SwiftRainError(
+                "\(source): \(key)", "invalid value", expected: e.expected,
+                found: value.joined(separator: ","), hint: "fix the value of \(key)")
         }
     }
 
@@ -108,7 +114,10 @@ public struct Config: Equatable {
         var out = "# SwiftRain resolved configuration: every key, defaults included.\n"
         var section = ""
         for k in Config.keys {
-            if k.section != section { section = k.section; out += "\n# \(section)\n" }
+            if k.section != section {
+                section = k.section
+                out += "\n# \(section)\n"
+            }
             let v = k.read(self)
             out += "\(k.name): \(v.isEmpty ? "null" : v)\n"
         }

@@ -1,6 +1,6 @@
 import Foundation
-import RainSupport
 import RainConfig
+import RainSupport
 
 /// One mapped `.mmap` file with its geometry and time axis.
 public final class DataFile {
@@ -13,15 +13,26 @@ public final class DataFile {
     public let rows: Int, channels: Int, height: Int, width: Int
 
     init(name: String, info: MemmapInfo, mapped: MappedFile) {
-        self.name = name; self.info = info; self.mapped = mapped
+        self.name = name
+        self.info = info
+        self.mapped = mapped
         let d = info.dims
         if let r = info.daterange, d.count == 4 {
-            firstTime = EpochSeconds(r[0].rounded()); lastTime = EpochSeconds(r[1].rounded())
+            firstTime = EpochSeconds(r[0].rounded())
+            lastTime = EpochSeconds(r[1].rounded())
             step = EpochSeconds((info.tfreqS ?? 0).rounded())
-            rows = d[0]; channels = d[1]; height = d[2]; width = d[3]
+            rows = d[0]
+            channels = d[1]
+            height = d[2]
+            width = d[3]
         } else {
-            firstTime = 0; lastTime = 0; step = 0
-            rows = 1; channels = d.count == 3 ? d[0] : 0; height = d.count == 3 ? d[1] : 0; width = d.count == 3 ? d[2] : 0
+            firstTime = 0
+            lastTime = 0
+            step = 0
+            rows = 1
+            channels = d.count == 3 ? d[0] : 0
+            height = d.count == 3 ? d[1] : 0
+            width = d.count == 3 ? d[2] : 0
         }
     }
 
@@ -43,17 +54,28 @@ public final class Dataset {
         var url = URL(fileURLWithPath: path)
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir) else {
-            throw SwiftRainError(path, "dataset directory not found",
-                                 hint: "pass the directory holding <name>_info.json and the .mmap files (e.g. data/era5625), or run `swiftrain synth --out data`")
+            throw SwiftRainError(
+                path, "dataset directory not found",
+                hint:
+                    """
+                    pass the directory holding <name>_info.json and the .mmap files (e.g. data/era5625), or run \
+                    `swiftrain synth --out data`
+                    """
+            )
         }
         if isDir.boolValue {
             let infos = ((try? FileManager.default.contentsOfDirectory(atPath: url.path)) ?? [])
                 .filter { $0.hasSuffix("_info.json") }.sorted()
             guard infos.count == 1 else {
-                throw SwiftRainError(path, infos.isEmpty ? "no <name>_info.json in this directory" : "several metadata files: \(infos.joined(separator: ", "))",
-                                     expected: "exactly one <name>_info.json (PyRain's dataset description)",
-                                     hint: infos.isEmpty ? "point at the dataset directory itself (e.g. data/simsat5625), or regenerate its metadata"
-                                                         : "pass the path of the one you mean instead of the directory")
+                throw SwiftRainError(
+                    path,
+                    infos.isEmpty
+                        ? "no <name>_info.json in this directory"
+                        : "several metadata files: \(infos.joined(separator: ", "))",
+                    expected: "exactly one <name>_info.json (PyRain's dataset description)",
+                    hint: infos.isEmpty
+                        ? "point at the dataset directory itself (e.g. data/simsat5625), or regenerate its metadata"
+                        : "pass the path of the one you mean instead of the directory")
             }
             url = url.appendingPathComponent(infos[0])
         }
@@ -67,46 +89,78 @@ public final class Dataset {
         for (fileName, m) in info.memmap.sorted(by: { $0.key < $1.key }) {
             let where_ = "\(url.lastPathComponent): memmap[\"\(fileName)\"]"
             guard m.dtype == "float32" else {
-                problems.append(SwiftRainError(where_, "unsupported dtype", expected: "float32", found: m.dtype,
-                                               hint: "convert the file to float32")); continue
+                problems.append(
+                    SwiftRainError(
+                        where_, "unsupported dtype", expected: "float32", found: m.dtype,
+                        hint: "convert the file to float32"))
+                continue
             }
             if m.daterange != nil {
                 guard m.dims.count == 4, let r = m.daterange, r.count == 2, let f = m.tfreqS, f > 0 else {
-                    problems.append(SwiftRainError(where_, "temporal file needs dims (T, C, H, W), daterange [first, last] and tfreq_s > 0",
-                                                   found: "dims \(m.dims), daterange \(m.daterange ?? []), tfreq_s \(m.tfreqS.map { "\($0)" } ?? "null")",
-                                                   hint: "fix the metadata")); continue
+                    problems.append(
+                        SwiftRainError(
+                            where_, "temporal file needs dims (T, C, H, W), daterange [first, last] and tfreq_s > 0",
+                            found:
+                                """
+                                dims \(m.dims), daterange \(m.daterange ?? []), tfreq_s \
+                                \(m.tfreqS.map { "\($0)" } ?? "null")
+                                """,
+                            hint: "fix the metadata"))
+                    continue
                 }
                 let expectRows = Int(((r[1] - r[0]) / f).rounded()) + 1
                 if expectRows != m.dims[0] {
-                    problems.append(SwiftRainError(where_, "row count does not match the date range",
-                                                   expected: "(\(UTCTime.short(EpochSeconds(r[1])) ) − \(UTCTime.short(EpochSeconds(r[0])))) / \(Int(f)) s + 1 = \(expectRows) rows",
-                                                   found: "dims[0] = \(m.dims[0])", hint: "fix daterange or dims in the metadata")); continue
+                    problems.append(
+                        SwiftRainError(
+                            where_, "row count does not match the date range",
+                            expected:
+                                """
+                                (\(UTCTime.short(EpochSeconds(r[1])) ) − \(UTCTime.short(EpochSeconds(r[0])))) / \
+                                \(Int(f)) s + 1 = \(expectRows) rows
+                                """,
+                            found: "dims[0] = \(m.dims[0])", hint: "fix daterange or dims in the metadata"))
+                    continue
                 }
             } else if m.dims.count != 3 {
-                problems.append(SwiftRainError(where_, "constant file needs dims (C, H, W)", found: "\(m.dims)", hint: "fix the metadata")); continue
+                problems.append(
+                    SwiftRainError(
+                        where_, "constant file needs dims (C, H, W)", found: "\(m.dims)", hint: "fix the metadata"))
+                continue
             }
             do {
-                let mapped = try MappedFile(path: directory.appendingPathComponent(fileName).path, expectedBytes: m.byteCount, shape: m.dims)
+                let mapped = try MappedFile(
+                    path: directory.appendingPathComponent(fileName).path, expectedBytes: m.byteCount, shape: m.dims)
                 files[fileName] = DataFile(name: fileName, info: m, mapped: mapped)
             } catch let e as SwiftRainError { problems.append(e) }
         }
         for (key, v) in info.variables.sorted(by: { $0.key < $1.key }) {
             let where_ = "\(url.lastPathComponent): variables[\"\(key)\"]"
             guard info.memmap[v.mmapName] != nil else {
-                problems.append(SwiftRainError(where_, "mmap_name names a file the metadata does not describe",
-                                               expected: "one of \(info.memmap.keys.sorted())", found: v.mmapName, hint: "fix mmap_name")); continue
+                problems.append(
+                    SwiftRainError(
+                        where_, "mmap_name names a file the metadata does not describe",
+                        expected: "one of \(info.memmap.keys.sorted())", found: v.mmapName, hint: "fix mmap_name"))
+                continue
             }
             guard let file = files[v.mmapName] else { continue }  // already reported
             if v.isTemporal != file.isTemporal {
-                problems.append(SwiftRainError(where_, "type does not match its file", expected: file.isTemporal ? "temp" : "const", found: v.type, hint: "fix type"))
+                problems.append(
+                    SwiftRainError(
+                        where_, "type does not match its file", expected: file.isTemporal ? "temp" : "const",
+                        found: v.type, hint: "fix type"))
             }
             if v.dims != [file.height, file.width] {
-                problems.append(SwiftRainError(where_, "grid differs from its file", expected: "[\(file.height), \(file.width)]", found: "\(v.dims)", hint: "fix dims"))
+                problems.append(
+                    SwiftRainError(
+                        where_, "grid differs from its file", expected: "[\(file.height), \(file.width)]",
+                        found: "\(v.dims)", hint: "fix dims"))
             }
             if v.offset < 0 || v.offset + v.channelCount > file.channels {
-                problems.append(SwiftRainError(where_, "channels outside the file",
-                                               expected: "offset + \(v.channelCount) level(s) ≤ \(file.channels) channels",
-                                               found: "offset \(v.offset)", hint: "fix offset or levels"))
+                problems.append(
+                    SwiftRainError(
+                        where_, "channels outside the file",
+                        expected: "offset + \(v.channelCount) level(s) ≤ \(file.channels) channels",
+                        found: "offset \(v.offset)", hint: "fix offset or levels"))
             }
         }
         if !problems.isEmpty { throw ValidationErrors(errors: problems) }
@@ -118,7 +172,10 @@ public final class Dataset {
 public struct TimeSpan: Equatable, Codable {
     public var first: EpochSeconds
     public var last: EpochSeconds
-    public init(first: EpochSeconds, last: EpochSeconds) { self.first = first; self.last = last }
+    public init(first: EpochSeconds, last: EpochSeconds) {
+        self.first = first
+        self.last = last
+    }
     @inline(__always) public func contains(_ t: EpochSeconds) -> Bool { first <= t && t <= last }
     public var isEmpty: Bool { first > last }
 }
@@ -159,9 +216,9 @@ public final class DataCatalog {
         var sets: [Dataset] = []
         var problems: [SwiftRainError] = []
         for p in paths {
-            do { sets.append(try Dataset(path: p)) }
-            catch let e as ValidationErrors { problems += e.errors }
-            catch let e as SwiftRainError { problems.append(e) }
+            do { sets.append(try Dataset(path: p)) } catch let e as ValidationErrors { problems += e.errors } catch let
+                e as SwiftRainError
+            { problems.append(e) }
         }
         if !problems.isEmpty { throw ValidationErrors(errors: problems) }
         datasets = sets
@@ -179,25 +236,34 @@ public final class DataCatalog {
             if let v = ds.info.variables[key], let f = ds.files[v.mmapName] {
                 let n = v.channelCount
                 return (0..<n).map { i in
-                    ChannelSource(variable: key, normKey: n > 1 ? "\(key):\(i)" : key, file: f, channel: v.offset + i,
-                                  available: availability(v, f))
+                    ChannelSource(
+                        variable: key, normKey: n > 1 ? "\(key):\(i)" : key, file: f, channel: v.offset + i,
+                        available: availability(v, f))
                 }
             }
             if let m = key.range(of: #"_(\d+)hPa$"#, options: .regularExpression),
-               let p = Int(key[m].dropFirst().dropLast(3)) {
+                let p = Int(key[m].dropFirst().dropLast(3))
+            {
                 let base = String(key[..<m.lowerBound])
                 if let v = ds.info.variables[base], let f = ds.files[v.mmapName],
-                   let idx = v.index2pressure?.first(where: { $0.value == p }).flatMap({ Int($0.key) }) {
-                    return [ChannelSource(variable: key, normKey: key, file: f, channel: v.offset + idx, available: availability(v, f))]
+                    let idx = v.index2pressure?.first(where: { $0.value == p }).flatMap({ Int($0.key) })
+                {
+                    return [
+                        ChannelSource(
+                            variable: key, normKey: key, file: f, channel: v.offset + idx, available: availability(v, f)
+                        )
+                    ]
                 }
             }
         }
         let prefix = key.split(separator: "/").first.map(String.init) ?? key
         let near = variableKeys.filter { $0.hasPrefix(prefix + "/") }
-        throw SwiftRainError(key, "no dataset has this variable",
-                             expected: "a variable of the datasets given: " + (near.isEmpty ? variableKeys : near).joined(separator: ", "),
-                             found: "datasets " + datasets.map(\.name).joined(separator: ", "),
-                             hint: "add the dataset directory that holds it to `data` in the configuration, or choose other --sources")
+        throw SwiftRainError(
+            key, "no dataset has this variable",
+            expected: "a variable of the datasets given: "
+                + (near.isEmpty ? variableKeys : near).joined(separator: ", "),
+            found: "datasets " + datasets.map(\.name).joined(separator: ", "),
+            hint: "add the dataset directory that holds it to `data` in the configuration, or choose other --sources")
     }
 
     private func availability(_ v: VariableInfo, _ f: DataFile) -> TimeSpan? {

@@ -15,26 +15,36 @@ public struct DatasetInfo: Codable, Equatable {
     public static func load(_ url: URL) throws -> DatasetInfo {
         let data: Data
         do { data = try Data(contentsOf: url) } catch {
-            throw SwiftRainError(url.path, "cannot read the dataset metadata",
-                                 hint: "check the path; a RainBench dataset directory holds <name>_info.json next to its .mmap files")
+            throw SwiftRainError(
+                url.path, "cannot read the dataset metadata",
+                hint: "check the path; a RainBench dataset directory holds <name>_info.json next to its .mmap files")
         }
         do {
             return try JSONDecoder().decode(DatasetInfo.self, from: data)
         } catch let DecodingError.keyNotFound(key, ctx) {
-            throw SwiftRainError(url.path, "missing key '\(key.stringValue)' at \(pathString(ctx.codingPath))",
-                                 expected: "PyRain's metadata keys (variables.*: mmap_name, type, dims, offset, levels, first_ts, last_ts, tfreq_s; memmap.*: dims, dtype, daterange, tfreq_s)",
-                                 hint: "regenerate the file with PyRain's converter or `swiftrain synth`, or add the key")
+            throw SwiftRainError(
+                url.path, "missing key '\(key.stringValue)' at \(pathString(ctx.codingPath))",
+                expected:
+                    """
+                    PyRain's metadata keys (variables.*: mmap_name, type, dims, offset, levels, first_ts, \
+                    last_ts, tfreq_s; memmap.*: dims, dtype, daterange, tfreq_s)
+                    """,
+                hint: "regenerate the file with PyRain's converter or `swiftrain synth`, or add the key")
         } catch let DecodingError.typeMismatch(type, ctx) {
-            throw SwiftRainError(url.path, "wrong type at \(pathString(ctx.codingPath))",
-                                 expected: "\(type)", found: ctx.debugDescription,
-                                 hint: "fix the value in the JSON file")
+            throw SwiftRainError(
+                url.path, "wrong type at \(pathString(ctx.codingPath))",
+                expected: "\(type)", found: ctx.debugDescription,
+                hint: "fix the value in the JSON file")
         } catch let DecodingError.valueNotFound(type, ctx) {
-            throw SwiftRainError(url.path, "null where a value is needed at \(pathString(ctx.codingPath))",
-                                 expected: "\(type)", found: "null", hint: "fix the value in the JSON file")
+            throw SwiftRainError(
+                url.path, "null where a value is needed at \(pathString(ctx.codingPath))",
+                expected: "\(type)", found: "null", hint: "fix the value in the JSON file")
         } catch {
-            throw SwiftRainError(url.path, "malformed metadata JSON",
-                                 found: (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String ?? "\(error)",
-                                 hint: "the file must be valid JSON as written by PyRain's converters (json.dump of the .dill dictionary)")
+            throw SwiftRainError(
+                url.path, "malformed metadata JSON",
+                found: (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String ?? "\(error)",
+                hint:
+                    "the file must be valid JSON as written by PyRain's converters (json.dump of the .dill dictionary)")
         }
     }
 
@@ -75,21 +85,35 @@ public struct VariableInfo: Codable, Equatable {
         case mmapName = "mmap_name", firstTs = "first_ts", lastTs = "last_ts", tfreqS = "tfreq_s"
     }
 
-    public init(name: String?, mmapName: String, type: String, dims: [Int], offset: Int, levels: [Int]?,
-                index2pressure: [String: Int]? = nil, firstTs: Double?, lastTs: Double?, tfreqS: Double?) {
-        self.name = name; self.mmapName = mmapName; self.type = type; self.dims = dims; self.offset = offset
-        self.levels = levels; self.index2pressure = index2pressure
-        self.firstTs = firstTs; self.lastTs = lastTs; self.tfreqS = tfreqS
+    public init(
+        name: String?, mmapName: String, type: String, dims: [Int], offset: Int, levels: [Int]?,
+        index2pressure: [String: Int]? = nil, firstTs: Double?, lastTs: Double?, tfreqS: Double?
+    ) {
+        self.name = name
+        self.mmapName = mmapName
+        self.type = type
+        self.dims = dims
+        self.offset = offset
+        self.levels = levels
+        self.index2pressure = index2pressure
+        self.firstTs = firstTs
+        self.lastTs = lastTs
+        self.tfreqS = tfreqS
     }
 
     // PyRain writes None as null; keep the nulls so the file round-trips with PyRain's.
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(name, forKey: .name); try c.encode(mmapName, forKey: .mmapName)
-        try c.encode(type, forKey: .type); try c.encode(dims, forKey: .dims); try c.encode(offset, forKey: .offset)
+        try c.encode(name, forKey: .name)
+        try c.encode(mmapName, forKey: .mmapName)
+        try c.encode(type, forKey: .type)
+        try c.encode(dims, forKey: .dims)
+        try c.encode(offset, forKey: .offset)
         try c.encode(levels, forKey: .levels)
         if let index2pressure { try c.encode(index2pressure, forKey: .index2pressure) }
-        try c.encode(firstTs, forKey: .firstTs); try c.encode(lastTs, forKey: .lastTs); try c.encode(tfreqS, forKey: .tfreqS)
+        try c.encode(firstTs, forKey: .firstTs)
+        try c.encode(lastTs, forKey: .lastTs)
+        try c.encode(tfreqS, forKey: .tfreqS)
     }
 }
 
@@ -105,13 +129,18 @@ public struct MemmapInfo: Codable, Equatable {
     enum CodingKeys: String, CodingKey { case dims, dtype, daterange, tfreqS = "tfreq_s" }
 
     public init(dims: [Int], dtype: String = "float32", daterange: [Double]?, tfreqS: Double?) {
-        self.dims = dims; self.dtype = dtype; self.daterange = daterange; self.tfreqS = tfreqS
+        self.dims = dims
+        self.dtype = dtype
+        self.daterange = daterange
+        self.tfreqS = tfreqS
     }
 
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(dims, forKey: .dims); try c.encode(dtype, forKey: .dtype)
-        try c.encode(daterange, forKey: .daterange); try c.encode(tfreqS, forKey: .tfreqS)
+        try c.encode(dims, forKey: .dims)
+        try c.encode(dtype, forKey: .dtype)
+        try c.encode(daterange, forKey: .daterange)
+        try c.encode(tfreqS, forKey: .tfreqS)
     }
 
     /// Expected file size in bytes: 4 · ∏dims.

@@ -27,8 +27,9 @@ public struct InputLayout: Equatable, Codable {
     /// From the configuration alone, with RainBench's level counts and the grid `grid` gives.
     public init(config: Config) throws {
         let spec = try SampleSpec(config)
-        self.init(spec: spec, levels: Self.releaseLevels,
-                  height: Int((180 / config.grid).rounded()), width: Int((360 / config.grid).rounded()))
+        self.init(
+            spec: spec, levels: Self.releaseLevels,
+            height: Int((180 / config.grid).rounded()), width: Int((360 / config.grid).rounded()))
     }
 
     /// From the data: each variable's channels as `catalog` holds them, the grid of the target's file.
@@ -37,7 +38,8 @@ public struct InputLayout: Equatable, Codable {
     /// `grid` shows as a parameter count the coordinator refuses, with its own message.)
     public init(spec: SampleSpec, catalog: DataCatalog, config: Config? = nil) throws {
         let target = try catalog.channels(of: spec.target)[0].file
-        let counts = try Dictionary(uniqueKeysWithValues: (spec.inputs + spec.constants).map { ($0, try catalog.channels(of: $0).count) })
+        let counts = try Dictionary(
+            uniqueKeysWithValues: (spec.inputs + spec.constants).map { ($0, try catalog.channels(of: $0).count) })
         self.init(spec: spec, levels: { counts[$0] ?? 1 }, height: target.height, width: target.width)
         guard let config else { return }
         let expected = try InputLayout(config: config)
@@ -60,7 +62,8 @@ public struct InputLayout: Equatable, Codable {
         all += spec.constants.flatMap(names)
         all += spec.leads.map { "lead/\($0 / UTCTime.hour)h" }
         channelNames = all
-        self.height = height; self.width = width
+        self.height = height
+        self.width = width
         steps = spec.offsets.count
     }
 }

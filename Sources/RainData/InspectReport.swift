@@ -1,9 +1,10 @@
+import Foundation
+import RainConfig
+import RainSupport
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
-import RainSupport
-import RainConfig
 
 /// What `swiftrain inspect` prints: the datasets and their files and variables, and the validated
 /// sample index per partition and lead time with the reasons samples were dropped.
@@ -36,15 +37,19 @@ public struct InspectReport: Encodable {
                 files: ds.files.values.sorted { $0.name < $1.name }.map { f in
                     var st = stat()
                     stat(f.mapped.path, &st)
-                    return FileReport(name: f.name, shape: f.info.dims, bytes: f.mapped.byteCount, allocatedBytes: Int(st.st_blocks) * 512,
-                                      first: f.isTemporal ? UTCTime.iso(f.firstTime) : nil, last: f.isTemporal ? UTCTime.iso(f.lastTime) : nil,
-                                      stepSeconds: f.isTemporal ? Int(f.step) : nil)
+                    return FileReport(
+                        name: f.name, shape: f.info.dims, bytes: f.mapped.byteCount,
+                        allocatedBytes: Int(st.st_blocks) * 512,
+                        first: f.isTemporal ? UTCTime.iso(f.firstTime) : nil,
+                        last: f.isTemporal ? UTCTime.iso(f.lastTime) : nil,
+                        stepSeconds: f.isTemporal ? Int(f.step) : nil)
                 },
                 variables: ds.info.variables.keys.sorted().map { key in
                     let v = ds.info.variables[key]!
                     let span = (try? catalog.channels(of: key))?.first?.available
-                    return VariableReport(key: key, file: v.mmapName, channels: v.channelCount, levels: v.levels,
-                                          first: span.map { UTCTime.iso($0.first) }, last: span.map { UTCTime.iso($0.last) })
+                    return VariableReport(
+                        key: key, file: v.mmapName, channels: v.channelCount, levels: v.levels,
+                        first: span.map { UTCTime.iso($0.first) }, last: span.map { UTCTime.iso($0.last) })
                 })
         }
         if let config, let index {
@@ -53,9 +58,11 @@ public struct InspectReport: Encodable {
                 sources: config.sources.rawValue, target: spec.target, inputChannels: channelNames,
                 offsetsHours: spec.offsets.map { Int($0 / 3600) }, leadsHours: spec.leads.map { Int($0 / 3600) },
                 partitions: index.partitions.map { p in
-                    PartitionReport(name: p.partition.name.rawValue, start: UTCTime.iso(p.partition.start), end: UTCTime.iso(p.partition.end),
-                                    strideHours: Int(p.partition.stride / 3600), kept: p.count,
-                                    dropped: p.leads.reduce(0) { $0 + $1.dropped }, leads: p.leads)
+                    PartitionReport(
+                        name: p.partition.name.rawValue, start: UTCTime.iso(p.partition.start),
+                        end: UTCTime.iso(p.partition.end),
+                        strideHours: Int(p.partition.stride / 3600), kept: p.count,
+                        dropped: p.leads.reduce(0) { $0 + $1.dropped }, leads: p.leads)
                 })
         }
     }
@@ -80,27 +87,44 @@ public struct InspectReport: Encodable {
             for v in ds.variables {
                 let levels = v.levels.map { " levels \($0)" } ?? ""
                 let when = v.first.map { "  \($0) … \(v.last!)" } ?? "  constant"
-                out += "  \(v.key.padding(toLength: w, withPad: " ", startingAt: 0))  \(v.channels) ch\(levels)\(when)\n"
+                out +=
+                    "  \(v.key.padding(toLength: w, withPad: " ", startingAt: 0))  \(v.channels) ch\(levels)\(when)\n"
             }
             out += "\n"
         }
         guard let s = samples else { return out }
-        out += "samples: sources \(s.sources), target \(s.target), inputs at \(s.offsetsHours) h, leads \(s.leadsHours) h\n"
+        out +=
+            """
+            samples: sources \(s.sources), target \(s.target), inputs at \(s.offsetsHours) h, leads \
+            \(s.leadsHours) h\n
+            """
         out += "  \(s.inputChannels.count) input channels: \(s.inputChannels.joined(separator: ", "))\n"
         for p in s.partitions {
-            out += "\n\(p.name)  \(p.start) … \(p.end), every \(p.strideHours) h: \(p.kept) kept, \(p.dropped) dropped\n"
+            out +=
+                "\n\(p.name)  \(p.start) … \(p.end), every \(p.strideHours) h: \(p.kept) kept, \(p.dropped) dropped\n"
             for l in p.leads {
-                out += "  lead \(String(l.leadHours).leftPad(3)) h: \(String(l.kept).leftPad(8)) kept \(String(l.dropped).leftPad(8)) dropped of \(l.candidates)\n"
+                out +=
+                    """
+                      lead \(String(l.leadHours).leftPad(3)) h: \(String(l.kept).leftPad(8)) kept \
+                    \(String(l.dropped).leftPad(8)) dropped of \(l.candidates)\n
+                    """
                 // Variables of one dataset dropping the same samples for the same reason share a line.
                 var groups: [(key: String, vars: [String], r: DropCount)] = []
                 for r in l.reasons {
                     let ds = String(r.variable.split(separator: "/")[0])
                     let key = "\(ds)|\(r.reason)|\(r.count)"
-                    if let i = groups.firstIndex(where: { $0.key == key }) { groups[i].vars.append(r.variable) } else { groups.append((key, [r.variable], r)) }
+                    if let i = groups.firstIndex(where: { $0.key == key }) {
+                        groups[i].vars.append(r.variable)
+                    } else {
+                        groups.append((key, [r.variable], r))
+                    }
                 }
                 for g in groups {
-                    let who = g.vars.count == 1 ? g.vars[0]
-                        : "\(g.vars.count) variables of \(g.vars[0].split(separator: "/")[0]) (" + g.vars.map { String($0.split(separator: "/")[1]) }.joined(separator: ", ") + ")"
+                    let who =
+                        g.vars.count == 1
+                        ? g.vars[0]
+                        : "\(g.vars.count) variables of \(g.vars[0].split(separator: "/")[0]) ("
+                            + g.vars.map { String($0.split(separator: "/")[1]) }.joined(separator: ", ") + ")"
                     out += "      \(String(g.r.count).leftPad(8))  \(who): \(g.r.reason)\n"
                 }
             }

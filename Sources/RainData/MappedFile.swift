@@ -1,9 +1,10 @@
+import Foundation
+import RainConfig
+import RainSupport
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
-import RainSupport
-import RainConfig
 
 /// A read-only memory map of a raw float32 file, in windows of whole rows mapped on first use (mmap
 /// with an offset): a process maps only the byte ranges its samples need, so a worker whose shards
@@ -26,18 +27,22 @@ public final class MappedFile {
 
     /// Default window size: SWIFTRAIN_MAP_WINDOW_KIB, or 64 MiB (rounded to whole rows, at least one).
     public static let defaultWindowBytes: Int = {
-        if let kib = ProcessInfo.processInfo.environment["SWIFTRAIN_MAP_WINDOW_KIB"].flatMap(Int.init), kib > 0 { return kib << 10 }
+        if let kib = ProcessInfo.processInfo.environment["SWIFTRAIN_MAP_WINDOW_KIB"].flatMap(Int.init), kib > 0 {
+            return kib << 10
+        }
         return 64 << 20
     }()
 
     /// Opens `path`, which must be exactly `expectedBytes` long (`shape` is (T, C, H, W) or (C, H, W)).
-    public init(path: String, expectedBytes: Int, shape: [Int], windowBytes: Int = MappedFile.defaultWindowBytes) throws {
+    public init(path: String, expectedBytes: Int, shape: [Int], windowBytes: Int = MappedFile.defaultWindowBytes) throws
+    {
         self.path = path
         let fd = open(path, O_RDONLY)
         guard fd >= 0 else {
-            throw SwiftRainError(path, "data file missing or unreadable (\(String(cString: strerror(errno))))",
-                                 expected: "raw float32 file of shape \(shape) (\(expectedBytes) bytes)",
-                                 hint: "copy the file next to its _info.json, or fix mmap_name in the metadata")
+            throw SwiftRainError(
+                path, "data file missing or unreadable (\(String(cString: strerror(errno))))",
+                expected: "raw float32 file of shape \(shape) (\(expectedBytes) bytes)",
+                hint: "copy the file next to its _info.json, or fix mmap_name in the metadata")
         }
         var st = stat()
         fstat(fd, &st)
@@ -45,11 +50,13 @@ public final class MappedFile {
         guard size == expectedBytes else {
             close(fd)
             let why = size < expectedBytes ? "truncated" : "longer than its metadata says"
-            throw SwiftRainError(path, "broken data file: \(why)",
-                                 expected: "\(expectedBytes) bytes = 4 · ∏\(shape)",
-                                 found: "\(size) bytes" + (size % 4 == 0 && size < expectedBytes
-                                     ? " (\(size / max(1, 4 * shape.dropFirst().reduce(1, *))) complete rows)" : ""),
-                                 hint: "re-download or re-convert the file; a partial copy is the usual cause")
+            throw SwiftRainError(
+                path, "broken data file: \(why)",
+                expected: "\(expectedBytes) bytes = 4 · ∏\(shape)",
+                found: "\(size) bytes"
+                    + (size % 4 == 0 && size < expectedBytes
+                        ? " (\(size / max(1, 4 * shape.dropFirst().reduce(1, *))) complete rows)" : ""),
+                hint: "re-download or re-convert the file; a partial copy is the usual cause")
         }
         self.fd = fd
         self.byteCount = size
@@ -73,7 +80,8 @@ public final class MappedFile {
     }
 
     private func window(_ w: Int) throws -> UnsafeMutableRawPointer {
-        lock.lock(); defer { lock.unlock() }
+        lock.lock()
+        defer { lock.unlock() }
         if let m = windows[w] { return m.first }
         let start = w * windowRows * rowBytes, end = min(byteCount, start + windowRows * rowBytes)
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
@@ -81,8 +89,14 @@ public final class MappedFile {
         let p = mmap(nil, end - offset, PROT_READ, MAP_SHARED, fd, off_t(offset))
         guard let p, p != MAP_FAILED else {
             // The file was opened and sized, so this is address space (ulimit -v) or a vanished file.
-            throw SwiftRainError(path, "mmap of bytes \(offset)..<\(end) failed: \(String(cString: strerror(errno)))",
-                                 hint: "raise the address-space limit (ulimit -v) or lower SWIFTRAIN_MAP_WINDOW_KIB; check the file is still there")
+            throw SwiftRainError(
+                path, "mmap of bytes \(offset)..<\(end) failed: \(String(cString: strerror(errno)))",
+                hint:
+                    """
+                    raise the address-space limit (ulimit -v) or lower SWIFTRAIN_MAP_WINDOW_KIB; check the file \
+                    is still there
+                    """
+            )
         }
         // Samples read scattered rows: readahead of neighbouring pages would be wasted I/O.
         madvise(p, end - offset, MADV_RANDOM)
@@ -92,11 +106,16 @@ public final class MappedFile {
 
     /// The byte ranges mapped so far, sorted, adjacent windows merged (what this process needs of the file).
     public var mappedRanges: [Range<Int>] {
-        lock.lock(); defer { lock.unlock() }
+        lock.lock()
+        defer { lock.unlock() }
         var out: [Range<Int>] = []
         for w in windows.keys.sorted() {
             let start = w * windowRows * rowBytes, end = min(byteCount, start + windowRows * rowBytes)
-            if let last = out.last, last.upperBound == start { out[out.count - 1] = last.lowerBound..<end } else { out.append(start..<end) }
+            if let last = out.last, last.upperBound == start {
+                out[out.count - 1] = last.lowerBound..<end
+            } else {
+                out.append(start..<end)
+            }
         }
         return out
     }
@@ -107,7 +126,8 @@ public final class MappedFile {
     /// Drops this process's mapped pages (they stay in the page cache), so the resident set stays
     /// bounded however much of the file a long run touches.
     public func releaseResidentPages() {
-        lock.lock(); defer { lock.unlock() }
+        lock.lock()
+        defer { lock.unlock() }
         for w in windows.values { madvise(w.base, w.length, MADV_DONTNEED) }
     }
 
@@ -119,8 +139,13 @@ public final class MappedFile {
         while done < total {
             let n = pread(fd, UnsafeMutableRawPointer(buffer) + done, total - done, off_t(index * 4 + done))
             if n <= 0 {
-                throw SwiftRainError(path, "read failed at byte \(index * 4 + done): \(n < 0 ? String(cString: strerror(errno)) : "end of file")",
-                                     hint: "check the disk and the file")
+                throw SwiftRainError(
+                    path,
+                    """
+                    read failed at byte \(index * 4 + done): \
+                    \(n < 0 ? String(cString: strerror(errno)) : "end of file")
+                    """,
+                    hint: "check the disk and the file")
             }
             done += n
         }

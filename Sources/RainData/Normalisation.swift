@@ -1,12 +1,15 @@
 import Foundation
-import RainSupport
 import RainConfig
+import RainSupport
 
 /// Mean and standard deviation of one channel.
 public struct ChannelStats: Codable, Equatable {
     public var mean: Double
     public var std: Double
-    public init(mean: Double, std: Double) { self.mean = mean; self.std = std }
+    public init(mean: Double, std: Double) {
+        self.mean = mean
+        self.std = std
+    }
 }
 
 /// PyRain's normalisation JSON (DATA-FORMAT §6): `{"<ds>/<var>[:level]": {"mean", "std"}, "1plog::<ds>/<var>": …}`.
@@ -22,15 +25,17 @@ public struct Normalisation: Equatable {
 
     public static func load(path: String) throws -> Normalisation {
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw SwiftRainError(path, "normalisation file not found",
-                                 hint: "run `swiftrain normalize --config C --out \(path)`, or set `normalisation` in the configuration")
+            throw SwiftRainError(
+                path, "normalisation file not found",
+                hint: "run `swiftrain normalize --config C --out \(path)`, or set `normalisation` in the configuration")
         }
         do {
             return Normalisation(stats: try JSONDecoder().decode([String: ChannelStats].self, from: data), source: path)
         } catch {
-            throw SwiftRainError(path, "malformed normalisation JSON",
-                                 expected: #"{"<dataset>/<variable>[:channel]": {"mean": m, "std": s}, ...}"#,
-                                 found: "\(error)", hint: "regenerate it with `swiftrain normalize`")
+            throw SwiftRainError(
+                path, "malformed normalisation JSON",
+                expected: #"{"<dataset>/<variable>[:channel]": {"mean": m, "std": s}, ...}"#,
+                found: "\(error)", hint: "regenerate it with `swiftrain normalize`")
         }
     }
 
@@ -45,14 +50,17 @@ public struct Normalisation: Equatable {
         guard let s = stats[key] else {
             let prefix = key.split(separator: "/").first.map(String.init) ?? ""
             let near = stats.keys.filter { $0.hasPrefix(prefix) }.sorted()
-            throw SwiftRainError(source, "no statistics for '\(key)'",
-                                 expected: "an entry \"\(key)\": {\"mean\": …, \"std\": …}",
-                                 found: near.isEmpty ? "\(stats.count) entries, none for \(prefix)" : "entries " + near.joined(separator: ", "),
-                                 hint: "recompute the file for this configuration: swiftrain normalize --config C --out \(source)")
+            throw SwiftRainError(
+                source, "no statistics for '\(key)'",
+                expected: "an entry \"\(key)\": {\"mean\": …, \"std\": …}",
+                found: near.isEmpty
+                    ? "\(stats.count) entries, none for \(prefix)" : "entries " + near.joined(separator: ", "),
+                hint: "recompute the file for this configuration: swiftrain normalize --config C --out \(source)")
         }
         guard s.std.isFinite, s.std > 0, s.mean.isFinite else {
-            throw SwiftRainError("\(source): \(key)", "unusable statistics", expected: "finite mean and std > 0",
-                                 found: "mean \(s.mean), std \(s.std)", hint: "recompute the file with `swiftrain normalize`")
+            throw SwiftRainError(
+                "\(source): \(key)", "unusable statistics", expected: "finite mean and std > 0",
+                found: "mean \(s.mean), std \(s.std)", hint: "recompute the file with `swiftrain normalize`")
         }
         return s
     }
@@ -78,11 +86,23 @@ public struct RunningStats {
     /// Adds every finite value of `values` (NaNs, as in ERA5 tp's first hours, are skipped).
     public mutating func add(_ values: UnsafeBufferPointer<Float>, transform: ((Float) -> Float)? = nil) {
         var n = 0.0, s = 0.0
-        for v in values { let x = transform?(v) ?? v; if x.isFinite { n += 1; s += Double(x) } }
+        for v in values {
+            let x = transform?(v) ?? v
+            if x.isFinite {
+                n += 1
+                s += Double(x)
+            }
+        }
         guard n > 0 else { return }
         let m = s / n
         var q = 0.0
-        for v in values { let x = transform?(v) ?? v; if x.isFinite { let d = Double(x) - m; q += d * d } }
+        for v in values {
+            let x = transform?(v) ?? v
+            if x.isFinite {
+                let d = Double(x) - m
+                q += d * d
+            }
+        }
         let total = count + n
         let delta = m - mean
         mean += delta * n / total
@@ -102,12 +122,15 @@ extension Normalisation {
     /// Temporal variables use every available row inside [train start, train end]; constants their one
     /// plane. Precipitation variables (IMERG precipitationcal, ERA5 tp) also get `1plog::` entries
     /// (statistics of ln(1 + y)).
-    public static func compute(spec: SampleSpec, catalog: DataCatalog, progress: ((String) -> Void)? = nil) throws -> Normalisation {
+    public static func compute(spec: SampleSpec, catalog: DataCatalog, progress: ((String) -> Void)? = nil) throws
+        -> Normalisation
+    {
         let train = spec.partition(.train)
         let everything = try catalog.variableKeys.flatMap { try catalog.channels(of: $0) }
         let temporal = everything.filter { $0.available != nil }
         let constants = everything.filter { $0.available == nil }
-        let precipitation = Set(catalog.variableKeys.filter { $0.hasSuffix("/precipitationcal") || $0.hasSuffix("/tp") } + [spec.target])
+        let precipitation = Set(
+            catalog.variableKeys.filter { $0.hasSuffix("/precipitationcal") || $0.hasSuffix("/tp") } + [spec.target])
         var acc: [String: RunningStats] = [:]
         var logAcc: [String: RunningStats] = [:]
 
@@ -130,7 +153,10 @@ extension Normalisation {
                     for c in chans where c.available?.contains(t) ?? true {
                         let values = UnsafeBufferPointer(rebasing: b[(c.channel * plane)..<((c.channel + 1) * plane)])
                         acc[c.normKey, default: RunningStats()].add(values)
-                        if precipitation.contains(c.variable) { logAcc["1plog::" + c.variable, default: RunningStats()].add(values, transform: { log1p($0) }) }
+                        if precipitation.contains(c.variable) {
+                            logAcc["1plog::" + c.variable, default: RunningStats()].add(
+                                values, transform: { log1p($0) })
+                        }
                     }
                 }
             }
@@ -139,7 +165,8 @@ extension Normalisation {
             let plane = c.file.height * c.file.width
             var buf = [Float](repeating: 0, count: plane)
             try buf.withUnsafeMutableBufferPointer { b in
-                try c.file.mapped.read(into: b.baseAddress!, at: c.file.elementIndex(row: 0, channel: c.channel), count: plane)
+                try c.file.mapped.read(
+                    into: b.baseAddress!, at: c.file.elementIndex(row: 0, channel: c.channel), count: plane)
                 acc[c.normKey, default: RunningStats()].add(UnsafeBufferPointer(b))
             }
         }

@@ -23,7 +23,11 @@ public final class SampleAssembler {
     /// The plain std of the target (for the transform back to physical units).
     public let targetStd: Float
 
-    private struct Temporal { let src: ChannelSource; let mean: Float; let invStd: Float }
+    private struct Temporal {
+        let src: ChannelSource
+        let mean: Float
+        let invStd: Float
+    }
     private let temporal: [Temporal]
     private let constantPlanes: [Float]
     private let constantCount: Int
@@ -50,9 +54,10 @@ public final class SampleAssembler {
         let all = inputs + consts + [target]
         let height = all[0].file.height, width = all[0].file.width
         for c in all where c.file.height != height || c.file.width != width {
-            throw SwiftRainError(c.variable, "grid differs from the other variables",
-                                 expected: "\(height)×\(width) (as \(all[0].variable))", found: "\(c.file.height)×\(c.file.width)",
-                                 hint: "use datasets of one resolution together (all 5.625° or all 1.40625°)")
+            throw SwiftRainError(
+                c.variable, "grid differs from the other variables",
+                expected: "\(height)×\(width) (as \(all[0].variable))", found: "\(c.file.height)×\(c.file.width)",
+                hint: "use datasets of one resolution together (all 5.625° or all 1.40625°)")
         }
         temporal = try inputs.map { c in
             let s = try normalisation.require(c.normKey)
@@ -84,11 +89,14 @@ public final class SampleAssembler {
 
     /// Fills `input` (inputCount floats) and `target` (targetCount floats) for `sample`.
     /// Throws, never traps, if a read is unavailable (the sample index rules that out up front).
-    public func assemble(_ sample: Sample, input: UnsafeMutablePointer<Float>, target out: UnsafeMutablePointer<Float>) throws {
+    public func assemble(_ sample: Sample, input: UnsafeMutablePointer<Float>, target out: UnsafeMutablePointer<Float>)
+        throws
+    {
         let plane = height * width
         guard let leadChannel = spec.leadIndex(sample.lead) else {
-            throw SwiftRainError("lead", "lead time not in the configuration", expected: "\(spec.leads.map { $0 / 3600 }) h",
-                                 found: "\(sample.lead / 3600) h", hint: "use a configured lead time")
+            throw SwiftRainError(
+                "lead", "lead time not in the configuration", expected: "\(spec.leads.map { $0 / 3600 }) h",
+                found: "\(sample.lead / 3600) h", hint: "use a configured lead time")
         }
         var dst = input
         for offset in spec.offsets {
@@ -130,6 +138,8 @@ public final class SampleAssembler {
     }
 
     private func unavailable(_ v: String, _ t: EpochSeconds) -> SwiftRainError {
-        SwiftRainError(v, "no data at \(UTCTime.short(t))", hint: "build samples from the validated SampleIndex, which drops such samples up front")
+        SwiftRainError(
+            v, "no data at \(UTCTime.short(t))",
+            hint: "build samples from the validated SampleIndex, which drops such samples up front")
     }
 }

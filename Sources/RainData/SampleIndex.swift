@@ -4,7 +4,10 @@ import RainSupport
 public struct Sample: Equatable, Hashable, Codable {
     public var t0: EpochSeconds
     public var lead: EpochSeconds
-    public init(t0: EpochSeconds, lead: EpochSeconds) { self.t0 = t0; self.lead = lead }
+    public init(t0: EpochSeconds, lead: EpochSeconds) {
+        self.t0 = t0
+        self.lead = lead
+    }
 }
 
 /// How many candidate samples one variable removed, and why.
@@ -12,7 +15,11 @@ public struct DropCount: Equatable, Codable {
     public var variable: String
     public var reason: String
     public var count: Int
-    public init(variable: String, reason: String, count: Int) { self.variable = variable; self.reason = reason; self.count = count }
+    public init(variable: String, reason: String, count: Int) {
+        self.variable = variable
+        self.reason = reason
+        self.count = count
+    }
 }
 
 /// The samples of one partition at one lead time.
@@ -30,8 +37,11 @@ public struct LeadSamples: Encodable {
     enum CodingKeys: String, CodingKey { case leadHours = "lead_h", candidates, kept, dropped, reasons }
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(leadHours, forKey: .leadHours); try c.encode(candidates, forKey: .candidates)
-        try c.encode(kept, forKey: .kept); try c.encode(dropped, forKey: .dropped); try c.encode(reasons, forKey: .reasons)
+        try c.encode(leadHours, forKey: .leadHours)
+        try c.encode(candidates, forKey: .candidates)
+        try c.encode(kept, forKey: .kept)
+        try c.encode(dropped, forKey: .dropped)
+        try c.encode(reasons, forKey: .reasons)
     }
 }
 
@@ -67,9 +77,12 @@ public struct SampleIndex {
         let target = try catalog.channels(of: spec.target)[0]
         var nanCache = NaNCache(source: target)
         partitions = try spec.partitions.map { p in
-            PartitionSamples(partition: p, leads: try spec.leads.map { lead in
-                try SampleIndex.index(p, lead: lead, spec: spec, inputs: inputs, target: target, nanCache: &nanCache)
-            })
+            PartitionSamples(
+                partition: p,
+                leads: try spec.leads.map { lead in
+                    try SampleIndex.index(
+                        p, lead: lead, spec: spec, inputs: inputs, target: target, nanCache: &nanCache)
+                })
         }
     }
 
@@ -80,18 +93,29 @@ public struct SampleIndex {
         let s = samples(name)
         if s.count > 0 { return s }
         let p = s.partition
-        let why = s.leads.flatMap(\.reasons).reduce(into: [String: Int]()) { $0["\($1.variable): \($1.reason)", default: 0] += $1.count }
-            .sorted { $0.key < $1.key }.map { "\($0.key) (\($0.value) samples)" }
+        let why = s.leads.flatMap(\.reasons).reduce(into: [String: Int]()) {
+            $0["\($1.variable): \($1.reason)", default: 0] += $1.count
+        }
+        .sorted { $0.key < $1.key }.map { "\($0.key) (\($0.value) samples)" }
         let candidates = s.leads.reduce(0) { $0 + $1.candidates }
-        throw SwiftRainError("\(name.rawValue) partition", "has no usable samples",
-                             expected: "samples between \(UTCTime.short(p.start)) and \(UTCTime.short(p.end))",
-                             found: candidates == 0 ? "the partition is shorter than the history window plus the longest lead"
-                                                    : "all \(candidates) candidates dropped: " + why.joined(separator: "; "),
-                             hint: "choose \(name.rawValue)_start/\(name.rawValue)_end inside the data's date ranges (`swiftrain inspect` shows them), or add the missing data")
+        throw SwiftRainError(
+            "\(name.rawValue) partition", "has no usable samples",
+            expected: "samples between \(UTCTime.short(p.start)) and \(UTCTime.short(p.end))",
+            found: candidates == 0
+                ? "the partition is shorter than the history window plus the longest lead"
+                : "all \(candidates) candidates dropped: " + why.joined(separator: "; "),
+            hint:
+                """
+                choose \(name.rawValue)_start/\(name.rawValue)_end inside the data's date ranges (`swiftrain \
+                inspect` shows them), or add the missing data
+                """
+        )
     }
 
-    private static func index(_ p: Partition, lead: EpochSeconds, spec: SampleSpec, inputs: [ChannelSource],
-                              target: ChannelSource, nanCache: inout NaNCache) throws -> LeadSamples {
+    private static func index(
+        _ p: Partition, lead: EpochSeconds, spec: SampleSpec, inputs: [ChannelSource],
+        target: ChannelSource, nanCache: inout NaNCache
+    ) throws -> LeadSamples {
         let n = spec.sampleCount(p, lead: lead)
         let t00 = spec.firstSampleTime(p)
         var lo = 0, hi = n - 1  // kept k range, narrowed by each variable's availability
@@ -105,13 +129,30 @@ public struct SampleIndex {
             let before = min(n, max(0, Int(clamping: kFirst)))
             let after = min(n, max(0, n - 1 - Int(clamping: kLast)))
             if span.isEmpty || kFirst > kLast {
-                reasons.append(DropCount(variable: src.variable, reason: span.isEmpty ? "no data at all" :
-                    "unavailable (data covers \(UTCTime.short(span.first)) … \(UTCTime.short(span.last)))", count: n))
-                lo = n; return
+                reasons.append(
+                    DropCount(
+                        variable: src.variable,
+                        reason: span.isEmpty
+                            ? "no data at all"
+                            : "unavailable (data covers \(UTCTime.short(span.first)) … \(UTCTime.short(span.last)))",
+                        count: n))
+                lo = n
+                return
             }
-            if before > 0 { reasons.append(DropCount(variable: src.variable, reason: "before first available time \(UTCTime.short(span.first))", count: before)) }
-            if after > 0 { reasons.append(DropCount(variable: src.variable, reason: "after last available time \(UTCTime.short(span.last))", count: after)) }
-            lo = max(lo, Int(kFirst)); hi = min(hi, Int(kLast))
+            if before > 0 {
+                reasons.append(
+                    DropCount(
+                        variable: src.variable, reason: "before first available time \(UTCTime.short(span.first))",
+                        count: before))
+            }
+            if after > 0 {
+                reasons.append(
+                    DropCount(
+                        variable: src.variable, reason: "after last available time \(UTCTime.short(span.last))",
+                        count: after))
+            }
+            lo = max(lo, Int(kFirst))
+            hi = min(hi, Int(kLast))
         }
         var seen = Set<String>()
         for src in inputs where seen.insert(src.variable).inserted {
@@ -152,7 +193,8 @@ struct NaNCache {
             let f = source.file
             let count = buffer.count
             try buffer.withUnsafeMutableBufferPointer { b in
-                try f.mapped.read(into: b.baseAddress!, at: f.elementIndex(row: r, channel: source.channel), count: count)
+                try f.mapped.read(
+                    into: b.baseAddress!, at: f.elementIndex(row: r, channel: source.channel), count: count)
             }
             state[r] = buffer.contains(where: { $0.isNaN }) ? 2 : 1
         }

@@ -1,5 +1,5 @@
-import RainSupport
 import RainConfig
+import RainSupport
 
 /// A named partition of sample times (DATA-FORMAT §4).
 public struct Partition: Equatable, Codable {
@@ -26,26 +26,34 @@ public struct SampleSpec: Equatable {
     public var partitions: [Partition]
 
     /// ERA5 inputs of `era`/`era16_3`, in PyRain's channel order (DATA-FORMAT §5).
-    public static let eraNames = ["sp", "t2m", "z_300hPa", "z_500hPa", "z_850hPa", "t_300hPa", "t_500hPa", "t_850hPa",
-                                  "q_300hPa", "q_500hPa", "q_850hPa", "clwc_300hPa", "clwc_500hPa", "ciwc_500hPa",
-                                  "clwc_850hPa", "ciwc_850hPa"]
+    public static let eraNames = [
+        "sp", "t2m", "z_300hPa", "z_500hPa", "z_850hPa", "t_300hPa", "t_500hPa", "t_850hPa",
+        "q_300hPa", "q_500hPa", "q_850hPa", "clwc_300hPa", "clwc_500hPa", "ciwc_500hPa",
+        "clwc_850hPa", "ciwc_850hPa",
+    ]
     public static let constantNames = ["lsm", "orography", "lat2d", "lon2d", "slt"]
 
     public var window: EpochSeconds { -(offsets.first ?? 0) }
 
     public init(_ c: Config) throws {
         func positive(_ v: Int, _ key: String) throws {
-            if v <= 0 { throw SwiftRainError(key, "must be positive", found: "\(v)", hint: "set \(key) to a positive number of hours") }
+            if v <= 0 {
+                throw SwiftRainError(
+                    key, "must be positive", found: "\(v)", hint: "set \(key) to a positive number of hours")
+            }
         }
-        try positive(c.sampleFreq, "sample_freq"); try positive(c.forecastFreq, "forecast_freq")
+        try positive(c.sampleFreq, "sample_freq")
+        try positive(c.forecastFreq, "forecast_freq")
         try positive(c.forecastTimeWindow, "forecast_time_window")
         if c.sampleTimeWindow < 0 || c.sampleTimeWindow % c.sampleFreq != 0 {
-            throw SwiftRainError("sample_time_window", "must be a non-negative multiple of sample_freq",
-                                 found: "window \(c.sampleTimeWindow) h, freq \(c.sampleFreq) h", hint: "e.g. 12 and 3")
+            throw SwiftRainError(
+                "sample_time_window", "must be a non-negative multiple of sample_freq",
+                found: "window \(c.sampleTimeWindow) h, freq \(c.sampleFreq) h", hint: "e.g. 12 and 3")
         }
         if c.forecastTimeWindow % c.forecastFreq != 0 {
-            throw SwiftRainError("forecast_time_window", "must be a multiple of forecast_freq",
-                                 found: "window \(c.forecastTimeWindow) h, freq \(c.forecastFreq) h", hint: "e.g. 120 and 24")
+            throw SwiftRainError(
+                "forecast_time_window", "must be a multiple of forecast_freq",
+                found: "window \(c.forecastTimeWindow) h, freq \(c.forecastFreq) h", hint: "e.g. 120 and 24")
         }
         // Dataset names carry the grid: era5625 at 5.625°, era140625 at 1.40625°.
         let sfx = SyntheticDataset.suffix(grid: c.grid)
@@ -60,21 +68,33 @@ public struct SampleSpec: Equatable {
         includeTime = c.incTime
         let h = UTCTime.hour
         offsets = stride(from: -c.sampleTimeWindow, through: 0, by: c.sampleFreq).map { EpochSeconds($0) * h }
-        leads = stride(from: c.forecastFreq, through: c.forecastTimeWindow, by: c.forecastFreq).map { EpochSeconds($0) * h }
+        leads = stride(from: c.forecastFreq, through: c.forecastTimeWindow, by: c.forecastFreq).map {
+            EpochSeconds($0) * h
+        }
 
         // Default partitions (DATA-FORMAT §4).
         let hourly = c.sources == .era
-        let trainStart: EpochSeconds = !hourly ? UTCTime.make(2016, 4, 1) : (c.imerg ? UTCTime.make(2000, 6, 1) : UTCTime.make(1979, 1, 1, 7))
+        let trainStart: EpochSeconds =
+            !hourly ? UTCTime.make(2016, 4, 1) : (c.imerg ? UTCTime.make(2000, 6, 1) : UTCTime.make(1979, 1, 1, 7))
         let stride = EpochSeconds(c.sampleStride ?? (hourly ? 1 : 3)) * h
-        if stride <= 0 { throw SwiftRainError("sample_stride", "must be positive", found: "\(c.sampleStride ?? 0)", hint: "e.g. 3") }
+        if stride <= 0 {
+            throw SwiftRainError("sample_stride", "must be positive", found: "\(c.sampleStride ?? 0)", hint: "e.g. 3")
+        }
         partitions = [
-            Partition(name: .train, start: c.trainStart ?? trainStart, end: c.trainEnd ?? UTCTime.make(2017, 12, 31, 23), stride: stride),
-            Partition(name: .valid, start: c.validStart ?? UTCTime.make(2018, 1, 6), end: c.validEnd ?? UTCTime.make(2018, 12, 31, 23), stride: stride),
-            Partition(name: .test, start: c.testStart ?? UTCTime.make(2019, 1, 6), end: c.testEnd ?? UTCTime.make(2019, 12, 31, 23), stride: stride),
+            Partition(
+                name: .train, start: c.trainStart ?? trainStart, end: c.trainEnd ?? UTCTime.make(2017, 12, 31, 23),
+                stride: stride),
+            Partition(
+                name: .valid, start: c.validStart ?? UTCTime.make(2018, 1, 6),
+                end: c.validEnd ?? UTCTime.make(2018, 12, 31, 23), stride: stride),
+            Partition(
+                name: .test, start: c.testStart ?? UTCTime.make(2019, 1, 6),
+                end: c.testEnd ?? UTCTime.make(2019, 12, 31, 23), stride: stride),
         ]
         for p in partitions where p.end < p.start {
-            throw SwiftRainError("\(p.name.rawValue)_start/\(p.name.rawValue)_end", "partition ends before it starts",
-                                 found: "\(UTCTime.short(p.start)) … \(UTCTime.short(p.end))", hint: "swap or fix the dates")
+            throw SwiftRainError(
+                "\(p.name.rawValue)_start/\(p.name.rawValue)_end", "partition ends before it starts",
+                found: "\(UTCTime.short(p.start)) … \(UTCTime.short(p.end))", hint: "swap or fix the dates")
         }
     }
 

@@ -1,8 +1,9 @@
+import Foundation
+import RainSupport
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
-import RainSupport
 
 /// Writes era5625, imerg5625 and simsat5625 (or the 1.40625° equivalents) in exactly PyRain's
 /// on-disk format from `SyntheticWeather`.
@@ -42,7 +43,9 @@ public enum SyntheticDataset {
     @discardableResult
     public static func write(_ o: Options, progress: (String) -> Void = { _ in }) throws -> [String] {
         guard [5.625, 2.8125, 1.40625].contains(o.grid) else {
-            throw SwiftRainError("--grid", "unsupported grid", expected: "5.625, 2.8125 or 1.40625", found: "\(o.grid)", hint: "choose one of RainBench's grids")
+            throw SwiftRainError(
+                "--grid", "unsupported grid", expected: "5.625, 2.8125 or 1.40625", found: "\(o.grid)",
+                hint: "choose one of RainBench's grids")
         }
         var weather = SyntheticWeather(seed: o.seed, grid: o.grid)
         let h = weather.height, w = weather.width, plane = h * w
@@ -50,32 +53,53 @@ public enum SyntheticDataset {
         func cut(_ r: TimeSpan, step: EpochSeconds) -> TimeSpan {
             // Keep the dataset's own time grid (anchored at its real start).
             let lo = max(r.first, o.from ?? r.first), hi = min(r.last, o.to ?? r.last)
-            return TimeSpan(first: r.first + ceilDiv(lo - r.first, step) * step, last: r.first + floorDiv(hi - r.first, step) * step)
+            return TimeSpan(
+                first: r.first + ceilDiv(lo - r.first, step) * step, last: r.first + floorDiv(hi - r.first, step) * step
+            )
         }
         var writers: [RowWriter] = []
         var dirs: [String] = []
-        func open(_ name: String, _ file: String, span: TimeSpan, step: EpochSeconds, channels: Int, variables: [String: VariableInfo]) throws -> RowWriter {
+        func open(
+            _ name: String, _ file: String, span: TimeSpan, step: EpochSeconds, channels: Int,
+            variables: [String: VariableInfo]
+        ) throws -> RowWriter {
             let dir = URL(fileURLWithPath: o.out).appendingPathComponent(name)
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
             let rows = span.isEmpty ? 0 : Int((span.last - span.first) / step) + 1
             guard rows > 0 else {
-                throw SwiftRainError("--from/--to", "\(name) has no data in the chosen range", hint: "widen the range or leave \(name) out with --datasets")
+                throw SwiftRainError(
+                    "--from/--to", "\(name) has no data in the chosen range",
+                    hint: "widen the range or leave \(name) out with --datasets")
             }
-            let info = DatasetInfo(variables: variables, memmap: [
-                file: MemmapInfo(dims: [rows, channels, h, w], daterange: [Double(span.first), Double(span.last)], tfreqS: Double(step))])
-            let writer = try RowWriter(path: dir.appendingPathComponent(file).path, span: span, step: step, rowFloats: channels * plane)
-            writers.append(writer); dirs.append(dir.path)
+            let info = DatasetInfo(
+                variables: variables,
+                memmap: [
+                    file: MemmapInfo(
+                        dims: [rows, channels, h, w], daterange: [Double(span.first), Double(span.last)],
+                        tfreqS: Double(step))
+                ])
+            let writer = try RowWriter(
+                path: dir.appendingPathComponent(file).path, span: span, step: step, rowFloats: channels * plane)
+            writers.append(writer)
+            dirs.append(dir.path)
             var merged = info
-            if let existing = try? DatasetInfo.load(dir.appendingPathComponent("\(name)_info.json")), name.hasPrefix("era") {
+            if let existing = try? DatasetInfo.load(dir.appendingPathComponent("\(name)_info.json")),
+                name.hasPrefix("era")
+            {
                 merged.memmap.merge(existing.memmap.filter { $0.key != file }) { a, _ in a }
                 merged.variables.merge(existing.variables.filter { $0.value.mmapName != file }) { a, _ in a }
             }
             try merged.write(to: dir.appendingPathComponent("\(name)_info.json"))
             return writer
         }
-        func temporal(_ name: String, _ file: String, offset: Int, levels: [Int], pressure: Int? = nil, span: TimeSpan, step: EpochSeconds) -> VariableInfo {
-            VariableInfo(name: name, mmapName: file, type: "temp", dims: [h, w], offset: offset, levels: levels,
-                         index2pressure: pressure.map { ["0": $0] }, firstTs: Double(span.first), lastTs: Double(span.last), tfreqS: Double(step))
+        func temporal(
+            _ name: String, _ file: String, offset: Int, levels: [Int], pressure: Int? = nil, span: TimeSpan,
+            step: EpochSeconds
+        ) -> VariableInfo {
+            VariableInfo(
+                name: name, mmapName: file, type: "temp", dims: [h, w], offset: offset, levels: levels,
+                index2pressure: pressure.map { ["0": $0] }, firstTs: Double(span.first), lastTs: Double(span.last),
+                tfreqS: Double(step))
         }
 
         var era: RowWriter?, imerg: RowWriter?, simsat: RowWriter?
@@ -86,10 +110,14 @@ public enum SyntheticDataset {
             let span = cut(eraRange, step: hour)
             let defaultFill = (o.from == nil && o.to == nil) ? simsatRange : span
             let want = o.eraFill ?? defaultFill
-            eraFill = TimeSpan(first: max(span.first, ceilDiv(want.first, hour) * hour), last: min(span.last, floorDiv(want.last, hour) * hour))
+            eraFill = TimeSpan(
+                first: max(span.first, ceilDiv(want.first, hour) * hour),
+                last: min(span.last, floorDiv(want.last, hour) * hour))
             var vars: [String: VariableInfo] = [:]
             for (i, v) in ["lat2d", "lon2d", "lsm", "orography", "slt"].enumerated() {
-                vars["\(name)/\(v)"] = VariableInfo(name: v, mmapName: cfile, type: "const", dims: [h, w], offset: i, levels: nil, firstTs: nil, lastTs: nil, tfreqS: nil)
+                vars["\(name)/\(v)"] = VariableInfo(
+                    name: v, mmapName: cfile, type: "const", dims: [h, w], offset: i, levels: nil, firstTs: nil,
+                    lastTs: nil, tfreqS: nil)
             }
             let pidx = [300: 5, 500: 7, 850: 10]  // PyRain's pressure_to_idx
             for (i, v) in ["t2m", "sp", "tp"].enumerated() {
@@ -97,27 +125,39 @@ public enum SyntheticDataset {
             }
             for (j, p) in [300, 500, 850].enumerated() {
                 for (k, v) in ["ciwc", "clwc", "t", "z", "q"].enumerated() {
-                    vars["\(name)/\(v)_\(p)hPa"] = temporal("\(v)_\(p)hPa", file, offset: 3 + 5 * j + k, levels: [pidx[p]!], pressure: p, span: eraFill, step: hour)
+                    vars["\(name)/\(v)_\(p)hPa"] = temporal(
+                        "\(v)_\(p)hPa", file, offset: 3 + 5 * j + k, levels: [pidx[p]!], pressure: p, span: eraFill,
+                        step: hour)
                 }
             }
             era = try open(name, file, span: span, step: hour, channels: 18, variables: vars)
             // The constants file (C, H, W) is small: write it whole.
-            let info = try DatasetInfo.load(URL(fileURLWithPath: o.out).appendingPathComponent("\(name)/\(name)_info.json"))
+            let info = try DatasetInfo.load(
+                URL(fileURLWithPath: o.out).appendingPathComponent("\(name)/\(name)_info.json"))
             var withConst = info
             withConst.memmap[cfile] = MemmapInfo(dims: [5, h, w], daterange: nil, tfreqS: nil)
             try withConst.write(to: URL(fileURLWithPath: o.out).appendingPathComponent("\(name)/\(name)_info.json"))
             let consts = weather.lat2d + weather.lon2d + weather.lsm + weather.orography + weather.slt
-            try consts.withUnsafeBytes { try Data($0).write(to: URL(fileURLWithPath: o.out).appendingPathComponent("\(name)/\(cfile)")) }
+            try consts.withUnsafeBytes {
+                try Data($0).write(to: URL(fileURLWithPath: o.out).appendingPathComponent("\(name)/\(cfile)"))
+            }
         }
         if o.datasets.contains("imerg") {
             let name = "imerg" + sfx, file = "\(name)__\(name).mmap", span = cut(imergRange, step: hour)
-            imerg = try open(name, file, span: span, step: hour, channels: 1,
-                             variables: ["\(name)/precipitationcal": temporal("precipitationcal", file, offset: 0, levels: [0], span: span, step: hour)])
+            imerg = try open(
+                name, file, span: span, step: hour, channels: 1,
+                variables: [
+                    "\(name)/precipitationcal": temporal(
+                        "precipitationcal", file, offset: 0, levels: [0], span: span, step: hour)
+                ])
         }
         if o.datasets.contains("simsat") {
             let name = "simsat" + sfx, file = "\(name)__\(name).mmap", span = cut(simsatRange, step: 3 * hour)
-            simsat = try open(name, file, span: span, step: 3 * hour, channels: 3,
-                              variables: ["\(name)/clbt": temporal("clbt", file, offset: 0, levels: [0, 1, 2], span: span, step: 3 * hour)])
+            simsat = try open(
+                name, file, span: span, step: 3 * hour, channels: 3,
+                variables: [
+                    "\(name)/clbt": temporal("clbt", file, offset: 0, levels: [0, 1, 2], span: span, step: 3 * hour)
+                ])
         }
 
         // One pass over time: each hour's weather is computed once and feeds every file that needs it.
@@ -137,7 +177,9 @@ public enum SyntheticDataset {
                 let key = SplitMix.mix(o.seed &+ UInt64(bitPattern: t) &* 0x2545_F491_4F6C_DD1D)
                 if wantImerg {
                     let k = key ^ 0x1
-                    for i in 0..<plane { row[i] = rain[i] > 0.02 ? rain[i] * exp(0.3 * SplitMix.noise(k, i) - 0.045) : 0 }
+                    for i in 0..<plane {
+                        row[i] = rain[i] > 0.02 ? rain[i] * exp(0.3 * SplitMix.noise(k, i) - 0.045) : 0
+                    }
                     try imerg!.put(t, row)
                 }
                 if wantSimsat || wantEra { weather.surfaceTemperature(at: t, cloud: cloud, into: &ts) }
@@ -151,7 +193,9 @@ public enum SyntheticDataset {
                     try simsat!.put(t, row)
                 }
                 if wantEra {
-                    fillERA(&row, plane: plane, t: t, key: key, rain: rain, cloud: cloud, ts: ts, orography: weather.orography)
+                    fillERA(
+                        &row, plane: plane, t: t, key: key, rain: rain, cloud: cloud, ts: ts,
+                        orography: weather.orography)
                     try era!.put(t, row)
                 }
             }
@@ -166,13 +210,17 @@ public enum SyntheticDataset {
     }
 
     /// One ERA5 row, channels in PyRain's file order (DATA-FORMAT §2).
-    static func fillERA(_ row: inout [Float], plane: Int, t: EpochSeconds, key: UInt64, rain: [Float], cloud: [Float], ts: [Float], orography: [Float]) {
+    static func fillERA(
+        _ row: inout [Float], plane: Int, t: EpochSeconds, key: UInt64, rain: [Float], cloud: [Float], ts: [Float],
+        orography: [Float]
+    ) {
         let nan = t < tpFirstValid
         for i in 0..<plane {
             let c = cloud[i], s = ts[i]
             row[i] = s + 0.5 * SplitMix.noise(key ^ 0x20, i)
             row[plane + i] = 101_325 * exp(-orography[i] / 8400) - 1200 * c + 80 * SplitMix.noise(key ^ 0x21, i)
-            row[2 * plane + i] = nan ? .nan : (rain[i] > 0.02 ? rain[i] * exp(0.25 * SplitMix.noise(key ^ 0x22, i) - 0.03) / 1000 : 0)
+            row[2 * plane + i] =
+                nan ? .nan : (rain[i] > 0.02 ? rain[i] * exp(0.25 * SplitMix.noise(key ^ 0x22, i) - 0.03) / 1000 : 0)
         }
         let ice: [Float] = [6e-5, 3e-5, 4e-6], liquid: [Float] = [2e-6, 2e-5, 6e-5]
         let lapse: [Float] = [65, 38, 13], warm: [Float] = [2, 1, 0]
@@ -186,8 +234,10 @@ public enum SyntheticDataset {
                 row[base + i] = max(0, ice[j] * c * (1 + 0.2 * SplitMix.noise(k, i)))
                 row[base + plane + i] = max(0, liquid[j] * c * (1 + 0.2 * SplitMix.noise(k ^ 1, i)))
                 row[base + 2 * plane + i] = s - lapse[j] + warm[j] * c + 0.5 * SplitMix.noise(k ^ 2, i)
-                row[base + 3 * plane + i] = 9.80665 * (height[j] + dz[j] * (s - 288) - low[j] * c) + 20 * SplitMix.noise(k ^ 3, i)
-                row[base + 4 * plane + i] = q0[j] * exp((s - 300) / 15) * (0.5 + 0.5 * c) * (1 + 0.05 * SplitMix.noise(k ^ 4, i))
+                row[base + 3 * plane + i] =
+                    9.80665 * (height[j] + dz[j] * (s - 288) - low[j] * c) + 20 * SplitMix.noise(k ^ 3, i)
+                row[base + 4 * plane + i] =
+                    q0[j] * exp((s - 300) / 15) * (0.5 + 0.5 * c) * (1 + 0.05 * SplitMix.noise(k ^ 4, i))
             }
         }
     }
@@ -204,12 +254,20 @@ final class RowWriter {
     private let batchRows: Int
 
     init(path: String, span: TimeSpan, step: EpochSeconds, rowFloats: Int) throws {
-        self.path = path; self.span = span; self.step = step; self.rowFloats = rowFloats
+        self.path = path
+        self.span = span
+        self.step = step
+        self.rowFloats = rowFloats
         fd = Glibc.open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        guard fd >= 0 else { throw SwiftRainError(path, "cannot create file: \(String(cString: strerror(errno)))", hint: "check the output directory is writable") }
+        guard fd >= 0 else {
+            throw SwiftRainError(
+                path, "cannot create file: \(String(cString: strerror(errno)))",
+                hint: "check the output directory is writable")
+        }
         let rows = Int((span.last - span.first) / step) + 1
         guard ftruncate(fd, off_t(rows * rowFloats * 4)) == 0 else {
-            throw SwiftRainError(path, "cannot size file: \(String(cString: strerror(errno)))", hint: "check free disk space")
+            throw SwiftRainError(
+                path, "cannot size file: \(String(cString: strerror(errno)))", hint: "check free disk space")
         }
         batchRows = max(1, (8 << 20) / (rowFloats * 4))
         pending.reserveCapacity(batchRows * rowFloats)
@@ -217,7 +275,11 @@ final class RowWriter {
 
     func put(_ t: EpochSeconds, _ row: [Float]) throws {
         let r = Int((t - span.first) / step)
-        if !pending.isEmpty && (r != pendingFirstRow + pending.count / rowFloats || pending.count >= batchRows * rowFloats) { try flush() }
+        if !pending.isEmpty
+            && (r != pendingFirstRow + pending.count / rowFloats || pending.count >= batchRows * rowFloats)
+        {
+            try flush()
+        }
         if pending.isEmpty { pendingFirstRow = r }
         pending.append(contentsOf: row[0..<rowFloats])
     }
@@ -225,7 +287,10 @@ final class RowWriter {
     private func flush() throws {
         let bytes = pending.count * 4
         let n = pending.withUnsafeBytes { pwrite(fd, $0.baseAddress, bytes, off_t(pendingFirstRow * rowFloats * 4)) }
-        guard n == bytes else { throw SwiftRainError(path, "write failed: \(String(cString: strerror(errno)))", hint: "check free disk space") }
+        guard n == bytes else {
+            throw SwiftRainError(
+                path, "write failed: \(String(cString: strerror(errno)))", hint: "check free disk space")
+        }
         pending.removeAll(keepingCapacity: true)
     }
 

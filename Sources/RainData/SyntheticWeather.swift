@@ -27,28 +27,38 @@ public struct SyntheticWeather {
 
     public init(seed: UInt64, grid: Double) {
         self.seed = seed
-        height = Int((180 / grid).rounded()); width = Int((360 / grid).rounded())
+        height = Int((180 / grid).rounded())
+        width = Int((360 / grid).rounded())
         lat = (0..<height).map { -90 + (Double($0) + 0.5) * grid }
         lon = (0..<width).map { Double($0) * grid }
         let h = height, w = width
         var la = [Float](), lo = [Float](), land = [Float](), oro = [Float](), soil = [Float]()
         // Continents: a few seeded low-frequency waves, thresholded to about 30 % land.
         var rng = SplitMix(seed ^ 0x5EED_1A4D)
-        let waves = (0..<6).map { _ in (k: Double(1 + rng.next() % 3), l: Double(1 + rng.next() % 3),
-                                        p: rng.uniform() * 2 * .pi, q: rng.uniform() * 2 * .pi, a: 0.5 + rng.uniform()) }
+        let waves = (0..<6).map { _ in
+            (
+                k: Double(1 + rng.next() % 3), l: Double(1 + rng.next() % 3),
+                p: rng.uniform() * 2 * .pi, q: rng.uniform() * 2 * .pi, a: 0.5 + rng.uniform()
+            )
+        }
         for y in 0..<h {
             for x in 0..<w {
                 let phi = lat[y] * .pi / 180, lam = lon[x] * .pi / 180
                 var f = 0.0
                 for wv in waves { f += wv.a * sin(wv.k * lam + wv.p) * cos(wv.l * phi + wv.q) }
                 let isLand = f > 0.55 && abs(lat[y]) < 80 || lat[y] < -70
-                la.append(Float(lat[y])); lo.append(Float(lon[x]))
+                la.append(Float(lat[y]))
+                lo.append(Float(lon[x]))
                 land.append(isLand ? 1 : 0)
                 oro.append(isLand ? Float(max(0, (f - 0.55) * 1800 + 80)) : 0)
                 soil.append(isLand ? Float(1 + abs(Int((f * 10).rounded(.down))) % 7) : 0)
             }
         }
-        lat2d = la; lon2d = lo; lsm = land; orography = oro; slt = soil
+        lat2d = la
+        lon2d = lo
+        lsm = land
+        orography = oro
+        slt = soil
     }
 
     /// Zonal wind (m/s) at a latitude: tropical easterlies, mid-latitude westerlies.
@@ -76,10 +86,11 @@ public struct SyntheticWeather {
             lat = max(-78, min(78, lat))
             let cosLat = max(0.2, cos(lat * .pi / 180))
             let v = (tropical ? 0.5 : 1.5) * (lat >= 0 ? 1 : -1)  // poleward drift, m/s
-            return Storm(born: Double(day * 24) + Double(rng.next() % 24), life: 36 + Double(rng.next() % 108),
-                         lat0: lat, lon0: rng.uniform() * 360,
-                         uDeg: Self.zonalWind(lat) * 3600 / (111_320 * cosLat), vDeg: v * 3600 / 110_540,
-                         peak: 1 + 9 * pow(rng.uniform(), 2), sigma: 5 + 5 * rng.uniform())
+            return Storm(
+                born: Double(day * 24) + Double(rng.next() % 24), life: 36 + Double(rng.next() % 108),
+                lat0: lat, lon0: rng.uniform() * 360,
+                uDeg: Self.zonalWind(lat) * 3600 / (111_320 * cosLat), vDeg: v * 3600 / 110_540,
+                peak: 1 + 9 * pow(rng.uniform(), 2), sigma: 5 + 5 * rng.uniform())
         }
     }
 
@@ -138,7 +149,8 @@ public struct SyntheticWeather {
                 let i = y * width + x
                 let s = sin(lat[y] * .pi / 180)
                 let base = 300 - 45 * s * s - 15 * s * season
-                out[i] = Float(base + Double(lsm[i]) * 6 * diurnal - 0.0065 * Double(orography[i]) - 3 * Double(cloud[i]))
+                out[i] = Float(
+                    base + Double(lsm[i]) * 6 * diurnal - 0.0065 * Double(orography[i]) - 3 * Double(cloud[i]))
             }
         }
     }

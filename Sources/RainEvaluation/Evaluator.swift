@@ -1,8 +1,8 @@
 import Foundation
-import RainSupport
 import RainConfig
 import RainData
 import RainModel
+import RainSupport
 import RainTraining
 
 /// One row per lead time of an evaluation: pooled latitude-weighted RMSE in physical units of the
@@ -51,13 +51,16 @@ public final class Evaluator {
         guard let train = spec.partitions.first(where: { $0.name == .train }) else {
             throw SwiftRainError("config", "no train partition", hint: "set train_start and train_end")
         }
-        weekly = try WeeklyClimatology(source: target, span: TimeSpan(first: train.start, last: train.end), fallback: climatologyMean)
+        weekly = try WeeklyClimatology(
+            source: target, span: TimeSpan(first: train.start, last: train.end), fallback: climatologyMean)
     }
 
     /// Scores the runner's model (unless `baselinesOnly`) and the baselines on `partition`; `progress`
     /// gets (done, total).
-    public func run(baselinesOnly: Bool = false, partition: Partition.Name, checkpoint: String? = nil,
-                    progress: (Int, Int) -> Void = { _, _ in }) throws -> EvaluationReport {
+    public func run(
+        baselinesOnly: Bool = false, partition: Partition.Name, checkpoint: String? = nil,
+        progress: (Int, Int) -> Void = { _, _ in }
+    ) throws -> EvaluationReport {
         let part = compute.index.samples(partition)
         let spec = compute.index.spec, shape = compute.shape, plane = shape.plane, w = shape.width
         let lat = ConvLSTMForecaster.latitudeWeights(shape.height)
@@ -78,9 +81,14 @@ public final class Evaluator {
                 for q in 0..<plane { truth[q] = y[q] * scale }
                 truth.withUnsafeBufferPointer { t in
                     guard let tp = t.baseAddress else { return }
-                    if let outputs { model[l].add(forecast: { outputs.forecast[j * plane + $0] * self.scale }, truth: tp, latWeights: lat, width: w) }
+                    if let outputs {
+                        model[l].add(
+                            forecast: { outputs.forecast[j * plane + $0] * self.scale }, truth: tp, latWeights: lat,
+                            width: w)
+                    }
                     persistence[l].add(forecast: { y0[$0] * self.scale }, truth: tp, latWeights: lat, width: w)
-                    climatology[l].add(forecast: { _ in self.climatologyMean * self.scale }, truth: tp, latWeights: lat, width: w)
+                    climatology[l].add(
+                        forecast: { _ in self.climatologyMean * self.scale }, truth: tp, latWeights: lat, width: w)
                     let wk = weekly.forecast(at: s.t0 + s.lead)
                     weeklyScores[l].add(forecast: { wk[$0] * self.scale }, truth: tp, latWeights: lat, width: w)
                 }
@@ -89,12 +97,15 @@ public final class Evaluator {
             progress(min(kept.count, start + batch), kept.count)
         }
         let leads = spec.leads.enumerated().map { l, lead in
-            LeadScores(hours: Int(lead / 3600), samples: persistence[l].samples, model: baselinesOnly ? nil : model[l].value,
-                       persistence: persistence[l].value, climatology: climatology[l].value, weeklyClimatology: weeklyScores[l].value)
+            LeadScores(
+                hours: Int(lead / 3600), samples: persistence[l].samples, model: baselinesOnly ? nil : model[l].value,
+                persistence: persistence[l].value, climatology: climatology[l].value,
+                weeklyClimatology: weeklyScores[l].value)
         }
-        return EvaluationReport(phase: partition.rawValue, target: spec.target, unit: unit, checkpoint: checkpoint,
-                                loss: baselinesOnly || kept.isEmpty ? nil : loss / Double(kept.count), samples: kept.count,
-                                skipped: part.count - kept.count, leads: leads)
+        return EvaluationReport(
+            phase: partition.rawValue, target: spec.target, unit: unit, checkpoint: checkpoint,
+            loss: baselinesOnly || kept.isEmpty ? nil : loss / Double(kept.count), samples: kept.count,
+            skipped: part.count - kept.count, leads: leads)
     }
 }
 
@@ -105,15 +116,28 @@ extension EvaluationReport {
         let shown = leads.filter { [24, 72, 120].contains($0.hours) }
         let cols = shown.isEmpty ? leads : shown
         func cell(_ v: Double?) -> String { v.map { String(format: "%.3f", $0) } ?? "–" }
-        var out = "\(title)\n\nLatitude-weighted RMSE (\(unit)) of \(target) on the \(phase) partition, pooled over \(samples) samples"
+        var out =
+            """
+            \(title)\n\nLatitude-weighted RMSE (\(unit)) of \(target) on the \(phase) partition, pooled over \
+            \(samples) samples
+            """
             + (skipped > 0 ? " (\(skipped) left out: no target at t0)" : "") + ".\n\n"
-        out += "| method | " + cols.map { $0.hours % 24 == 0 ? "\($0.hours / 24) day\($0.hours == 24 ? "" : "s")" : "\($0.hours) h" }.joined(separator: " | ") + " |\n"
+        out +=
+            "| method | "
+            + cols.map { $0.hours % 24 == 0 ? "\($0.hours / 24) day\($0.hours == 24 ? "" : "s")" : "\($0.hours) h" }
+            .joined(separator: " | ") + " |\n"
         out += "|---|" + cols.map { _ in "---:|" }.joined() + "\n"
-        var rows: [(String, KeyPath<LeadScores, Double?>)] = [("persistence", \.persistence), ("climatology (training mean)", \.climatology),
-                                                           ("climatology (per pixel, week of year)", \.weeklyClimatology)]
+        var rows: [(String, KeyPath<LeadScores, Double?>)] = [
+            ("persistence", \.persistence), ("climatology (training mean)", \.climatology),
+            ("climatology (per pixel, week of year)", \.weeklyClimatology),
+        ]
         if leads.contains(where: { $0.model != nil }) { rows.append(("SwiftRain ConvLSTM", \.model)) }
-        for (name, key) in rows { out += "| \(name) | " + cols.map { cell($0[keyPath: key]) }.joined(separator: " | ") + " |\n" }
-        if let loss { out += "\nModel loss (transformed space, latitude-weighted MSE): \(String(format: "%.5f", loss)).\n" }
+        for (name, key) in rows {
+            out += "| \(name) | " + cols.map { cell($0[keyPath: key]) }.joined(separator: " | ") + " |\n"
+        }
+        if let loss {
+            out += "\nModel loss (transformed space, latitude-weighted MSE): \(String(format: "%.5f", loss)).\n"
+        }
         return out
     }
 }
@@ -121,10 +145,17 @@ extension EvaluationReport {
 /// `swiftrain eval` and `swiftrain baselines`.
 public enum Evaluate {
     /// Scores a run's checkpoint (best.ckpt if present, else last.ckpt) and writes eval/<phase>.json and .md.
-    public static func run(runPath: String, phase: Partition.Name, checkpoint: String? = nil, log: (String) -> Void) throws -> EvaluationReport {
+    public static func run(runPath: String, phase: Partition.Name, checkpoint: String? = nil, log: (String) -> Void)
+        throws -> EvaluationReport
+    {
         let run = try RunDirectory(path: runPath)
         let model = try run.trainedModel(checkpoint: checkpoint)
-        log("evaluating \(model.checkpoint) (epoch \(model.state.epoch), global step \(model.state.globalStep)) on \(phase.rawValue)")
+        log(
+            """
+            evaluating \(model.checkpoint) (epoch \(model.state.epoch), global step \(model.state.globalStep)) on \
+            \(phase.rawValue)
+            """
+        )
         let evaluator = try Evaluator(runner: try model.runner(), config: model.config)
         let report = try evaluator.run(partition: phase, checkpoint: model.checkpoint)
         let dir = run.url.appendingPathComponent("eval")
@@ -138,6 +169,7 @@ public enum Evaluate {
     }
 
     public static func baselines(config: Config, phase: Partition.Name) throws -> EvaluationReport {
-        try Evaluator(runner: try ModelRunner(config: config), config: config).run(baselinesOnly: true, partition: phase)
+        try Evaluator(runner: try ModelRunner(config: config), config: config).run(
+            baselinesOnly: true, partition: phase)
     }
 }

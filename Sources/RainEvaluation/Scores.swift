@@ -1,6 +1,6 @@
 import Foundation
-import RainSupport
 import RainData
+import RainSupport
 
 /// Latitude-weighted RMSE pooled over every sample and pixel before the square root (DATA-FORMAT §7):
 ///
@@ -17,7 +17,8 @@ public struct PooledRMSE: Codable, Equatable {
     public mutating func add(forecast: (Int) -> Float, truth: UnsafePointer<Float>, latWeights: [Float], width: Int) {
         for q in 0..<(latWeights.count * width) {
             let w = Double(latWeights[q / width]), d = Double(forecast(q)) - Double(truth[q])
-            squaredError += w * d * d; weight += w
+            squaredError += w * d * d
+            weight += w
         }
         samples += 1
     }
@@ -49,7 +50,8 @@ public struct WeeklyClimatology {
         while t <= span.last {
             if let r = source.row(at: t) {
                 try row.withUnsafeMutableBufferPointer { b in
-                    try f.mapped.read(into: b.baseAddress!, at: f.elementIndex(row: r, channel: source.channel), count: plane)
+                    try f.mapped.read(
+                        into: b.baseAddress!, at: f.elementIndex(row: r, channel: source.channel), count: plane)
                 }
                 if !row.contains(where: { $0.isNaN }) {
                     let w = Self.week(of: t)
@@ -60,7 +62,9 @@ public struct WeeklyClimatology {
             t += f.step
         }
         self.counts = counts
-        means = (0..<Self.weeks).map { w in counts[w] > 0 ? sums[w].map { Float($0 / Double(counts[w])) } : [Float](repeating: fallback, count: plane) }
+        means = (0..<Self.weeks).map { w in
+            counts[w] > 0 ? sums[w].map { Float($0 / Double(counts[w])) } : [Float](repeating: fallback, count: plane)
+        }
     }
 
     public func forecast(at t: EpochSeconds) -> [Float] { means[Self.week(of: t)] }

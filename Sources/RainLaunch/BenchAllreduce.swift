@@ -1,9 +1,9 @@
 import Foundation
-import RainSupport
 import RainModel
 import RainProtocol
-import RainZMQ
+import RainSupport
 import RainTraining
+import RainZMQ
 
 /// `swiftrain bench allreduce`: allreduce of one gradient-sized buffer among N peer processes on
 /// loopback, star (through a hub, as the coordinator does) and ring (among the peers), next to the
@@ -47,7 +47,10 @@ public enum BenchAllreduce {
         let tracker = ZMQSendTracker()
         func once() throws {
             for start in stride(from: 0, to: bytes, by: pieceBytes) {
-                try push.send([], noCopyPayload: UnsafeRawBufferPointer(rebasing: payload[start..<min(start + pieceBytes, bytes)]), tracker: tracker)
+                try push.send(
+                    [],
+                    noCopyPayload: UnsafeRawBufferPointer(rebasing: payload[start..<min(start + pieceBytes, bytes)]),
+                    tracker: tracker)
             }
             for _ in stride(from: 0, to: bytes, by: pieceBytes) { _ = try pull.receiveFrames(timeoutMs: 30_000) }
             _ = tracker.waitAll(timeoutMs: 30_000)
@@ -62,19 +65,31 @@ public enum BenchAllreduce {
         return Double(bytes) / times.sorted()[times.count / 2] / 1e9
     }
 
-    public static func run(floats: Int, processes: [Int], algorithms: [String] = ["star", "ring"], pieceFloats: Int = RingAllreduce.defaultPieceFloats, reps: Int, binary: String, log: (String) -> Void) throws -> Report {
+    public static func run(
+        floats: Int, processes: [Int], algorithms: [String] = ["star", "ring"],
+        pieceFloats: Int = RingAllreduce.defaultPieceFloats, reps: Int, binary: String, log: (String) -> Void
+    ) throws -> Report {
         let bytes = 4 * floats
         let b = try loopbackGBps(bytes: bytes, pieceBytes: 4 * pieceFloats, reps: max(reps, 5))
-        log("loopback TCP (ZeroMQ, zero-copy, \(bytes >> 20) MiB in \(pieceFloats >> 8) KiB pieces): \(String(format: "%.2f", b)) GB/s")
+        log(
+            """
+            loopback TCP (ZeroMQ, zero-copy, \(bytes >> 20) MiB in \(pieceFloats >> 8) KiB pieces): \
+            \(String(format: "%.2f", b)) GB/s
+            """
+        )
         var rows: [Row] = []
         for n in processes {
             for algorithm in algorithms {
-                let t = try measure(algorithm: algorithm, n: n, floats: floats, pieceFloats: pieceFloats, reps: reps, binary: binary)
+                let t = try measure(
+                    algorithm: algorithm, n: n, floats: floats, pieceFloats: pieceFloats, reps: reps, binary: binary)
                 let factor = 2 * Double(n - 1) / Double(n)
                 let bound = factor * Double(bytes) / (b * 1e9)
                 let hostBound = Double(n) * bound
-                rows.append(Row(algorithm: algorithm, processes: n, medianSeconds: t, busGBps: Double(bytes) / t * factor / 1e9,
-                                boundSeconds: bound, ofBound: bound / t, hostBoundSeconds: hostBound, ofHostBound: hostBound / t))
+                rows.append(
+                    Row(
+                        algorithm: algorithm, processes: n, medianSeconds: t, busGBps: Double(bytes) / t * factor / 1e9,
+                        boundSeconds: bound, ofBound: bound / t, hostBoundSeconds: hostBound, ofHostBound: hostBound / t
+                    ))
                 log("\(algorithm) N=\(n): \(String(format: "%.1f", t * 1000)) ms")
             }
         }
@@ -82,7 +97,9 @@ public enum BenchAllreduce {
     }
 
     /// Median seconds of one allreduce among `n` peer processes (the first repetition is a warm-up).
-    static func measure(algorithm: String, n: Int, floats: Int, pieceFloats: Int, reps: Int, binary: String) throws -> Double {
+    static func measure(algorithm: String, n: Int, floats: Int, pieceFloats: Int, reps: Int, binary: String) throws
+        -> Double
+    {
         let ctx = try ZMQContext()
         let hub = try ZMQSocket(ctx, .router, lingerMs: 1000, receiveTimeoutMs: 60_000)
         try hub.setMaxMessageSize(-1)
@@ -91,7 +108,10 @@ public enum BenchAllreduce {
         let children = try (0..<n).map { r -> Process in
             let p = Process()
             p.executableURL = URL(fileURLWithPath: binary)
-            p.arguments = ["bench", "allreduce", "--peer-of", endpoint, "--rank", "\(r)", "--floats", "\(floats)", "--algorithms", algorithm, "--piece-kib", "\(pieceFloats / 256)"]
+            p.arguments = [
+                "bench", "allreduce", "--peer-of", endpoint, "--rank", "\(r)", "--floats", "\(floats)", "--algorithms",
+                algorithm, "--piece-kib", "\(pieceFloats / 256)",
+            ]
             var env = ProcessInfo.processInfo.environment
             env["OPENBLAS_NUM_THREADS"] = "1"
             p.environment = env
@@ -103,7 +123,8 @@ public enum BenchAllreduce {
         for _ in 0..<n {
             let m = try hub.receive()  // identity, rank, ring address
             let r = Int(String(decoding: m[1], as: UTF8.self))!
-            ids[r] = m[0]; addresses[r] = String(decoding: m[2], as: UTF8.self)
+            ids[r] = m[0]
+            addresses[r] = String(decoding: m[2], as: UTF8.self)
         }
         let ring = Array(addresses.joined(separator: " ").utf8)
         for id in ids { try hub.send([id, Array("ring".utf8), ring]) }
@@ -141,7 +162,8 @@ public enum BenchAllreduce {
         let control = try ZMQSocket(ctx, .dealer, lingerMs: 1000, receiveTimeoutMs: 60_000)
         try control.setMaxMessageSize(-1)
         try control.connect(endpoint)
-        let ring = try RingAllreduce(context: ctx, bind: "tcp://127.0.0.1:*", advertiseHost: "127.0.0.1", runId: 1, curve: nil)
+        let ring = try RingAllreduce(
+            context: ctx, bind: "tcp://127.0.0.1:*", advertiseHost: "127.0.0.1", runId: 1, curve: nil)
         defer { ring.close() }
         ring.pieceFloats = pieceFloats
         try control.send([Array("\(rank)".utf8), Array(ring.address.utf8)])
@@ -155,27 +177,43 @@ public enum BenchAllreduce {
         while true {
             let cmd = String(decoding: try control.receive()[0], as: UTF8.self)
             if cmd == "quit" { return }
-            if cmd == "fill" { fill(); try control.send([Array("filled".utf8)]); continue }
+            if cmd == "fill" {
+                fill()
+                try control.send([Array("filled".utf8)])
+                continue
+            }
             rep += 1
             if algorithm == "star" {
                 try control.send([Array("grad".utf8), [UInt8](UnsafeRawBufferPointer(buffer.buffer))])
                 _ = try control.receive()
             } else {
-                try ring.allreduce(buffer.buffer, ring: members, position: rank, step: rep, round: rep, timeoutMs: 60_000)
+                try ring.allreduce(
+                    buffer.buffer, ring: members, position: rank, step: rep, round: rep, timeoutMs: 60_000)
             }
             try control.send([Array("done".utf8)])
         }
     }
 
     public static func table(_ r: Report) -> String {
-        var out = "allreduce of \(r.bytes >> 20) MiB (\(r.bytes / 4) floats); loopback bandwidth B = \(String(format: "%.2f", r.loopbackGBps)) GB/s\n"
+        var out =
+            """
+            allreduce of \(r.bytes >> 20) MiB (\(r.bytes / 4) floats); loopback bandwidth B = \
+            \(String(format: "%.2f", r.loopbackGBps)) GB/s\n
+            """
         out += "algorithm  N   median ms   bus GB/s   bound ms   of bound   host bound ms   of host bound\n"
         for x in r.rows {
-            out += x.algorithm.padding(toLength: 9, withPad: " ", startingAt: 0) + String(x.processes).leftPad(3)
-                + String(format: "%12.1f%11.2f%11.1f%10.0f%%%16.1f%15.0f%%\n", x.medianSeconds * 1000, x.busGBps, x.boundSeconds * 1000,
-                         100 * x.ofBound, x.hostBoundSeconds * 1000, 100 * x.ofHostBound)
+            out +=
+                x.algorithm.padding(toLength: 9, withPad: " ", startingAt: 0) + String(x.processes).leftPad(3)
+                + String(
+                    format: "%12.1f%11.2f%11.1f%10.0f%%%16.1f%15.0f%%\n", x.medianSeconds * 1000, x.busGBps,
+                    x.boundSeconds * 1000,
+                    100 * x.ofBound, x.hostBoundSeconds * 1000, 100 * x.ofHostBound)
         }
-        out += "bound: 2(N−1)/N·S/B, each process on its own link; host bound: 2(N−1)·S/B, all N processes sharing this host's loopback\n"
+        out +=
+            """
+            bound: 2(N−1)/N·S/B, each process on its own link; host bound: 2(N−1)·S/B, all N processes sharing \
+            this host's loopback\n
+            """
         return out
     }
 }

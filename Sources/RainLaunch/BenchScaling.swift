@@ -1,6 +1,6 @@
 import Foundation
-import RainSupport
 import RainModel
+import RainSupport
 
 /// `swiftrain bench scaling`: training samples/s of 2 workers × 1 thread against 1 worker × 2 threads
 /// at the same global batch, and the share of a step spent waiting on communication, from real
@@ -18,29 +18,49 @@ public enum BenchScaling {
         public var efficiency: Double
     }
 
-    public static func run(configPath: String, steps: Int, binary: String, scratch: String, log: (String) -> Void) throws -> Report {
+    public static func run(configPath: String, steps: Int, binary: String, scratch: String, log: (String) -> Void)
+        throws -> Report
+    {
         var rows: [Row] = []
         for (workers, threads, allreduce) in [(1, 2, "star"), (2, 1, "star"), (2, 1, "ring")] {
             let run = scratch + "/scaling-\(workers)x\(threads)-\(allreduce)"
             try? FileManager.default.removeItem(atPath: run)
             let p = Process()
             p.executableURL = URL(fileURLWithPath: binary)
-            p.arguments = ["train", "--config", configPath, "--run", run, "--workers", "\(workers)", "--blas-threads", "\(threads)",
-                           "--allreduce", allreduce, "--max-steps", "\(steps + 2)", "--progress-every", "1000"]
+            p.arguments = [
+                "train", "--config", configPath, "--run", run, "--workers", "\(workers)", "--blas-threads",
+                "\(threads)",
+                "--allreduce", allreduce, "--max-steps", "\(steps + 2)", "--progress-every", "1000",
+            ]
             p.standardError = FileHandle.nullDevice
-            try p.run(); p.waitUntilExit()
-            guard p.terminationStatus == 0, let text = try? String(contentsOfFile: run + "/metrics.jsonl", encoding: .utf8) else {
-                throw SwiftRainError(run, "training run failed", hint: "run the same `swiftrain train` by hand to see why")
+            try p.run()
+            p.waitUntilExit()
+            guard p.terminationStatus == 0,
+                let text = try? String(contentsOfFile: run + "/metrics.jsonl", encoding: .utf8)
+            else {
+                throw SwiftRainError(
+                    run, "training run failed", hint: "run the same `swiftrain train` by hand to see why")
             }
             // The first two steps warm up (index build, page cache, BLAS threads).
-            let stepsData = text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
-                .filter { $0["kind"] as? String == "step" }.dropFirst(2)
-            let secs = stepsData.compactMap { $0["seconds"] as? Double }, waits = stepsData.compactMap { $0["wait_seconds"] as? Double }
+            let stepsData = text.split(separator: "\n").compactMap {
+                try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+            }
+            .filter { $0["kind"] as? String == "step" }.dropFirst(2)
+            let secs = stepsData.compactMap { $0["seconds"] as? Double },
+                waits = stepsData.compactMap { $0["wait_seconds"] as? Double }
             let samples = stepsData.compactMap { $0["samples"] as? Int }.reduce(0, +)
             let total = secs.reduce(0, +)
-            rows.append(Row(workers: workers, threads: threads, allreduce: allreduce, samplesPerSecond: Double(samples) / total,
-                            secondsPerStep: total / Double(secs.count), waitSecondsPerStep: waits.reduce(0, +) / Double(waits.count)))
-            log("\(workers) worker(s) × \(threads) thread(s), \(allreduce): \(String(format: "%.2f", Double(samples) / total)) samples/s")
+            rows.append(
+                Row(
+                    workers: workers, threads: threads, allreduce: allreduce, samplesPerSecond: Double(samples) / total,
+                    secondsPerStep: total / Double(secs.count),
+                    waitSecondsPerStep: waits.reduce(0, +) / Double(waits.count)))
+            log(
+                """
+                \(workers) worker(s) × \(threads) thread(s), \(allreduce): \
+                \(String(format: "%.2f", Double(samples) / total)) samples/s
+                """
+            )
         }
         return Report(rows: rows, efficiency: rows[1].samplesPerSecond / rows[0].samplesPerSecond)
     }
@@ -48,7 +68,9 @@ public enum BenchScaling {
     public static func table(_ r: Report) -> String {
         var out = "workers × threads  allreduce  samples/s   s/step   waiting s/step\n"
         for x in r.rows {
-            out += "\(x.workers) × \(x.threads)".padding(toLength: 19, withPad: " ", startingAt: 0) + x.allreduce.padding(toLength: 9, withPad: " ", startingAt: 0)
+            out +=
+                "\(x.workers) × \(x.threads)".padding(toLength: 19, withPad: " ", startingAt: 0)
+                + x.allreduce.padding(toLength: 9, withPad: " ", startingAt: 0)
                 + String(format: "%11.2f%9.3f%17.3f\n", x.samplesPerSecond, x.secondsPerStep, x.waitSecondsPerStep)
         }
         return out + String(format: "2 × 1 (star) over 1 × 2: %.2f (target ≥ 0.95)\n", r.efficiency)

@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 import RainProtocol
 import RainSupport
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Where a process of a multi-process job learns its role and its coordinator when no flag says:
 /// SLURM's environment (one `srun` starts every task; task 0 coordinates), or, outside SLURM,
@@ -32,10 +33,19 @@ public struct LaunchEnvironment: Equatable {
 
     /// Reads `env`; nil when neither SLURM nor torchrun variables are present. Throws when they are
     /// present but incomplete or malformed, naming the variable.
-    public static func detect(_ env: [String: String] = ProcessInfo.processInfo.environment) throws -> LaunchEnvironment? {
+    public static func detect(_ env: [String: String] = ProcessInfo.processInfo.environment) throws
+        -> LaunchEnvironment?
+    {
         func int(_ name: String) throws -> Int {
             guard let v = env[name] else {
-                throw SwiftRainError(name, "not set", hint: "run inside `srun` (SLURM) or set RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT, or pass --connect/--listen explicitly")
+                throw SwiftRainError(
+                    name, "not set",
+                    hint:
+                        """
+                        run inside `srun` (SLURM) or set RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT, or pass \
+                        --connect/--listen explicitly
+                        """
+                )
             }
             guard let i = Int(v.trimmingCharacters(in: .whitespaces)), i >= 0 else {
                 throw SwiftRainError(name, "not a non-negative integer", found: v, hint: "check the job's environment")
@@ -45,20 +55,26 @@ public struct LaunchEnvironment: Equatable {
         if env["SLURM_PROCID"] != nil && env["SLURM_JOB_ID"] != nil {
             let list = try SlurmNodeList.expand(env["SLURM_JOB_NODELIST"] ?? env["SLURM_NODELIST"] ?? "")
             guard let first = list.first else {
-                throw SwiftRainError("SLURM_JOB_NODELIST", "empty or missing", hint: "run inside a SLURM allocation (sbatch or salloc)")
+                throw SwiftRainError(
+                    "SLURM_JOB_NODELIST", "empty or missing", hint: "run inside a SLURM allocation (sbatch or salloc)")
             }
             let ntasks = try int(env["SLURM_NTASKS"] != nil ? "SLURM_NTASKS" : "SLURM_NPROCS")
-            let port = try env["SWIFTRAIN_PORT"] != nil ? int("SWIFTRAIN_PORT") : Self.port(jobId: try int("SLURM_JOB_ID"))
+            let port =
+                try env["SWIFTRAIN_PORT"] != nil ? int("SWIFTRAIN_PORT") : Self.port(jobId: try int("SLURM_JOB_ID"))
             let nodes = try env["SLURM_JOB_NUM_NODES"] != nil ? int("SLURM_JOB_NUM_NODES") : list.count
-            return LaunchEnvironment(source: .slurm, rank: try int("SLURM_PROCID"), worldSize: ntasks, coordinatorHost: first, port: port,
-                                     cpusPerTask: try env["SLURM_CPUS_PER_TASK"] != nil ? int("SLURM_CPUS_PER_TASK") : nil, nodes: nodes)
+            return LaunchEnvironment(
+                source: .slurm, rank: try int("SLURM_PROCID"), worldSize: ntasks, coordinatorHost: first, port: port,
+                cpusPerTask: try env["SLURM_CPUS_PER_TASK"] != nil ? int("SLURM_CPUS_PER_TASK") : nil, nodes: nodes)
         }
         if env["RANK"] != nil || env["WORLD_SIZE"] != nil || env["MASTER_ADDR"] != nil {
             guard let host = env["MASTER_ADDR"], !host.isEmpty else {
-                throw SwiftRainError("MASTER_ADDR", "not set", hint: "set MASTER_ADDR to the coordinator's host (with RANK, WORLD_SIZE, MASTER_PORT)")
+                throw SwiftRainError(
+                    "MASTER_ADDR", "not set",
+                    hint: "set MASTER_ADDR to the coordinator's host (with RANK, WORLD_SIZE, MASTER_PORT)")
             }
-            return LaunchEnvironment(source: .torchrun, rank: try int("RANK"), worldSize: try int("WORLD_SIZE"), coordinatorHost: host,
-                                     port: try int("MASTER_PORT"), cpusPerTask: nil, nodes: nil)
+            return LaunchEnvironment(
+                source: .torchrun, rank: try int("RANK"), worldSize: try int("WORLD_SIZE"), coordinatorHost: host,
+                port: try int("MASTER_PORT"), cpusPerTask: nil, nodes: nil)
         }
         return nil
     }
@@ -69,9 +85,16 @@ public struct LaunchEnvironment: Equatable {
         guard let nodes, nodes > 1 else { return }
         let host = Self.resolvedHost(of: endpoint)
         guard Endpoint.isLoopbackHost(host) else { return }
-        throw SwiftRainError(role, "a \(nodes)-node job would use a loopback address",
-                             expected: "an address the other nodes can reach", found: "\(endpoint)" + (host == coordinatorHost ? "" : " (\(coordinatorHost) resolves to \(host))"),
-                             hint: "fix the node's entry in /etc/hosts, or pass --connect tcp://ADDRESS:PORT (workers) and --listen tcp://0.0.0.0:PORT (coordinator) with a routable address")
+        throw SwiftRainError(
+            role, "a \(nodes)-node job would use a loopback address",
+            expected: "an address the other nodes can reach",
+            found: "\(endpoint)" + (host == coordinatorHost ? "" : " (\(coordinatorHost) resolves to \(host))"),
+            hint:
+                """
+                fix the node's entry in /etc/hosts, or pass --connect tcp://ADDRESS:PORT (workers) and --listen \
+                tcp://0.0.0.0:PORT (coordinator) with a routable address
+                """
+        )
     }
 
     /// The host part of tcp://HOST:PORT, resolved to an address when it is a name.
@@ -88,7 +111,11 @@ public struct LaunchEnvironment: Equatable {
         guard getaddrinfo(name, nil, &hints, &result) == 0, let first = result else { return nil }
         defer { freeaddrinfo(result) }
         var buf = [CChar](repeating: 0, count: Int(NI_MAXHOST))
-        guard getnameinfo(first.pointee.ai_addr, first.pointee.ai_addrlen, &buf, socklen_t(buf.count), nil, 0, NI_NUMERICHOST) == 0 else { return nil }
+        guard
+            getnameinfo(
+                first.pointee.ai_addr, first.pointee.ai_addrlen, &buf, socklen_t(buf.count), nil, 0, NI_NUMERICHOST)
+                == 0
+        else { return nil }
         return String(cString: buf)
     }
 }
@@ -100,7 +127,12 @@ public enum SlurmNodeList {
         var out: [String] = [], token = "", depth = 0
         for ch in list {
             if ch == "[" { depth += 1 } else if ch == "]" { depth -= 1 }
-            if ch == "," && depth == 0 { out += try expandOne(token); token = "" } else { token.append(ch) }
+            if ch == "," && depth == 0 {
+                out += try expandOne(token)
+                token = ""
+            } else {
+                token.append(ch)
+            }
         }
         if !token.isEmpty { out += try expandOne(token) }
         return out
@@ -109,14 +141,16 @@ public enum SlurmNodeList {
     private static func expandOne(_ token: String) throws -> [String] {
         guard let open = token.firstIndex(of: "[") else { return token.isEmpty ? [] : [token] }
         guard let close = token[open...].firstIndex(of: "]") else {
-            throw SwiftRainError("SLURM_JOB_NODELIST", "unbalanced brackets", found: token, hint: "check the job's environment")
+            throw SwiftRainError(
+                "SLURM_JOB_NODELIST", "unbalanced brackets", found: token, hint: "check the job's environment")
         }
         let prefix = String(token[..<open]), rest = String(token[token.index(after: close)...])
         var names: [String] = []
         for part in token[token.index(after: open)..<close].split(separator: ",") {
             let bounds = part.split(separator: "-", maxSplits: 1).map(String.init)
             guard let lo = Int(bounds[0]), let hi = Int(bounds.count == 2 ? bounds[1] : bounds[0]), lo <= hi else {
-                throw SwiftRainError("SLURM_JOB_NODELIST", "bad range", found: String(part), hint: "check the job's environment")
+                throw SwiftRainError(
+                    "SLURM_JOB_NODELIST", "bad range", found: String(part), hint: "check the job's environment")
             }
             let width = bounds[0].count  // zero padding, as in node[01-10]
             for i in lo...hi {

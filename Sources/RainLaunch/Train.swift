@@ -19,24 +19,41 @@ public enum Train {
 
     /// The plan for `options` in `environment` (flags win; `--workers N` without `--listen` stays local
     /// even inside an allocation).
-    public static func plan(_ options: TrainingOptions, environment: [String: String] = ProcessInfo.processInfo.environment,
-                            log: (String) -> Void = { _ in }) throws -> Plan {
+    public static func plan(
+        _ options: TrainingOptions, environment: [String: String] = ProcessInfo.processInfo.environment,
+        log: (String) -> Void = { _ in }
+    ) throws -> Plan {
         let cores = max(1, ProcessInfo.processInfo.activeProcessorCount)
         let launch = options.listen == nil && options.workers != nil ? nil : try LaunchEnvironment.detect(environment)
         var listen: String? = nil, workers = options.workers ?? cores
         if let l = options.listen {
-            listen = l; workers = options.expectWorkers ?? launch?.workers ?? 1
+            listen = l
+            workers = options.expectWorkers ?? launch?.workers ?? 1
         } else if options.workers == nil, let launch {
             guard launch.rank == 0 else {
-                throw SwiftRainError("\(launch.source.rawValue) rank \(launch.rank)", "this task is a worker, not the coordinator",
-                                     hint: "start task 0 with `swiftrain train` and the others with `swiftrain-worker` (cluster/train.sbatch does)")
+                throw SwiftRainError(
+                    "\(launch.source.rawValue) rank \(launch.rank)", "this task is a worker, not the coordinator",
+                    hint:
+                        """
+                        start task 0 with `swiftrain train` and the others with `swiftrain-worker` \
+                        (cluster/train.sbatch does)
+                        """
+                )
             }
             guard launch.workers >= 1 else {
-                throw SwiftRainError("\(launch.source.rawValue) tasks", "no worker tasks", expected: "at least 2 tasks (1 coordinator + workers)",
-                                     found: "\(launch.worldSize)", hint: "ask for more tasks (sbatch --ntasks)")
+                throw SwiftRainError(
+                    "\(launch.source.rawValue) tasks", "no worker tasks",
+                    expected: "at least 2 tasks (1 coordinator + workers)",
+                    found: "\(launch.worldSize)", hint: "ask for more tasks (sbatch --ntasks)")
             }
-            listen = launch.listenEndpoint; workers = options.expectWorkers ?? launch.workers
-            log("\(launch.source.rawValue): coordinator of \(launch.workers) worker(s) on \(launch.listenEndpoint); workers connect to \(launch.connectEndpoint)")
+            listen = launch.listenEndpoint
+            workers = options.expectWorkers ?? launch.workers
+            log(
+                """
+                \(launch.source.rawValue): coordinator of \(launch.workers) worker(s) on \
+                \(launch.listenEndpoint); workers connect to \(launch.connectEndpoint)
+                """
+            )
         }
         if let launch, let listen { try launch.checkReachable(listen, role: "--listen") }
         workers = max(1, workers)
@@ -44,8 +61,10 @@ public enum Train {
         return Plan(listen: listen, workers: workers, blasThreadsPerWorker: threads)
     }
 
-    public static func run(config: Config, runPath: String, resume: Bool, options: TrainingOptions, workerBinary: String? = nil,
-                           log: @escaping (String) -> Void) throws -> TrainingCoordinator.Summary {
+    public static func run(
+        config: Config, runPath: String, resume: Bool, options: TrainingOptions, workerBinary: String? = nil,
+        log: @escaping (String) -> Void
+    ) throws -> TrainingCoordinator.Summary {
         let plan = try plan(options, log: log)
         let run = try RunDirectory(path: runPath)
         let context = try ZMQContext()
@@ -57,13 +76,20 @@ public enum Train {
             let k = try CurveKeys.load(dir: run.url.appendingPathComponent("keys").path, create: true)
             zap = try ZAPHandler(context: context, allowedPublicKey: k.workerPublic, log: log)
             keys = k
-            log("CURVE on: workers need --keys \(run.url.appendingPathComponent("keys").path) (copy it to the worker hosts)")
+            log(
+                """
+                CURVE on: workers need --keys \(run.url.appendingPathComponent("keys").path) (copy it to the \
+                worker hosts)
+                """
+            )
         }
-        let server = try ZMQServer(context: context, bind: address, maxMessageBytes: Int64(64 << 20) + 4 * 16_000_000,
-                                   curveSecretKey: keys?.serverSecret)
+        let server = try ZMQServer(
+            context: context, bind: address, maxMessageBytes: Int64(64 << 20) + 4 * 16_000_000,
+            curveSecretKey: keys?.serverSecret)
         let coordinator = TrainingCoordinator(
             config: config, run: run, transport: server, options: options, expectedWorkers: plan.workers,
-            blasThreadsPerWorker: plan.blasThreadsPerWorker, ringAbandoner: ZMQRingAbandoner(context: context, curve: keys), log: log)
+            blasThreadsPerWorker: plan.blasThreadsPerWorker,
+            ringAbandoner: ZMQRingAbandoner(context: context, curve: keys), log: log)
         // SIGTERM (e.g. SLURM's time limit) or SIGUSR1: checkpoint after the current step, then exit.
         let stop = StopSignal()
         stop.install(signals: [SIGTERM, SIGUSR1], log: log)
@@ -81,12 +107,15 @@ public enum Train {
         if plan.local {
             let binary = workerBinary ?? ThisProcess.sibling("swiftrain-worker")
             guard FileManager.default.isExecutableFile(atPath: binary) else {
-                throw SwiftRainError(binary, "swiftrain-worker not found", hint: "build both products (swift build -c release) and run swiftrain from the build directory")
+                throw SwiftRainError(
+                    binary, "swiftrain-worker not found",
+                    hint: "build both products (swift build -c release) and run swiftrain from the build directory")
             }
             for r in 0..<plan.workers {
                 let p = Process()
                 p.executableURL = URL(fileURLWithPath: binary)
-                p.arguments = ["--connect", server.endpoint, "--rank", "\(r)", "--exit-with-parent"]
+                p.arguments =
+                    ["--connect", server.endpoint, "--rank", "\(r)", "--exit-with-parent"]
                     + (keys != nil ? ["--keys", run.url.appendingPathComponent("keys").path] : [])
                 var env = ProcessInfo.processInfo.environment
                 env["OPENBLAS_NUM_THREADS"] = "\(plan.blasThreadsPerWorker)"
@@ -95,7 +124,12 @@ public enum Train {
                 children.append(p)
             }
         } else {
-            log("waiting for \(plan.workers) worker(s): swiftrain-worker --connect \(server.endpoint.replacingOccurrences(of: "0.0.0.0", with: ProcessInfo.processInfo.hostName))")
+            log(
+                """
+                waiting for \(plan.workers) worker(s): swiftrain-worker --connect \
+                \(server.endpoint.replacingOccurrences(of: "0.0.0.0", with: ProcessInfo.processInfo.hostName))
+                """
+            )
         }
         return try coordinator.train(resume: resume)
     }

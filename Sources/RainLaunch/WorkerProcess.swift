@@ -8,7 +8,8 @@ import RainZMQ
 
 /// `swiftrain-worker`'s options: started by `swiftrain train`, by SLURM's srun, or by hand.
 public struct WorkerOptions: ParsableArguments {
-    @Option(help: "Coordinator address, tcp://HOST:PORT (default: from SLURM's environment, or MASTER_ADDR/MASTER_PORT).")
+    @Option(
+        help: "Coordinator address, tcp://HOST:PORT (default: from SLURM's environment, or MASTER_ADDR/MASTER_PORT).")
     public var connect: String?
     @Option(help: "Requested rank (informational; the coordinator assigns ranks).")
     public var rank: Int?
@@ -18,7 +19,9 @@ public struct WorkerOptions: ParsableArguments {
             else OPENBLAS_NUM_THREADS or the core count); any value gives the same bits.
             """)
     public var threads: Int?
-    @Flag(name: .customLong("exit-with-parent"), help: "Exit when the parent process (a local `swiftrain train`) is gone.")
+    @Flag(
+        name: .customLong("exit-with-parent"), help: "Exit when the parent process (a local `swiftrain train`) is gone."
+    )
     public var exitWithParent = false
     @Option(help: "The run's keys/ directory (CURVE; needed when the coordinator listens beyond loopback).")
     public var keys: String?
@@ -37,19 +40,29 @@ public struct WorkerOptions: ParsableArguments {
 /// One worker process: finds its coordinator (flags, then SLURM or torchrun variables), waits for the
 /// run's keys, connects, and runs the worker protocol until the coordinator shuts it down.
 public enum WorkerProcess {
-    public static func run(_ o: WorkerOptions, environment: [String: String] = ProcessInfo.processInfo.environment,
-                           log: @escaping (String) -> Void) throws {
+    public static func run(
+        _ o: WorkerOptions, environment: [String: String] = ProcessInfo.processInfo.environment,
+        log: @escaping (String) -> Void
+    ) throws {
         let launch = try LaunchEnvironment.detect(environment)
         guard let connect = o.connect ?? launch?.connectEndpoint else {
-            throw SwiftRainError("--connect", "no coordinator address",
-                                 hint: "pass --connect tcp://HOST:PORT, or run under srun (SLURM) or with MASTER_ADDR, MASTER_PORT, RANK and WORLD_SIZE set")
+            throw SwiftRainError(
+                "--connect", "no coordinator address",
+                hint:
+                    """
+                    pass --connect tcp://HOST:PORT, or run under srun (SLURM) or with MASTER_ADDR, MASTER_PORT, \
+                    RANK and WORLD_SIZE set
+                    """
+            )
         }
         if let launch { try launch.checkReachable(connect, role: "--connect") }
         if let t = o.threads ?? launch?.cpusPerTask { BLAS.threads = t }
         // SIGUSR1 (SLURM's warning before a time limit) reaches every task of a step: the coordinator
         // checkpoints and then shuts the workers down, so a worker only notes it.
         let usr1 = StopSignal()
-        usr1.install(signals: [SIGUSR1], log: { _ in log("worker: SIGUSR1 noted; the coordinator checkpoints and will shut the workers down") })
+        usr1.install(
+            signals: [SIGUSR1],
+            log: { _ in log("worker: SIGUSR1 noted; the coordinator checkpoints and will shut the workers down") })
         let context = try ZMQContext()
         let curve = try o.keys.map { dir -> CurveKeys in
             let deadline = Date().addingTimeInterval(o.keysTimeout)
@@ -65,8 +78,9 @@ public enum WorkerProcess {
         // The ring inbox: loopback when the coordinator is, else every interface, advertised by host name.
         let local = Endpoint.isLoopback(connect)
         worker.makeRing = { runId in
-            try RingAllreduce(context: context, bind: local ? "tcp://127.0.0.1:*" : "tcp://*:*",
-                              advertiseHost: ProcessInfo.processInfo.hostName, runId: runId, curve: curve, log: log)
+            try RingAllreduce(
+                context: context, bind: local ? "tcp://127.0.0.1:*" : "tcp://*:*",
+                advertiseHost: ProcessInfo.processInfo.hostName, runId: runId, curve: curve, log: log)
         }
         try withExtendedLifetime(usr1) { try worker.run(rank: o.rank ?? launch.map { $0.rank - 1 }) }
     }

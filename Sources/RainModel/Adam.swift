@@ -10,7 +10,10 @@ public struct Adam: Codable, Equatable {
     public var step: Int = 0
 
     public init(lr: Double = 5e-5, beta1: Double = 0.9, beta2: Double = 0.999, eps: Double = 1e-8) {
-        self.lr = lr; self.beta1 = beta1; self.beta2 = beta2; self.eps = eps
+        self.lr = lr
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.eps = eps
     }
 
     public mutating func update(params: FlatBuffer, grads: FlatBuffer, m: FlatBuffer, v: FlatBuffer) {
@@ -24,7 +27,8 @@ public struct Adam: Codable, Equatable {
                 let gj = g[j]
                 let mj = b1 * mp[j] + (1 - b1) * gj
                 let vj = b2 * vp[j] + (1 - b2) * gj * gj
-                mp[j] = mj; vp[j] = vj
+                mp[j] = mj
+                vp[j] = vj
                 p[j] -= stepSize * mj / (vj.squareRoot() / bc2Sqrt + eps)
             }
         }
@@ -41,9 +45,16 @@ public struct PlateauScheduler: Codable, Equatable {
     public var badEpochs = 0
     public var cooldownCounter = 0
 
-    public init(factor: Double = 0.5, patience: Int = 2, threshold: Double = 1e-4, cooldown: Int = 0, minLR: Double = 0, eps: Double = 1e-8) {
-        self.factor = factor; self.patience = patience; self.threshold = threshold
-        self.cooldown = cooldown; self.minLR = minLR; self.eps = eps
+    public init(
+        factor: Double = 0.5, patience: Int = 2, threshold: Double = 1e-4, cooldown: Int = 0, minLR: Double = 0,
+        eps: Double = 1e-8
+    ) {
+        self.factor = factor
+        self.patience = patience
+        self.threshold = threshold
+        self.cooldown = cooldown
+        self.minLR = minLR
+        self.eps = eps
     }
 
     /// Takes one epoch's validation loss; returns the learning rate to use from now on.

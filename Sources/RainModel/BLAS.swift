@@ -29,12 +29,18 @@ public enum BLAS {
     /// OpenBLAS would have used (OPENBLAS_NUM_THREADS, else the number of cores).
     public static var threads: Int {
         get { requestedThreads ?? openBLASDefault }
-        set { requestedThreads = max(1, newValue); applyMode() }
+        set {
+            requestedThreads = max(1, newValue)
+            applyMode()
+        }
     }
 
     public static var threading: Threading {
         get { mode }
-        set { mode = newValue; applyMode() }
+        set {
+            mode = newValue
+            applyMode()
+        }
     }
 
     private static func applyMode() {
@@ -56,8 +62,10 @@ public enum BLAS {
         let ldb = ldb ?? (transB == .no ? n : k)
         let ldc = ldc ?? n
         _ = openBLASDefault
-        func call(_ m: Int, _ n: Int, _ k: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
-                  _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
+        func call(
+            _ m: Int, _ n: Int, _ k: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+            _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int
+        ) {
             cblas_sgemm(
                 CblasRowMajor, transA == .no ? CblasNoTrans : CblasTrans, transB == .no ? CblasNoTrans : CblasTrans,
                 Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
@@ -88,8 +96,9 @@ public enum BLAS {
             defer { partial.deallocate() }
             onPieces(plan.pieces) { p in
                 let k0 = bounds[p], k1 = bounds[p + 1]
-                call(m, n, k1 - k0, transA == .no ? a + k0 : a + k0 * lda, transB == .no ? b + k0 * ldb : b + k0,
-                     0, partial + p * mn, n)
+                call(
+                    m, n, k1 - k0, transA == .no ? a + k0 : a + k0 * lda, transB == .no ? b + k0 * ldb : b + k0,
+                    0, partial + p * mn, n)
             }
             let pieces = plan.pieces
             Parallel.forEach(m) { rows in

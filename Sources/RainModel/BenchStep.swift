@@ -61,8 +61,10 @@ public enum BenchStep {
 
     /// Median seconds of `steps` training steps per threading mode after one warm-up each, the modes
     /// taking turns step by step on the same buffers (so drift in the machine's speed hits both alike).
-    public static func timeStep(_ shape: ModelShape, batch: Int, seqLen: Int, steps: Int,
-                                modes: [BLAS.Threading]) -> (seconds: [Double], bytes: Int) {
+    public static func timeStep(
+        _ shape: ModelShape, batch: Int, seqLen: Int, steps: Int,
+        modes: [BLAS.Threading]
+    ) -> (seconds: [Double], bytes: Int) {
         let model = ConvLSTMForecaster(shape: shape, batch: batch, steps: seqLen)
         let l = model.layout
         let p = FlatBuffer.initialParameters(l, seed: 1), g = FlatBuffer(count: l.count)
@@ -95,7 +97,8 @@ public enum BenchStep {
         let small = ModelShape(cin: 16, hidden: 32, head: 16, height: 32, width: 64, relu: true)
         var ceilings: [Ceiling] = []  // one per row, same order
         var rows: [Row] = []
-        let configs: [(String, ModelShape, [Int])] = quick
+        let configs: [(String, ModelShape, [Int])] =
+            quick
             ? [("small F=32", small, [8])]
             : [("full F=384", full, [1, 4]), ("small F=32", small, [8, 32])]
         for threads in threadCounts {
@@ -107,15 +110,22 @@ public enum BenchStep {
                     let (m, k, n) = (4 * shape.hidden, (shape.cin + shape.hidden) * 9, b * shape.plane)
                     BLAS.threading = .openBLAS
                     let gf = sgemmGFlops(m: m, k: k, n: n)
-                    ceilings.append(Ceiling(model: name, batch: b, threads: threads, shape: "\(m)×\(k)·\(k)×\(n)", gflops: gf))
+                    ceilings.append(
+                        Ceiling(model: name, batch: b, threads: threads, shape: "\(m)×\(k)·\(k)×\(n)", gflops: gf))
                     BLAS.threading = .pieces
                     let (secs, bytes) = timeStep(shape, batch: b, seqLen: 5, steps: steps, modes: [.pieces, .openBLAS])
                     let (sec, openSec) = (secs[0], secs[1])
                     let flops = flopsPerSample(shape, steps: 5) * Double(b)
-                    let row = Row(model: name, batch: b, threads: threads, secondsPerStep: sec, samplesPerSecond: Double(b) / sec,
-                                  gflops: flops / sec / 1e9, ratioToCeiling: flops / sec / 1e9 / gf,
-                                  openBLASSecondsPerStep: openSec, speedupOverOpenBLAS: openSec / sec, workspaceBytes: bytes)
-                    note("\(name) B=\(b) \(threads)t: \(String(format: "%.3f", sec)) s/step (OpenBLAS threading \(String(format: "%.3f", openSec)))")
+                    let row = Row(
+                        model: name, batch: b, threads: threads, secondsPerStep: sec, samplesPerSecond: Double(b) / sec,
+                        gflops: flops / sec / 1e9, ratioToCeiling: flops / sec / 1e9 / gf,
+                        openBLASSecondsPerStep: openSec, speedupOverOpenBLAS: openSec / sec, workspaceBytes: bytes)
+                    note(
+                        """
+                        \(name) B=\(b) \(threads)t: \(String(format: "%.3f", sec)) s/step (OpenBLAS threading \
+                        \(String(format: "%.3f", openSec)))
+                        """
+                    )
                     rows.append(row)
                 }
             }
@@ -124,16 +134,22 @@ public enum BenchStep {
     }
 
     public static func table(_ r: Report) -> String {
-        var out = "model        B  threads   s/step  samples/s  GFLOP/s   sgemm ceiling (shape)           of ceiling"
+        var out =
+            "model        B  threads   s/step  samples/s  GFLOP/s   sgemm ceiling (shape)           of ceiling"
             + "  OpenBLAS-threaded s/step  speed-up  memory\n"
         for (x, c) in zip(r.rows, r.ceilings) {
-            out += x.model.padding(toLength: 11, withPad: " ", startingAt: 0) + String(x.batch).leftPad(3) + String(x.threads).leftPad(9)
+            out +=
+                x.model.padding(toLength: 11, withPad: " ", startingAt: 0) + String(x.batch).leftPad(3)
+                + String(x.threads).leftPad(9)
                 + String(format: "%9.3f%11.2f%9.1f%9.1f ", x.secondsPerStep, x.samplesPerSecond, x.gflops, c.gflops)
                 + "(\(c.shape))".padding(toLength: 22, withPad: " ", startingAt: 0)
-                + String(format: "%11.0f%%%26.3f%9.2f×", 100 * x.ratioToCeiling, x.openBLASSecondsPerStep, x.speedupOverOpenBLAS)
+                + String(
+                    format: "%11.0f%%%26.3f%9.2f×", 100 * x.ratioToCeiling, x.openBLASSecondsPerStep,
+                    x.speedupOverOpenBLAS)
                 + bytesText(x.workspaceBytes).leftPad(11) + "\n"
         }
-        out += "\ns/step: SwiftRain's fixed GEMM pieces (same bits for any thread count, what training runs);"
+        out +=
+            "\ns/step: SwiftRain's fixed GEMM pieces (same bits for any thread count, what training runs);"
             + " OpenBLAS-threaded: the same step with OpenBLAS splitting each call by thread count.\n"
         out += "\npeak RSS of this run: \(bytesText(r.peakRSSBytes))\n"
         return out

@@ -20,7 +20,8 @@ public enum CheckGradients {
     /// float32 rounding of the parameter alone (ulp ≈ 7e-9) is ~1.5e-4 of an update: compare updates at 2e-3.
     public static let updateTolerance = 2e-3
 
-    static func compare<C: Collection>(_ name: String, _ oursIn: C, _ ref: [Float], tolerance: Double) -> Row where C.Element == Float {
+    static func compare<C: Collection>(_ name: String, _ oursIn: C, _ ref: [Float], tolerance: Double) -> Row
+    where C.Element == Float {
         let ours = Array(oursIn)
         var maxAbs = 0.0, scale = 0.0
         for i in 0..<ref.count {
@@ -50,9 +51,15 @@ public enum CheckGradients {
             model.backward(params: params, grads: grads, input: xp.baseAddress!)
         }
         rows.append(compare("output", model.output.buffer, try fx.tensor("output"), tolerance: forwardTolerance))
-        rows.append(Row(tensor: "loss", maxAbs: abs(loss - fx.loss), relative: abs(loss - fx.loss) / abs(fx.loss), tolerance: forwardTolerance))
+        rows.append(
+            Row(
+                tensor: "loss", maxAbs: abs(loss - fx.loss), relative: abs(loss - fx.loss) / abs(fx.loss),
+                tolerance: forwardTolerance))
         for e in layout.entries {
-            rows.append(compare("grad." + e.name, grads[e], try fx.tensor("grad." + e.name, expect: e.shape), tolerance: gradientTolerance))
+            rows.append(
+                compare(
+                    "grad." + e.name, grads[e], try fx.tensor("grad." + e.name, expect: e.shape),
+                    tolerance: gradientTolerance))
         }
 
         // The recorded Adam steps, each recomputing loss and gradient on the same batch.
@@ -84,7 +91,8 @@ public enum CheckGradients {
     public static func table(_ rows: [Row]) -> String {
         var out = "tensor".padding(toLength: 32, withPad: " ", startingAt: 0) + "     max abs    relative   tolerance\n"
         for r in rows {
-            out += r.tensor.padding(toLength: 32, withPad: " ", startingAt: 0)
+            out +=
+                r.tensor.padding(toLength: 32, withPad: " ", startingAt: 0)
                 + String(format: "%12.3e%12.3e%12.0e  %@\n", r.maxAbs, r.relative, r.tolerance, r.ok ? "ok" : "FAIL")
         }
         return out

@@ -13,75 +13,93 @@ public enum Conv3x3 {
     // Both closures are called concurrently for different channels.
 
     /// Fills col[C·9][B·H·W]; a nil plane (e.g. h₀ = 0) writes zeros.
-    public static func im2col(channels: Int, batch: Int, height h: Int, width w: Int,
-                              source: PlaneSource, col: UnsafeMutablePointer<Float>) {
+    public static func im2col(
+        channels: Int, batch: Int, height h: Int, width w: Int,
+        source: PlaneSource, col: UnsafeMutablePointer<Float>
+    ) {
         let hw = h * w, n = batch * hw
-        Parallel.forEach(channels) { cs in for c in cs {
-            for b in 0..<batch {
-                let src = source(c, b)
-                for ky in 0..<3 {
-                    for kx in 0..<3 {
-                        let dst = col + (c * 9 + ky * 3 + kx) * n + b * hw
-                        guard let src else { dst.update(repeating: 0, count: hw); continue }
-                        let dx = kx - 1
-                        for y in 0..<h {
-                            let sy = y + ky - 1
-                            let row = dst + y * w
-                            if sy < 0 || sy >= h { row.update(repeating: 0, count: w); continue }
-                            let s = src + sy * w
-                            // Interior copy, zero padding at the edge the shift exposes.
-                            if dx == 0 {
-                                row.update(from: s, count: w)
-                            } else if dx < 0 {
-                                row[0] = 0
-                                (row + 1).update(from: s, count: w - 1)
-                            } else {
-                                row.update(from: s + 1, count: w - 1)
-                                row[w - 1] = 0
+        Parallel.forEach(channels) { cs in
+            for c in cs {
+                for b in 0..<batch {
+                    let src = source(c, b)
+                    for ky in 0..<3 {
+                        for kx in 0..<3 {
+                            let dst = col + (c * 9 + ky * 3 + kx) * n + b * hw
+                            guard let src else {
+                                dst.update(repeating: 0, count: hw)
+                                continue
+                            }
+                            let dx = kx - 1
+                            for y in 0..<h {
+                                let sy = y + ky - 1
+                                let row = dst + y * w
+                                if sy < 0 || sy >= h {
+                                    row.update(repeating: 0, count: w)
+                                    continue
+                                }
+                                let s = src + sy * w
+                                // Interior copy, zero padding at the edge the shift exposes.
+                                if dx == 0 {
+                                    row.update(from: s, count: w)
+                                } else if dx < 0 {
+                                    row[0] = 0
+                                    (row + 1).update(from: s, count: w - 1)
+                                } else {
+                                    row.update(from: s + 1, count: w - 1)
+                                    row[w - 1] = 0
+                                }
                             }
                         }
                     }
                 }
             }
-        } }
+        }
     }
 
     /// Adds the column gradient back into source-plane gradients (the adjoint of im2col), for
     /// channels in `range` only; `grad(c, b)` is the H·W plane to accumulate into.
-    public static func col2im(channels range: Range<Int>, batch: Int, height h: Int, width w: Int,
-                              col: UnsafePointer<Float>, grad: (_ c: Int, _ b: Int) -> UnsafeMutablePointer<Float>) {
+    public static func col2im(
+        channels range: Range<Int>, batch: Int, height h: Int, width w: Int,
+        col: UnsafePointer<Float>, grad: (_ c: Int, _ b: Int) -> UnsafeMutablePointer<Float>
+    ) {
         let hw = h * w, n = batch * hw
-        Parallel.forEach(range.count) { part in for c in part.map({ $0 + range.lowerBound }) {
-            for b in 0..<batch {
-                let g = grad(c, b)
-                for ky in 0..<3 {
-                    for kx in 0..<3 {
-                        let src = col + (c * 9 + ky * 3 + kx) * n + b * hw
-                        let dx = kx - 1
-                        for y in 0..<h {
-                            let sy = y + ky - 1
-                            if sy < 0 || sy >= h { continue }
-                            let r = src + y * w, d = g + sy * w
-                            let x0 = max(0, -dx), x1 = min(w, w - dx)
-                            for x in x0..<x1 { d[x + dx] += r[x] }
+        Parallel.forEach(range.count) { part in
+            for c in part.map({ $0 + range.lowerBound }) {
+                for b in 0..<batch {
+                    let g = grad(c, b)
+                    for ky in 0..<3 {
+                        for kx in 0..<3 {
+                            let src = col + (c * 9 + ky * 3 + kx) * n + b * hw
+                            let dx = kx - 1
+                            for y in 0..<h {
+                                let sy = y + ky - 1
+                                if sy < 0 || sy >= h { continue }
+                                let r = src + y * w, d = g + sy * w
+                                let x0 = max(0, -dx), x1 = min(w, w - dx)
+                                for x in x0..<x1 { d[x + dx] += r[x] }
+                            }
                         }
                     }
                 }
             }
-        } }
+        }
     }
 
     /// out[M][N] = w[M][K] · col[K][N] + bias[M].
-    public static func forward(m: Int, k: Int, n: Int, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>,
-                               col: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>) {
+    public static func forward(
+        m: Int, k: Int, n: Int, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>,
+        col: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>
+    ) {
         for i in 0..<m { (out + i * n).update(repeating: bias[i], count: n) }
         BLAS.sgemm(.no, .no, m: m, n: n, k: k, a: weight, b: col, beta: 1, c: out)
     }
 
     /// dW[M][K] += dOut · colᵀ; dBias[M] += Σₙ dOut; dCol[K][N] = wᵀ · dOut (skipped when nil).
-    public static func backward(m: Int, k: Int, n: Int, weight: UnsafePointer<Float>, col: UnsafePointer<Float>,
-                                dOut: UnsafePointer<Float>, dWeight: UnsafeMutablePointer<Float>, dBias: UnsafeMutablePointer<Float>,
-                                dCol: UnsafeMutablePointer<Float>?) {
+    public static func backward(
+        m: Int, k: Int, n: Int, weight: UnsafePointer<Float>, col: UnsafePointer<Float>,
+        dOut: UnsafePointer<Float>, dWeight: UnsafeMutablePointer<Float>, dBias: UnsafeMutablePointer<Float>,
+        dCol: UnsafeMutablePointer<Float>?
+    ) {
         BLAS.sgemm(.no, .yes, m: m, n: k, k: n, a: dOut, b: col, beta: 1, c: dWeight)
         for i in 0..<m {
             var s: Float = 0

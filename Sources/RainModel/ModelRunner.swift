@@ -1,6 +1,6 @@
-import RainSupport
 import RainConfig
 import RainData
+import RainSupport
 
 /// Sums over a shard of samples: what a worker returns for a step or a validation share, and what
 /// evaluation adds up. Summing shards' sums gives the sums over their union.
@@ -12,7 +12,10 @@ public struct ShardSums: Equatable {
     public var leadSquaredError: [Double] = []
     public var leadWeight: [Double] = []
     public init(count: Int, lossSum: Double, leadSquaredError: [Double] = [], leadWeight: [Double] = []) {
-        self.count = count; self.lossSum = lossSum; self.leadSquaredError = leadSquaredError; self.leadWeight = leadWeight
+        self.count = count
+        self.lossSum = lossSum
+        self.leadSquaredError = leadSquaredError
+        self.leadWeight = leadWeight
     }
 }
 
@@ -38,8 +41,9 @@ public final class ModelRunner {
         catalog = try DataCatalog(paths: config.data)
         let spec = try SampleSpec(config)
         index = try SampleIndex(spec: spec, catalog: catalog)
-        assembler = try SampleAssembler(spec: spec, catalog: catalog, normalisation: try Normalisation.load(path: config.normalisation),
-                                        config: config)
+        assembler = try SampleAssembler(
+            spec: spec, catalog: catalog, normalisation: try Normalisation.load(path: config.normalisation),
+            config: config)
         shape = ModelShape(assembler.layout, config)
         layout = ParameterLayout(shape)
         params = FlatBuffer(count: layout.count)
@@ -58,10 +62,17 @@ public final class ModelRunner {
     public func mappedSummary() -> String {
         let files = catalog.datasets.flatMap { $0.files.values }.filter(\.isTemporal).sorted { $0.name < $1.name }
         let parts = files.map { f -> String in
-            let rows = f.mapped.mappedRanges.map { "\($0.lowerBound / f.mapped.rowBytes)..<\(($0.upperBound + f.mapped.rowBytes - 1) / f.mapped.rowBytes)" }
-            return "\(f.name) rows \(rows.isEmpty ? "none" : rows.joined(separator: ",")) of \(f.mapped.byteCount / f.mapped.rowBytes)"
+            let rows = f.mapped.mappedRanges.map {
+                "\($0.lowerBound / f.mapped.rowBytes)..<\(($0.upperBound + f.mapped.rowBytes - 1) / f.mapped.rowBytes)"
+            }
+            return
+                """
+                \(f.name) rows \(rows.isEmpty ? "none" : rows.joined(separator: ",")) of \
+                \(f.mapped.byteCount / f.mapped.rowBytes)
+                """
         }
-        let mapped = files.reduce(0) { $0 + $1.mapped.mappedBytes }, total = files.reduce(0) { $0 + $1.mapped.byteCount }
+        let mapped = files.reduce(0) { $0 + $1.mapped.mappedBytes },
+            total = files.reduce(0) { $0 + $1.mapped.byteCount }
         return "mapped \(mapped >> 10) KiB of \(total >> 10) KiB of temporal data: " + parts.joined(separator: "; ")
     }
 
@@ -78,7 +89,8 @@ public final class ModelRunner {
         try input.withUnsafeMutableBufferPointer { i in
             try target.withUnsafeMutableBufferPointer { t in
                 for (j, s) in samples.enumerated() {
-                    try assembler.assemble(part.sample(s), input: i.baseAddress! + j * ic, target: t.baseAddress! + j * tc)
+                    try assembler.assemble(
+                        part.sample(s), input: i.baseAddress! + j * ic, target: t.baseAddress! + j * tc)
                 }
             }
         }
@@ -86,8 +98,10 @@ public final class ModelRunner {
 
     private func check(_ samples: [Int], _ part: PartitionSamples) throws {
         if let bad = samples.first(where: { $0 < 0 || $0 >= part.count }) {
-            throw SwiftRainError("step", "sample index \(bad) outside the \(part.partition.name.rawValue) partition (\(part.count) samples)",
-                                 hint: "the coordinator and this worker see different data; give every host the same dataset")
+            throw SwiftRainError(
+                "step",
+                "sample index \(bad) outside the \(part.partition.name.rawValue) partition (\(part.count) samples)",
+                hint: "the coordinator and this worker see different data; give every host the same dataset")
         }
     }
 
@@ -103,8 +117,10 @@ public final class ModelRunner {
     /// outputs (transformed space, in the model) while the targets are still in `target`. With
     /// `backwardOver` (the global batch), also backpropagates each chunk's share of the mean loss into
     /// `grads`. Returns Σ loss.
-    private func forwardInChunks(_ samples: [Int], _ part: PartitionSamples, backwardOver globalBatch: Int? = nil,
-                                 _ each: (_ start: Int, _ chunk: ArraySlice<Int>, ConvLSTMForecaster) -> Void) throws -> Double {
+    private func forwardInChunks(
+        _ samples: [Int], _ part: PartitionSamples, backwardOver globalBatch: Int? = nil,
+        _ each: (_ start: Int, _ chunk: ArraySlice<Int>, ConvLSTMForecaster) -> Void
+    ) throws -> Double {
         try check(samples, part)
         var lossSum = 0.0
         let mb = max(1, config.microBatch)
@@ -115,7 +131,9 @@ public final class ModelRunner {
             input.withUnsafeBufferPointer { i in
                 m.forward(params: params, input: i.baseAddress!)
                 let scale = Float(chunk.count) / Float(globalBatch ?? chunk.count)
-                lossSum += target.withUnsafeBufferPointer { m.loss(target: $0.baseAddress!, gradientScale: scale) } * Double(chunk.count)
+                lossSum +=
+                    target.withUnsafeBufferPointer { m.loss(target: $0.baseAddress!, gradientScale: scale) }
+                    * Double(chunk.count)
                 if globalBatch != nil { m.backward(params: params, grads: grads, input: i.baseAddress!) }
             }
             each(start, chunk, m)
@@ -126,15 +144,21 @@ public final class ModelRunner {
     /// Loss and per-lead-time squared errors in physical units (latitude-weighted) over `samples` of `partition`.
     public func evaluate(samples: [Int], partition: Partition.Name = .valid) throws -> ShardSums {
         let part = index.samples(partition)
-        let leads = index.spec.leads.count, hw = shape.plane, std = assembler.targetStd, scale = Double(index.spec.targetUnits.scale)
+        let leads = index.spec.leads.count, hw = shape.plane, std = assembler.targetStd,
+            scale = Double(index.spec.targetUnits.scale)
         var sq = [Double](repeating: 0, count: leads), wsum = [Double](repeating: 0, count: leads)
         let lossSum = try forwardInChunks(samples, part) { _, chunk, m in
             for (j, s) in chunk.enumerated() {
                 let l = index.spec.leadIndex(part.sample(s).lead)!
                 for q in 0..<hw {
                     let w = Double(m.latWeights[q / shape.width])
-                    let d = scale * Double(Normalisation.inverse(m.output.pointer[j * hw + q], std: std) - Normalisation.inverse(target[j * hw + q], std: std))
-                    sq[l] += w * d * d; wsum[l] += w
+                    let d =
+                        scale
+                        * Double(
+                            Normalisation.inverse(m.output.pointer[j * hw + q], std: std)
+                                - Normalisation.inverse(target[j * hw + q], std: std))
+                    sq[l] += w * d * d
+                    wsum[l] += w
                 }
             }
         }
@@ -147,7 +171,9 @@ public final class ModelRunner {
         let hw = shape.plane, std = assembler.targetStd
         var out = [Float](repeating: 0, count: samples.count * hw)
         let lossSum = try forwardInChunks(samples, index.samples(partition)) { start, chunk, m in
-            for q in 0..<(chunk.count * hw) { out[start * hw + q] = Normalisation.inverse(m.output.pointer[q], std: std) }
+            for q in 0..<(chunk.count * hw) {
+                out[start * hw + q] = Normalisation.inverse(m.output.pointer[q], std: std)
+            }
         }
         return (out, lossSum)
     }

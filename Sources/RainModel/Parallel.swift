@@ -10,7 +10,10 @@ public enum Parallel {
     @inline(__always)
     public static func forEach(_ count: Int, minimumPerThread: Int = 1, _ body: (Range<Int>) -> Void) {
         let t = min(threads > 0 ? threads : BLAS.threads, max(1, count / max(1, minimumPerThread)))
-        if t <= 1 { body(0..<count); return }
+        if t <= 1 {
+            body(0..<count)
+            return
+        }
         DispatchQueue.concurrentPerform(iterations: t) { i in
             body((count * i / t)..<(count * (i + 1) / t))
         }

@@ -9,7 +9,12 @@ public struct ModelShape: Equatable, Codable {
     /// Final ReLU (PyRain's default; `no_relu` turns it off).
     public var relu: Bool
     public init(cin: Int, hidden: Int, head: Int, height: Int, width: Int, relu: Bool) {
-        self.cin = cin; self.hidden = hidden; self.head = head; self.height = height; self.width = width; self.relu = relu
+        self.cin = cin
+        self.hidden = hidden
+        self.head = head
+        self.height = height
+        self.width = width
+        self.relu = relu
     }
     public var plane: Int { height * width }
 }
@@ -18,8 +23,9 @@ extension ModelShape {
     /// PyRain's forecaster for `config` on `input`: C_in and the grid from the input layout, F, F2 and
     /// the ReLU from `hidden_1`, `hidden_2` and `no_relu`.
     public init(_ input: InputLayout, _ config: Config) {
-        self.init(cin: input.channels, hidden: config.hidden1, head: config.hidden2, height: input.height, width: input.width,
-                  relu: !config.noRelu)
+        self.init(
+            cin: input.channels, hidden: config.hidden1, head: config.hidden2, height: input.height, width: input.width,
+            relu: !config.noRelu)
     }
 
     /// The shape from the configuration alone (the coordinator knows it before any worker has data).
@@ -75,12 +81,21 @@ public struct ParameterLayout: Equatable, Codable {
     /// Checks that `shape` of tensor `name` from `source` matches this layout.
     public func check(_ name: String, shape: [Int], source: String) throws {
         guard let e = entries.first(where: { $0.name == name }) else {
-            throw SwiftRainError("\(source): \(name)", "unknown parameter tensor",
-                                 expected: entries.map(\.name).joined(separator: ", "), hint: "the file was not written for ConvLSTMForecaster")
+            throw SwiftRainError(
+                "\(source): \(name)", "unknown parameter tensor",
+                expected: entries.map(\.name).joined(separator: ", "),
+                hint: "the file was not written for ConvLSTMForecaster")
         }
         guard e.shape == shape else {
-            throw SwiftRainError("\(source): \(name)", "shape mismatch", expected: "\(e.shape) (from the model configuration)", found: "\(shape)",
-                                 hint: "set hidden_1, hidden_2, the sources/inc_time (C_in) and the grid to the values the file was made with")
+            throw SwiftRainError(
+                "\(source): \(name)", "shape mismatch", expected: "\(e.shape) (from the model configuration)",
+                found: "\(shape)",
+                hint:
+                    """
+                    set hidden_1, hidden_2, the sources/inc_time (C_in) and the grid to the values the file was \
+                    made with
+                    """
+            )
         }
     }
 }

@@ -8,9 +8,13 @@ public enum PNG {
     public static func write(path: String, width: Int, height: Int, rgb: [UInt8]) throws {
         precondition(rgb.count == width * height * 3)
         var message = [CChar](repeating: 0, count: 256)
-        let ok = rgb.withUnsafeBufferPointer { swiftrain_png_write_rgb(path, UInt32(width), UInt32(height), $0.baseAddress, &message, message.count) }
+        let ok = rgb.withUnsafeBufferPointer {
+            swiftrain_png_write_rgb(path, UInt32(width), UInt32(height), $0.baseAddress, &message, message.count)
+        }
         guard ok == 1 else {
-            throw SwiftRainError(path, "cannot write the PNG: \(String(cString: message))", hint: "check the directory exists and is writable")
+            throw SwiftRainError(
+                path, "cannot write the PNG: \(String(cString: message))",
+                hint: "check the directory exists and is writable")
         }
     }
 }

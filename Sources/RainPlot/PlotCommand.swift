@@ -1,13 +1,15 @@
 import Foundation
-import RainSupport
 import RainData
 import RainModel
+import RainSupport
 import RainTraining
 
 /// `swiftrain plot`: the run's training curves, and truth vs forecast maps per lead time for a date.
 public enum Plot {
     /// Writes figures/curves.png and figures/maps-<date>.png into the run; returns their paths.
-    public static func run(runPath: String, date: EpochSeconds?, phase: Partition.Name, log: (String) -> Void) throws -> [String] {
+    public static func run(runPath: String, date: EpochSeconds?, phase: Partition.Name, log: (String) -> Void) throws
+        -> [String]
+    {
         let run = try RunDirectory(path: runPath)
         let dir = run.url.appendingPathComponent("figures")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -17,11 +19,14 @@ public enum Plot {
         var steps: [(Int, Double)] = [], valid: [(Int, Double)] = []
         let text = (try? String(contentsOfFile: run.metricsPath, encoding: .utf8)) ?? ""
         for line in text.split(separator: "\n") {
-            guard let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], let g = o["global_step"] as? Int else { continue }
+            guard let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                let g = o["global_step"] as? Int
+            else { continue }
             if o["kind"] as? String == "step", let l = o["loss"] as? Double { steps.append((g, l)) }
             if o["kind"] as? String == "valid", let l = o["val_loss"] as? Double { valid.append((g, l)) }
         }
-        let curves = Figures.curves(title: "\(run.url.lastPathComponent): training and validation loss", steps: steps, valid: valid)
+        let curves = Figures.curves(
+            title: "\(run.url.lastPathComponent): training and validation loss", steps: steps, valid: valid)
         let curvesPath = dir.appendingPathComponent("curves.png").path
         try PNG.write(path: curvesPath, width: curves.width, height: curves.height, rgb: curves.pixels)
         written.append(curvesPath)
@@ -32,33 +37,55 @@ public enum Plot {
         let compute = try model.runner()
         let part = compute.index.samples(phase)
         var offsets: [Int] = [], total = 0
-        for l in part.leads { offsets.append(total); total += l.times.count }
+        for l in part.leads {
+            offsets.append(total)
+            total += l.times.count
+        }
         func index(t0: EpochSeconds, lead l: Int) -> Int? {
             part.leads[l].times.firstIndex(of: t0).map { offsets[l] + $0 }
         }
         guard let firstLead = part.leads.first, !firstLead.times.isEmpty else {
-            throw SwiftRainError("--phase \(phase.rawValue)", "no samples in this partition", hint: "`swiftrain inspect --config C` shows why")
+            throw SwiftRainError(
+                "--phase \(phase.rawValue)", "no samples in this partition",
+                hint: "`swiftrain inspect --config C` shows why")
         }
         // Default: the sample time nearest the partition's middle that every lead has.
-        let t0 = date ?? firstLead.times.sorted { abs($0 - firstLead.times[firstLead.times.count / 2]) < abs($1 - firstLead.times[firstLead.times.count / 2]) }
-            .first { t in part.leads.indices.allSatisfy { index(t0: t, lead: $0) != nil } } ?? firstLead.times[firstLead.times.count / 2]
+        let t0 =
+            date ?? firstLead.times.sorted {
+                abs($0 - firstLead.times[firstLead.times.count / 2])
+                    < abs($1 - firstLead.times[firstLead.times.count / 2])
+            }
+            .first { t in part.leads.indices.allSatisfy { index(t0: t, lead: $0) != nil } }
+            ?? firstLead.times[firstLead.times.count / 2]
         let target = try compute.catalog.channels(of: compute.index.spec.target)[0]
         let (scale, unit) = compute.index.spec.targetUnits
         var truth: [[Float]?] = [], forecast: [[Float]?] = []
         for l in part.leads.indices {
-            guard let i = index(t0: t0, lead: l) else { truth.append(nil); forecast.append(nil); continue }
+            guard let i = index(t0: t0, lead: l) else {
+                truth.append(nil)
+                forecast.append(nil)
+                continue
+            }
             let s = part.sample(i)
             let y = try target.plane(at: s.t0 + s.lead)!
             truth.append((0..<compute.shape.plane).map { y[$0] * scale })
             forecast.append(try compute.forecast(samples: [i], partition: phase).forecast.map { $0 * scale })
         }
         if truth.allSatisfy({ $0 == nil }) {
-            throw SwiftRainError("--date", "no \(phase.rawValue) sample starts at \(UTCTime.iso(t0))",
-                                 hint: "pick a time between \(UTCTime.short(firstLead.times.first!)) and \(UTCTime.short(firstLead.times.last!)) on the sample grid (every \(part.partition.stride / 3600) h)")
+            throw SwiftRainError(
+                "--date", "no \(phase.rawValue) sample starts at \(UTCTime.iso(t0))",
+                hint:
+                    """
+                    pick a time between \(UTCTime.short(firstLead.times.first!)) and \
+                    \(UTCTime.short(firstLead.times.last!)) on the sample grid (every \
+                    \(part.partition.stride / 3600) h)
+                    """
+            )
         }
-        let maps = Figures.maps(title: "\(compute.index.spec.target) from \(UTCTime.short(t0)) UTC (\(phase.rawValue))",
-                                unit: unit, leads: part.leads.map(\.leadHours), truth: truth, forecast: forecast,
-                                height: compute.shape.height, width: compute.shape.width)
+        let maps = Figures.maps(
+            title: "\(compute.index.spec.target) from \(UTCTime.short(t0)) UTC (\(phase.rawValue))",
+            unit: unit, leads: part.leads.map(\.leadHours), truth: truth, forecast: forecast,
+            height: compute.shape.height, width: compute.shape.width)
         let stamp = UTCTime.iso(t0).replacingOccurrences(of: ":", with: "").replacingOccurrences(of: "-", with: "")
         let mapsPath = dir.appendingPathComponent("maps-\(stamp).png").path
         try PNG.write(path: mapsPath, width: maps.width, height: maps.height, rgb: maps.pixels)

@@ -9,7 +9,9 @@ public struct MessageHeader: Equatable {
     public static let version: UInt16 = 1
     public static let size = 40
 
-    public enum Kind: UInt8, CaseIterable { case hello = 1, welcome, ready, step, result, shutdown, abort, heartbeat, ring }
+    public enum Kind: UInt8, CaseIterable {
+        case hello = 1, welcome, ready, step, result, shutdown, abort, heartbeat, ring
+    }
     public enum Phase: UInt8 { case none = 0, train, valid }
 
     public var kind: Kind
@@ -20,25 +22,42 @@ public struct MessageHeader: Equatable {
     public var payloadBytes: UInt64
     public var checksum: UInt32
 
-    public init(kind: Kind, phase: Phase = .none, runId: UInt64, step: UInt64 = 0, bodyBytes: UInt32 = 0, payloadBytes: UInt64 = 0, checksum: UInt32 = 0) {
-        self.kind = kind; self.phase = phase; self.runId = runId; self.step = step
-        self.bodyBytes = bodyBytes; self.payloadBytes = payloadBytes; self.checksum = checksum
+    public init(
+        kind: Kind, phase: Phase = .none, runId: UInt64, step: UInt64 = 0, bodyBytes: UInt32 = 0,
+        payloadBytes: UInt64 = 0, checksum: UInt32 = 0
+    ) {
+        self.kind = kind
+        self.phase = phase
+        self.runId = runId
+        self.step = step
+        self.bodyBytes = bodyBytes
+        self.payloadBytes = payloadBytes
+        self.checksum = checksum
     }
 
     public func encoded() -> [UInt8] {
         var out = [UInt8]()
         out.reserveCapacity(Self.size)
         func put<T: FixedWidthInteger>(_ v: T) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
-        put(Self.magic); put(Self.version); put(kind.rawValue); put(phase.rawValue)
-        put(runId); put(step); put(bodyBytes); put(payloadBytes); put(checksum)
+        put(Self.magic)
+        put(Self.version)
+        put(kind.rawValue)
+        put(phase.rawValue)
+        put(runId)
+        put(step)
+        put(bodyBytes)
+        put(payloadBytes)
+        put(checksum)
         return out
     }
 
     /// Why a message was refused (counted and logged by the receiver, never trusted).
     public enum Rejection: String, Error, CaseIterable {
-        case malformed = "malformed header", badMagic = "not a SwiftRain message", badVersion = "protocol version mismatch",
-             foreignRun = "wrong run id", badKind = "unknown kind", badSize = "size mismatch", badChecksum = "checksum mismatch",
-             nonFinite = "NaN or Inf in a gradient", unexpected = "unexpected message"
+        case malformed = "malformed header", badMagic = "not a SwiftRain message", badVersion =
+            "protocol version mismatch",
+            foreignRun = "wrong run id", badKind = "unknown kind", badSize = "size mismatch", badChecksum =
+            "checksum mismatch",
+            nonFinite = "NaN or Inf in a gradient", unexpected = "unexpected message"
     }
 
     public static func decode(_ b: [UInt8]) throws -> MessageHeader {
@@ -51,8 +70,9 @@ public struct MessageHeader: Equatable {
         guard get(0, UInt32.self) == magic else { throw Rejection.badMagic }
         guard get(4, UInt16.self) == version else { throw Rejection.badVersion }
         guard let kind = Kind(rawValue: b[6]), let phase = Phase(rawValue: b[7]) else { throw Rejection.badKind }
-        return MessageHeader(kind: kind, phase: phase, runId: get(8, UInt64.self), step: get(16, UInt64.self),
-                             bodyBytes: get(24, UInt32.self), payloadBytes: get(28, UInt64.self), checksum: get(36, UInt32.self))
+        return MessageHeader(
+            kind: kind, phase: phase, runId: get(8, UInt64.self), step: get(16, UInt64.self),
+            bodyBytes: get(24, UInt32.self), payloadBytes: get(28, UInt64.self), checksum: get(36, UInt32.self))
     }
 }
 
@@ -63,11 +83,14 @@ public struct Message {
     public var payload: [Float]
 
     /// Builds the frames of a message; the checksum covers body and payload.
-    public static func frames(_ kind: MessageHeader.Kind, phase: MessageHeader.Phase = .none, runId: UInt64, step: UInt64 = 0,
-                              body: [UInt8] = [], payload: UnsafeBufferPointer<Float>? = nil) -> [[UInt8]] {
+    public static func frames(
+        _ kind: MessageHeader.Kind, phase: MessageHeader.Phase = .none, runId: UInt64, step: UInt64 = 0,
+        body: [UInt8] = [], payload: UnsafeBufferPointer<Float>? = nil
+    ) -> [[UInt8]] {
         let p = payload.map { [UInt8](UnsafeRawBufferPointer($0)) } ?? []
-        let h = MessageHeader(kind: kind, phase: phase, runId: runId, step: step, bodyBytes: UInt32(body.count),
-                              payloadBytes: UInt64(p.count), checksum: Checksum.of(body, p))
+        let h = MessageHeader(
+            kind: kind, phase: phase, runId: runId, step: step, bodyBytes: UInt32(body.count),
+            payloadBytes: UInt64(p.count), checksum: Checksum.of(body, p))
         return p.isEmpty ? [h.encoded(), body] : [h.encoded(), body, p]
     }
 
@@ -78,7 +101,8 @@ public struct Message {
         if let runId, h.runId != runId { throw MessageHeader.Rejection.foreignRun }
         let payloadBytes = frames.count == 3 ? frames[2].count : 0
         guard frames[1].count == Int(h.bodyBytes), payloadBytes == Int(h.payloadBytes), payloadBytes <= maxPayloadBytes,
-              payloadBytes % 4 == 0, frames[1].count <= 1 << 24 else { throw MessageHeader.Rejection.badSize }
+            payloadBytes % 4 == 0, frames[1].count <= 1 << 24
+        else { throw MessageHeader.Rejection.badSize }
         let p = frames.count == 3 ? frames[2] : []
         guard Checksum.of(frames[1], p) == h.checksum else { throw MessageHeader.Rejection.badChecksum }
         let floats = p.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
@@ -86,35 +110,55 @@ public struct Message {
     }
 
     public func decodeBody<T: Decodable>(_ type: T.Type) throws -> T {
-        do { return try JSONDecoder().decode(T.self, from: Data(body)) } catch { throw MessageHeader.Rejection.malformed }
+        do { return try JSONDecoder().decode(T.self, from: Data(body)) } catch {
+            throw MessageHeader.Rejection.malformed
+        }
     }
 }
 
 /// JSON bodies of the control messages.
 public enum Body {
     public struct Hello: Codable {
-        public var version: Int; public var host: String; public var pid: Int32; public var rank: Int?
-        public init(version: Int, host: String, pid: Int32, rank: Int?) { self.version = version; self.host = host; self.pid = pid; self.rank = rank }
+        public var version: Int
+        public var host: String
+        public var pid: Int32
+        public var rank: Int?
+        public init(version: Int, host: String, pid: Int32, rank: Int?) {
+            self.version = version
+            self.host = host
+            self.pid = pid
+            self.rank = rank
+        }
     }
     public struct Welcome: Codable {
-        public var rank: Int; public var config: String; public var parameterCount: Int; public var blasThreads: Int
+        public var rank: Int
+        public var config: String
+        public var parameterCount: Int
+        public var blasThreads: Int
         public init(rank: Int, config: String, parameterCount: Int, blasThreads: Int) {
-            self.rank = rank; self.config = config; self.parameterCount = parameterCount; self.blasThreads = blasThreads
+            self.rank = rank
+            self.config = config
+            self.parameterCount = parameterCount
+            self.blasThreads = blasThreads
         }
     }
     public struct Ready: Codable {
-        public var trainSamples: Int; public var validSamples: Int
+        public var trainSamples: Int
+        public var validSamples: Int
         /// Where this worker receives ring-allreduce chunks.
         public var ringAddress: String? = nil
         /// Train samples per lead time (samples are indexed lead by lead, times ascending): locality sharding.
         public var trainLeadCounts: [Int]? = nil
         public init(trainSamples: Int, validSamples: Int, ringAddress: String? = nil, trainLeadCounts: [Int]? = nil) {
-            self.trainSamples = trainSamples; self.validSamples = validSamples
-            self.ringAddress = ringAddress; self.trainLeadCounts = trainLeadCounts
+            self.trainSamples = trainSamples
+            self.validSamples = validSamples
+            self.ringAddress = ringAddress
+            self.trainLeadCounts = trainLeadCounts
         }
     }
     public struct Step: Codable {
-        public var epoch: Int; public var step: Int
+        public var epoch: Int
+        public var step: Int
         /// Partition sample indices for this worker.
         public var samples: [Int]
         /// Samples in the whole global batch (the gradient's denominator).
@@ -126,18 +170,33 @@ public enum Body {
         public var ring: [String]? = nil
         public var position: Int = 0
         public var round: Int = 0
-        public init(epoch: Int, step: Int, samples: [Int], globalBatch: Int, shard: Int = 0, ring: [String]? = nil,
-                    position: Int = 0, round: Int = 0) {
-            self.epoch = epoch; self.step = step; self.samples = samples; self.globalBatch = globalBatch
-            self.shard = shard; self.ring = ring; self.position = position; self.round = round
+        public init(
+            epoch: Int, step: Int, samples: [Int], globalBatch: Int, shard: Int = 0, ring: [String]? = nil,
+            position: Int = 0, round: Int = 0
+        ) {
+            self.epoch = epoch
+            self.step = step
+            self.samples = samples
+            self.globalBatch = globalBatch
+            self.shard = shard
+            self.ring = ring
+            self.position = position
+            self.round = round
         }
     }
     public struct RingChunk: Codable {
-        public var round: Int; public var stage: Int; public var k: Int; public var chunk: Int
+        public var round: Int
+        public var stage: Int
+        public var k: Int
+        public var chunk: Int
         /// Which piece of the chunk (pieces are pipelined).
         public var piece: Int = 0
         public init(round: Int, stage: Int, k: Int, chunk: Int, piece: Int = 0) {
-            self.round = round; self.stage = stage; self.k = k; self.chunk = chunk; self.piece = piece
+            self.round = round
+            self.stage = stage
+            self.k = k
+            self.chunk = chunk
+            self.piece = piece
         }
     }
     public struct Heartbeat: Codable {
@@ -158,10 +217,16 @@ public enum Body {
         /// Per lead time: Σ latitude-weighted squared error in physical units, and pixel-weight count.
         public var leadSquaredError: [Double]
         public var leadWeight: [Double]
-        public init(step: Int = 0, shard: Int = 0, count: Int, lossSum: Double, leadSquaredError: [Double] = [],
-                    leadWeight: [Double] = []) {
-            self.step = step; self.shard = shard; self.count = count; self.lossSum = lossSum
-            self.leadSquaredError = leadSquaredError; self.leadWeight = leadWeight
+        public init(
+            step: Int = 0, shard: Int = 0, count: Int, lossSum: Double, leadSquaredError: [Double] = [],
+            leadWeight: [Double] = []
+        ) {
+            self.step = step
+            self.shard = shard
+            self.count = count
+            self.lossSum = lossSum
+            self.leadSquaredError = leadSquaredError
+            self.leadWeight = leadWeight
         }
     }
     public static func encode<T: Encodable>(_ v: T) -> [UInt8] { [UInt8](try! JSONEncoder().encode(v)) }

@@ -6,7 +6,8 @@ import RainSupport
 public enum Sharding {
     /// Permutation of 0..<count for (seed, epoch): Fisher–Yates with SplitMix64.
     public static func permutation(count: Int, seed: Int, epoch: Int) -> [Int] {
-        var rng = SplitMix(UInt64(bitPattern: Int64(seed)) &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(epoch) &* 0xD1B5_4A32_D192_ED03)
+        var rng = SplitMix(
+            UInt64(bitPattern: Int64(seed)) &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(epoch) &* 0xD1B5_4A32_D192_ED03)
         var p = Array(0..<count)
         if count < 2 { return p }
         for i in stride(from: count - 1, to: 0, by: -1) {
@@ -55,17 +56,22 @@ public enum Sharding {
             }
             let orders = (0..<w).map { worker -> [Int] in
                 let block = blocks[(worker + epoch) % w]
-                return permutation(count: block.count, seed: seed &+ 7919 &* (worker + 1), epoch: epoch).map { block[$0] }
+                return permutation(count: block.count, seed: seed &+ 7919 &* (worker + 1), epoch: epoch).map {
+                    block[$0]
+                }
             }
             self.orders = orders
             // The global batch stays `batch`, cut into per-worker shares as `shards` cuts it.
-            stepsPerEpoch = (0..<w).map { i in
-                let share = max(1, Self.share(batch: batch, worker: i, workers: w))
-                return (orders[i].count + share - 1) / share
-            }.max() ?? 0
+            stepsPerEpoch =
+                (0..<w).map { i in
+                    let share = max(1, Self.share(batch: batch, worker: i, workers: w))
+                    return (orders[i].count + share - 1) / share
+                }.max() ?? 0
         }
 
-        static func share(batch: Int, worker w: Int, workers: Int) -> Int { batch * (w + 1) / workers - batch * w / workers }
+        static func share(batch: Int, worker w: Int, workers: Int) -> Int {
+            batch * (w + 1) / workers - batch * w / workers
+        }
 
         /// The shards of global step `step`: worker w's next slice of its own block.
         public func shards(step: Int, batch: Int) -> [[Int]] {

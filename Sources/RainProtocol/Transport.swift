@@ -27,8 +27,9 @@ public protocol GradientRing: AnyObject {
     /// Where this worker receives ring chunks (sent to the coordinator in `ready`).
     var address: String { get }
     /// Replaces `buffer` with the sum of every member's buffer; throws when a neighbour fails.
-    func allreduce(_ buffer: UnsafeMutableBufferPointer<Float>, ring: [String], position: Int, step: Int, round: Int,
-                   timeoutMs: Int) throws
+    func allreduce(
+        _ buffer: UnsafeMutableBufferPointer<Float>, ring: [String], position: Int, step: Int, round: Int,
+        timeoutMs: Int) throws
     func close()
 }
 
@@ -70,7 +71,10 @@ public final class InMemoryHub: ServerTransport {
     public final class Client: ClientTransport {
         let hub: InMemoryHub
         public let id: [UInt8]
-        init(hub: InMemoryHub, id: [UInt8]) { self.hub = hub; self.id = id }
+        init(hub: InMemoryHub, id: [UInt8]) {
+            self.hub = hub
+            self.id = id
+        }
         public func send(_ frames: Frames) throws { hub.toServer.append((id, frames)) }
         /// The next message for this client, or nil at once (nothing blocks in one thread).
         public func receive(timeoutMs: Int) throws -> Frames? {

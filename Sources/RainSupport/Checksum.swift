@@ -30,13 +30,18 @@ public enum Checksum {
     }
 
     /// Adds words `fromWord…` of `raw` one at a time, then its trailing bytes and its length.
-    private static func sequentialSums(_ raw: UnsafeRawBufferPointer, fromWord: Int, _ a: inout UInt64, _ b: inout UInt64) {
+    private static func sequentialSums(
+        _ raw: UnsafeRawBufferPointer, fromWord: Int, _ a: inout UInt64, _ b: inout UInt64
+    ) {
         let words = raw.count / 8
         for i in fromWord..<words {
             a &+= raw.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self)
             b &+= a
         }
-        for i in (words * 8)..<raw.count { a &+= UInt64(raw[i]); b &+= a }
+        for i in (words * 8)..<raw.count {
+            a &+= UInt64(raw[i])
+            b &+= a
+        }
         a &+= UInt64(raw.count)
     }
 

@@ -13,7 +13,9 @@ public struct SwiftRainError: UserFacingError, Equatable {
     /// What the user should do.
     public var hint: String?
 
-    public init(_ subject: String, _ problem: String, expected: String? = nil, found: String? = nil, hint: String? = nil) {
+    public init(
+        _ subject: String, _ problem: String, expected: String? = nil, found: String? = nil, hint: String? = nil
+    ) {
         self.subject = subject
         self.problem = problem
         self.expected = expected

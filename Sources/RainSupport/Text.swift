@@ -1,13 +1,17 @@
+import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
 
 /// A byte count for people: "512 B", "1.50 MiB".
 public func bytesText(_ b: Int) -> String {
     let units = ["B", "KiB", "MiB", "GiB", "TiB"]
     var v = Double(b), i = 0
-    while v >= 1024 && i < units.count - 1 { v /= 1024; i += 1 }
+    while v >= 1024 && i < units.count - 1 {
+        v /= 1024
+        i += 1
+    }
     return i == 0 ? "\(b) B" : String(format: "%.2f %@", v, units[i])
 }
 

@@ -40,11 +40,14 @@ public enum UTCTime {
         let y = Int(yoe + era * 400) + (m <= 2 ? 1 : 0)
         let jan1 = days(year: y, month: 1, day: 1)
         let weekday = Int(((z0 % 7) + 7 + 3) % 7)  // 1970-01-01 was a Thursday (3)
-        return Fields(year: y, month: m, day: d, hour: secs / 3600, minute: (secs % 3600) / 60,
-                      second: secs % 60, weekday: weekday, dayOfYear: Int(z0 - jan1) + 1)
+        return Fields(
+            year: y, month: m, day: d, hour: secs / 3600, minute: (secs % 3600) / 60,
+            second: secs % 60, weekday: weekday, dayOfYear: Int(z0 - jan1) + 1)
     }
 
-    public static func make(_ year: Int, _ month: Int, _ day: Int, _ hour: Int = 0, _ minute: Int = 0, _ second: Int = 0) -> EpochSeconds {
+    public static func make(
+        _ year: Int, _ month: Int, _ day: Int, _ hour: Int = 0, _ minute: Int = 0, _ second: Int = 0
+    ) -> EpochSeconds {
         days(year: year, month: month, day: day) * self.day + EpochSeconds(hour * 3600 + minute * 60 + second)
     }
 
@@ -60,7 +63,8 @@ public enum UTCTime {
         guard parts.count == 1 || parts.count == 2 else { return nil }
         let date = parts[0].split(separator: "-").map { Int($0) }
         guard date.count == 3, let y = date[0], let mo = date[1], let d = date[2],
-              (1...12).contains(mo), (1...31).contains(d) else { return nil }
+            (1...12).contains(mo), (1...31).contains(d)
+        else { return nil }
         var hms = [endOfDay ? 23 : 0, 0, 0]
         if parts.count == 2 {
             hms = [0, 0, 0]

@@ -9,7 +9,8 @@ public final class RunDirectory {
     public let url: URL
     public init(path: String) throws {
         url = URL(fileURLWithPath: path)
-        try FileManager.default.createDirectory(at: url.appendingPathComponent("checkpoints"), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            at: url.appendingPathComponent("checkpoints"), withIntermediateDirectories: true)
     }
     public var configPath: String { url.appendingPathComponent("config.yaml").path }
     public var metricsPath: String { url.appendingPathComponent("metrics.jsonl").path }
@@ -20,7 +21,8 @@ public final class RunDirectory {
     public func trainedModel(checkpoint: String? = nil) throws -> TrainedModel {
         let config = try Config.load(path: configPath)
         let layout = ParameterLayout(try ModelShape(config: config))
-        let path = checkpoint ?? (FileManager.default.fileExists(atPath: bestCheckpoint) ? bestCheckpoint : lastCheckpoint)
+        let path =
+            checkpoint ?? (FileManager.default.fileExists(atPath: bestCheckpoint) ? bestCheckpoint : lastCheckpoint)
         let (state, params, _, _) = try Checkpoint.read(path: path, layout: layout)
         return TrainedModel(config: config, layout: layout, checkpoint: path, state: state, params: params)
     }
@@ -29,17 +31,24 @@ public final class RunDirectory {
     public var finishedPath: String { url.appendingPathComponent("finished.json").path }
 
     public func markFinished(globalStep: Int, valLoss: Double?) {
-        let o: [String: Any] = ["global_step": globalStep, "val_loss": valLoss ?? NSNull(), "time": UTCTime.iso(EpochSeconds(Date().timeIntervalSince1970))]
-        if let d = try? JSONSerialization.data(withJSONObject: o, options: [.sortedKeys]) { try? d.write(to: URL(fileURLWithPath: finishedPath), options: .atomic) }
+        let o: [String: Any] = [
+            "global_step": globalStep, "val_loss": valLoss ?? NSNull(),
+            "time": UTCTime.iso(EpochSeconds(Date().timeIntervalSince1970)),
+        ]
+        if let d = try? JSONSerialization.data(withJSONObject: o, options: [.sortedKeys]) {
+            try? d.write(to: URL(fileURLWithPath: finishedPath), options: .atomic)
+        }
     }
 
     /// Appends one JSON object as a line of metrics.jsonl.
     public func appendMetrics(_ object: [String: Any]) {
         guard let d = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return }
         if let h = FileHandle(forWritingAtPath: metricsPath) {
-            h.seekToEndOfFile(); h.write(d + Data("\n".utf8)); try? h.close()
+            h.seekToEndOfFile()
+            h.write(d + Data("\n".utf8))
+            try? h.close()
         } else {
-            FileManager.default.createFile(atPath: metricsPath, contents: d + Data("\n".utf8))
+            _ = FileManager.default.createFile(atPath: metricsPath, contents: d + Data("\n".utf8))
         }
     }
 }

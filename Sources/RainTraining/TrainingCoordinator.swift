@@ -1,15 +1,19 @@
 import Foundation
-import RainSupport
 import RainConfig
 import RainData
 import RainModel
 import RainProtocol
+import RainSupport
 
 /// The coordinator (DESIGN.md §5 "roles"): owns configuration, sample order, the parameters of
 /// record, the optimiser step, validation aggregation, the LR scheduler, metrics and checkpoints.
 /// It talks to workers only through a `ServerTransport`.
 public final class TrainingCoordinator {
-    public struct Summary { public var globalStep: Int; public var stoppedEarly: Bool; public var lastValLoss: Double? }
+    public struct Summary {
+        public var globalStep: Int
+        public var stoppedEarly: Bool
+        public var lastValLoss: Double?
+    }
 
     public let config: Config
     public let run: RunDirectory
@@ -30,9 +34,9 @@ public final class TrainingCoordinator {
     /// Messages refused, by reason.
     public private(set) var rejected: [String: Int] = [:]
 
-    var peers: [[UInt8]] = []   // rank → transport id (dead ranks keep their slot)
-    var live: [Int] = []         // ranks that take part in rounds, ascending
-    var joining: Set<Int> = []   // welcomed, index not yet built
+    var peers: [[UInt8]] = []  // rank → transport id (dead ranks keep their slot)
+    var live: [Int] = []  // ranks that take part in rounds, ascending
+    var joining: Set<Int> = []  // welcomed, index not yet built
     var lastSeen: [Int: Double] = [:]
     var ringAddress: [Int: String] = [:]
     var roundCounter = 0
@@ -44,12 +48,21 @@ public final class TrainingCoordinator {
     struct NotEnoughWorkers: Error { var reason: String }
     enum Event { case result(Int, Message), abort(Int, Message) }
 
-    public init(config: Config, run: RunDirectory, transport: ServerTransport, options: TrainingOptions, expectedWorkers: Int,
-                blasThreadsPerWorker: Int = 0, ringAbandoner: RingAbandoner? = nil, clock: Clock = MonotonicClock(),
-                runId: UInt64 = .random(in: 1...UInt64.max), log: @escaping (String) -> Void) {
-        self.config = config; self.run = run; self.transport = transport; self.options = options
-        self.expectedWorkers = max(1, expectedWorkers); self.blasThreadsPerWorker = blasThreadsPerWorker
-        self.ringAbandoner = ringAbandoner; self.clock = clock; self.runId = runId; self.log = log
+    public init(
+        config: Config, run: RunDirectory, transport: ServerTransport, options: TrainingOptions, expectedWorkers: Int,
+        blasThreadsPerWorker: Int = 0, ringAbandoner: RingAbandoner? = nil, clock: Clock = MonotonicClock(),
+        runId: UInt64 = .random(in: 1...UInt64.max), log: @escaping (String) -> Void
+    ) {
+        self.config = config
+        self.run = run
+        self.transport = transport
+        self.options = options
+        self.expectedWorkers = max(1, expectedWorkers)
+        self.blasThreadsPerWorker = blasThreadsPerWorker
+        self.ringAbandoner = ringAbandoner
+        self.clock = clock
+        self.runId = runId
+        self.log = log
     }
 
     var workerTimeoutMs: Int { Int(options.workerTimeout * 1000) }
@@ -57,7 +70,12 @@ public final class TrainingCoordinator {
 
     func reject(_ why: MessageHeader.Rejection, from peer: [UInt8]) {
         rejected[why.rawValue, default: 0] += 1
-        log("rejected a message (\(why.rawValue)) from peer \(peer.map { String($0, radix: 16) }.joined().prefix(16)); \(rejected.values.reduce(0, +)) so far")
+        log(
+            """
+            rejected a message (\(why.rawValue)) from peer \
+            \(peer.map { String($0, radix: 16) }.joined().prefix(16)); \(rejected.values.reduce(0, +)) so far
+            """
+        )
     }
 
     /// Waits up to `timeoutMs` for a result or abort from a live worker. Handles everything else
@@ -71,14 +89,25 @@ public final class TrainingCoordinator {
             guard left > 0, let (peer, frames) = try transport.receive(timeoutMs: left) else { return nil }
             let rank = peers.firstIndex(of: peer)
             do {
-                let m = try Message.decode(frames, runId: rank == nil && isHello(frames) ? nil : runId, maxPayloadBytes: 4 * (trainParamsCount + 1024))
+                let m = try Message.decode(
+                    frames, runId: rank == nil && isHello(frames) ? nil : runId,
+                    maxPayloadBytes: 4 * (trainParamsCount + 1024))
                 switch (m.header.kind, rank) {
                 case (.hello, nil):
-                    guard let hello = try? m.decodeBody(Body.Hello.self), hello.version == Int(MessageHeader.version) else { throw MessageHeader.Rejection.badVersion }
+                    guard let hello = try? m.decodeBody(Body.Hello.self), hello.version == Int(MessageHeader.version)
+                    else { throw MessageHeader.Rejection.badVersion }
                     let r = peers.count
-                    peers.append(peer); joining.insert(r); lastSeen[r] = clock.now
-                    try transport.send(to: peer, Message.frames(.welcome, runId: runId, body: Body.encode(
-                        Body.Welcome(rank: r, config: config.yaml(), parameterCount: trainParamsCount, blasThreads: blasThreadsPerWorker))))
+                    peers.append(peer)
+                    joining.insert(r)
+                    lastSeen[r] = clock.now
+                    try transport.send(
+                        to: peer,
+                        Message.frames(
+                            .welcome, runId: runId,
+                            body: Body.encode(
+                                Body.Welcome(
+                                    rank: r, config: config.yaml(), parameterCount: trainParamsCount,
+                                    blasThreads: blasThreadsPerWorker))))
                     log("worker \(r) connected from \(hello.host) (pid \(hello.pid))")
                     return nil
                 case (.heartbeat, _):
@@ -88,19 +117,30 @@ public final class TrainingCoordinator {
                     try? transport.send(to: peer, Message.frames(.heartbeat, runId: runId, body: m.body))
                 case (.ready, let r?) where joining.contains(r):
                     let ready = try m.decodeBody(Body.Ready.self)
-                    joining.remove(r); lastSeen[r] = clock.now
+                    joining.remove(r)
+                    lastSeen[r] = clock.now
                     if trainCount > 0 && (ready.trainSamples != trainCount || ready.validSamples != validCount) {
-                        log("worker \(r) sees different data (\(ready.trainSamples)/\(ready.validSamples) samples, expected \(trainCount)/\(validCount)); sent away")
+                        log(
+                            """
+                            worker \(r) sees different data (\(ready.trainSamples)/\(ready.validSamples) samples, \
+                            expected \(trainCount)/\(validCount)); sent away
+                            """
+                        )
                         try? transport.send(to: peer, Message.frames(.shutdown, runId: runId))
                     } else {
-                        if trainCount == 0 { trainCount = ready.trainSamples; validCount = ready.validSamples; trainLeadCounts = ready.trainLeadCounts ?? [trainCount] }
+                        if trainCount == 0 {
+                            trainCount = ready.trainSamples
+                            validCount = ready.validSamples
+                            trainLeadCounts = ready.trainLeadCounts ?? [trainCount]
+                        }
                         ringAddress[r] = ready.ringAddress
                         live = (live + [r]).sorted()
                         log("worker \(r) ready; \(live.count) live")
                     }
                     return nil
                 case (.result, let r?) where live.contains(r):
-                    lastSeen[r] = clock.now; return .result(r, m)
+                    lastSeen[r] = clock.now
+                    return .result(r, m)
                 case (.abort, let r?) where live.contains(r) || joining.contains(r):
                     return .abort(r, m)
                 case (_, let r?) where !live.contains(r) && !joining.contains(r):
@@ -133,37 +173,64 @@ public final class TrainingCoordinator {
         while live.count < expectedWorkers {
             let left = Int((joinEnd - clock.now) * 1000)
             if left <= 0 {
-                throw SwiftRainError("workers", "only \(live.count) of \(expectedWorkers) worker(s) ready within \(Int(options.joinTimeout)) s",
-                                     hint: "start the workers (swiftrain-worker --connect …) or lower --workers/--expect-workers; the workers' own output says why one failed")
+                throw SwiftRainError(
+                    "workers",
+                    "only \(live.count) of \(expectedWorkers) worker(s) ready within \(Int(options.joinTimeout)) s",
+                    hint:
+                        """
+                        start the workers (swiftrain-worker --connect …) or lower --workers/--expect-workers; the \
+                        workers' own output says why one failed
+                        """
+                )
             }
             if case .abort(let r, let m)? = try pump(timeoutMs: left) {
-                throw SwiftRainError("worker \(r)", "failed to start", found: String(decoding: m.body, as: UTF8.self),
-                                     hint: "fix the problem it reports (usually the data or normalisation paths on that host)")
+                throw SwiftRainError(
+                    "worker \(r)", "failed to start", found: String(decoding: m.body, as: UTF8.self),
+                    hint: "fix the problem it reports (usually the data or normalisation paths on that host)")
             }
         }
         guard trainCount > 0, validCount > 0 else {
-            throw SwiftRainError("data", "no \(trainCount == 0 ? "train" : "valid") samples", hint: "`swiftrain inspect --config C` shows why samples are dropped")
+            throw SwiftRainError(
+                "data", "no \(trainCount == 0 ? "train" : "valid") samples",
+                hint: "`swiftrain inspect --config C` shows why samples are dropped")
         }
 
         // 2. Parameters and optimiser: fresh, or from the run's last checkpoint.
         var params = FlatBuffer.initialParameters(layout, seed: UInt64(config.seed))
         var m = FlatBuffer(count: layout.count), v = FlatBuffer(count: layout.count)
-        var state = TrainingState(layout: layout.entries, configHash: config.hash, epoch: 0, step: 0, globalStep: 0,
-                                  adam: Adam(lr: config.lr, beta1: config.beta1, beta2: config.beta2, eps: config.eps),
-                                  scheduler: PlateauScheduler(factor: config.lrFactor, patience: config.lrPatience, threshold: config.lrThreshold))
+        var state = TrainingState(
+            layout: layout.entries, configHash: config.hash, epoch: 0, step: 0, globalStep: 0,
+            adam: Adam(lr: config.lr, beta1: config.beta1, beta2: config.beta2, eps: config.eps),
+            scheduler: PlateauScheduler(
+                factor: config.lrFactor, patience: config.lrPatience, threshold: config.lrThreshold))
         if resume {
             (state, params, m, v) = try Checkpoint.read(path: run.lastCheckpoint, layout: layout)
-            if state.configHash != config.hash { log("warning: the configuration differs from the checkpoint's (hash \(state.configHash) → \(config.hash))") }
+            if state.configHash != config.hash {
+                log(
+                    """
+                    warning: the configuration differs from the checkpoint's (hash \(state.configHash) → \
+                    \(config.hash))
+                    """
+                )
+            }
             log("resuming at epoch \(state.epoch), step \(state.step) (global step \(state.globalStep))")
         }
         let grads = FlatBuffer(count: layout.count)
-        let stepsPerEpoch = options.sharding == .locality
-            ? Sharding.LocalityPlan(segments: trainLeadCounts, workers: expectedWorkers, batch: config.batchSize, seed: config.seed, epoch: 0).stepsPerEpoch
+        let stepsPerEpoch =
+            options.sharding == .locality
+            ? Sharding.LocalityPlan(
+                segments: trainLeadCounts, workers: expectedWorkers, batch: config.batchSize, seed: config.seed,
+                epoch: 0
+            ).stepsPerEpoch
             : Sharding.stepsPerEpoch(count: trainCount, batch: config.batchSize)
         var stepsThisRun = 0, lastVal: Double? = nil
-        let progress = Progress(plainEverySeconds: options.progressEvery, write: { FileHandle.standardError.write(Data($0.utf8)) })
+        let progress = Progress(
+            plainEverySeconds: options.progressEvery, write: { FileHandle.standardError.write(Data($0.utf8)) })
         let plainLog = log
-        log = { progress.clearLine(); plainLog($0) }
+        log = {
+            progress.clearLine()
+            plainLog($0)
+        }
         defer { log = plainLog }
         let totalSteps = config.epochs * stepsPerEpoch
 
@@ -173,43 +240,69 @@ public final class TrainingCoordinator {
         while state.epoch < config.epochs {
             let perm = Sharding.permutation(count: trainCount, seed: config.seed, epoch: state.epoch)
             // Locality blocks are cut for the expected worker count, so they do not move when a worker dies or joins.
-            let plan = options.sharding == .locality ? Sharding.LocalityPlan(segments: trainLeadCounts, workers: expectedWorkers, batch: config.batchSize,
-                                                                  seed: config.seed, epoch: state.epoch) : nil
+            let plan =
+                options.sharding == .locality
+                ? Sharding.LocalityPlan(
+                    segments: trainLeadCounts, workers: expectedWorkers, batch: config.batchSize,
+                    seed: config.seed, epoch: state.epoch) : nil
             while state.step < (plan?.stepsPerEpoch ?? stepsPerEpoch) {
-                var shards = Sharding.shards(Sharding.batch(perm, step: state.step, size: config.batchSize), workers: live.count)
+                var shards = Sharding.shards(
+                    Sharding.batch(perm, step: state.step, size: config.batchSize), workers: live.count)
                 if let plan {
                     shards = plan.shards(step: state.step, batch: config.batchSize)
-                    if shards.count != live.count { shards = Sharding.shards(shards.flatMap { $0 }, workers: live.count) }
+                    if shards.count != live.count {
+                        shards = Sharding.shards(shards.flatMap { $0 }, workers: live.count)
+                    }
                 }
                 let batchCount = shards.reduce(0) { $0 + $1.count }
                 let t0 = clock.now
                 let (loss, n): (Double, Int)
                 do {
-                    (loss, n) = try runStep(.train, shards: shards, globalBatch: batchCount,
-                                            epoch: state.epoch, step: state.globalStep, params: params, sum: grads)
+                    (loss, n) = try runStep(
+                        .train, shards: shards, globalBatch: batchCount,
+                        epoch: state.epoch, step: state.globalStep, params: params, sum: grads)
                 } catch let e as NotEnoughWorkers {
                     try save(run.lastCheckpoint)
                     shutdown()
-                    throw SwiftRainError("workers", "fewer than --min-workers \(options.minWorkers) live worker(s): \(e.reason)",
-                                         found: "checkpoint written at epoch \(state.epoch), step \(state.step)",
-                                         hint: "restart workers and resume with: swiftrain train --resume \(run.url.path)")
+                    throw SwiftRainError(
+                        "workers", "fewer than --min-workers \(options.minWorkers) live worker(s): \(e.reason)",
+                        found: "checkpoint written at epoch \(state.epoch), step \(state.step)",
+                        hint: "restart workers and resume with: swiftrain train --resume \(run.url.path)")
                 }
                 guard grads.buffer.allSatisfy({ $0.isFinite }) else {
-                    throw SwiftRainError("step \(state.globalStep)", "non-finite averaged gradient", hint: "lower lr; the last checkpoint is intact")
+                    throw SwiftRainError(
+                        "step \(state.globalStep)", "non-finite averaged gradient",
+                        hint: "lower lr; the last checkpoint is intact")
                 }
                 state.adam.update(params: params, grads: grads, m: m, v: v)
-                state.step += 1; state.globalStep += 1; stepsThisRun += 1
+                state.step += 1
+                state.globalStep += 1
+                stepsThisRun += 1
                 let seconds = clock.now - t0
-                run.appendMetrics(["kind": "step", "epoch": state.epoch, "step": state.step, "global_step": state.globalStep,
-                                   "loss": loss / Double(n), "lr": state.adam.lr, "samples": n, "seconds": seconds,
-                                   "compute_seconds": lastComputeSeconds, "wait_seconds": max(0, seconds - lastComputeSeconds)])
-                let remaining = options.maxSteps > 0 ? min(options.maxSteps - stepsThisRun, totalSteps - state.globalStep) : totalSteps - state.globalStep
-                progress.step(epoch: state.epoch, epochs: config.epochs, step: state.step, stepsPerEpoch: plan?.stepsPerEpoch ?? stepsPerEpoch,
-                              loss: loss / Double(n), samples: n, remainingSteps: remaining)
-                if options.checkpointEvery > 0 && state.globalStep % options.checkpointEvery == 0 { try save(run.lastCheckpoint) }
+                run.appendMetrics([
+                    "kind": "step", "epoch": state.epoch, "step": state.step, "global_step": state.globalStep,
+                    "loss": loss / Double(n), "lr": state.adam.lr, "samples": n, "seconds": seconds,
+                    "compute_seconds": lastComputeSeconds, "wait_seconds": max(0, seconds - lastComputeSeconds),
+                ])
+                let remaining =
+                    options.maxSteps > 0
+                    ? min(options.maxSteps - stepsThisRun, totalSteps - state.globalStep)
+                    : totalSteps - state.globalStep
+                progress.step(
+                    epoch: state.epoch, epochs: config.epochs, step: state.step,
+                    stepsPerEpoch: plan?.stepsPerEpoch ?? stepsPerEpoch,
+                    loss: loss / Double(n), samples: n, remainingSteps: remaining)
+                if options.checkpointEvery > 0 && state.globalStep % options.checkpointEvery == 0 {
+                    try save(run.lastCheckpoint)
+                }
                 if stopRequested() || (options.maxSteps > 0 && stepsThisRun >= options.maxSteps) {
                     try save(run.lastCheckpoint)
-                    log("stopped at epoch \(state.epoch), step \(state.step); checkpoint written to \(run.lastCheckpoint); resume with: swiftrain train --resume \(run.url.path)")
+                    log(
+                        """
+                        stopped at epoch \(state.epoch), step \(state.step); checkpoint written to \
+                        \(run.lastCheckpoint); resume with: swiftrain train --resume \(run.url.path)
+                        """
+                    )
                     shutdown()
                     return Summary(globalStep: state.globalStep, stoppedEarly: true, lastValLoss: lastVal)
                 }
@@ -217,13 +310,18 @@ public final class TrainingCoordinator {
             // Validation, sharded across the workers; it drives the scheduler.
             let valid = Array(0..<validCount)
             let r: Body.Result
-            do { r = try runValidation(Sharding.shards(valid, workers: live.count), epoch: state.epoch, step: state.globalStep, params: params) }
-            catch let e as NotEnoughWorkers {
+            do {
+                r = try runValidation(
+                    Sharding.shards(valid, workers: live.count), epoch: state.epoch, step: state.globalStep,
+                    params: params)
+            } catch let e as NotEnoughWorkers {
                 try save(run.lastCheckpoint)
                 shutdown()
-                throw SwiftRainError("workers", "fewer than --min-workers \(options.minWorkers) live worker(s) during validation: \(e.reason)",
-                                     found: "checkpoint written at the end of epoch \(state.epoch)'s training steps",
-                                     hint: "restart workers and resume with: swiftrain train --resume \(run.url.path)")
+                throw SwiftRainError(
+                    "workers",
+                    "fewer than --min-workers \(options.minWorkers) live worker(s) during validation: \(e.reason)",
+                    found: "checkpoint written at the end of epoch \(state.epoch)'s training steps",
+                    hint: "restart workers and resume with: swiftrain train --resume \(run.url.path)")
             }
             let valLoss = r.lossSum / Double(r.count)
             lastVal = valLoss
@@ -232,12 +330,20 @@ public final class TrainingCoordinator {
             for (i, lead) in try SampleSpec(config).leads.enumerated() where r.leadWeight[i] > 0 {
                 rmse["\(lead / 3600)"] = (r.leadSquaredError[i] / r.leadWeight[i]).squareRoot()
             }
-            run.appendMetrics(["kind": "valid", "epoch": state.epoch, "global_step": state.globalStep, "val_loss": valLoss, "rmse": rmse,
-                               "lr": state.adam.lr, "lr_next": newLR, "samples": r.count])
-            log("epoch \(state.epoch + 1) val_loss \(String(format: "%.5f", valLoss)) rmse " + rmse.sorted { Int($0.key)! < Int($1.key)! }.map { "\($0.key)h \(String(format: "%.4f", $0.value))" }.joined(separator: " ")
-                + (newLR != state.adam.lr ? "; lr \(state.adam.lr) → \(newLR)" : ""))
+            run.appendMetrics([
+                "kind": "valid", "epoch": state.epoch, "global_step": state.globalStep, "val_loss": valLoss,
+                "rmse": rmse,
+                "lr": state.adam.lr, "lr_next": newLR, "samples": r.count,
+            ])
+            log(
+                "epoch \(state.epoch + 1) val_loss \(String(format: "%.5f", valLoss)) rmse "
+                    + rmse.sorted { Int($0.key)! < Int($1.key)! }.map {
+                        "\($0.key)h \(String(format: "%.4f", $0.value))"
+                    }.joined(separator: " ")
+                    + (newLR != state.adam.lr ? "; lr \(state.adam.lr) → \(newLR)" : ""))
             state.adam.lr = newLR
-            state.epoch += 1; state.step = 0
+            state.epoch += 1
+            state.step = 0
             let isBest = valLoss < (state.bestValLoss ?? .infinity)
             if isBest { state.bestValLoss = valLoss }
             try save(run.lastCheckpoint)
@@ -252,18 +358,29 @@ public final class TrainingCoordinator {
     /// Seconds of the last step's slowest worker compute (the rest of the step is communication and waiting).
     private(set) var lastComputeSeconds = 0.0
 
-    private func runStep(_ phase: MessageHeader.Phase, shards: [[Int]], globalBatch: Int, epoch: Int, step: Int,
-                         params: FlatBuffer, sum: FlatBuffer) throws -> (Double, Int) {
-        let results = options.allreduce == .ring && phase == .train
+    private func runStep(
+        _ phase: MessageHeader.Phase, shards: [[Int]], globalBatch: Int, epoch: Int, step: Int,
+        params: FlatBuffer, sum: FlatBuffer
+    ) throws -> (Double, Int) {
+        let results =
+            options.allreduce == .ring && phase == .train
             ? try dispatchRing(shards: shards, globalBatch: globalBatch, epoch: epoch, step: step, params: params)
-            : try dispatch(phase, shards: shards, globalBatch: globalBatch, epoch: epoch, step: step, params: params, timeoutMs: stepTimeoutMs)
+            : try dispatch(
+                phase, shards: shards, globalBatch: globalBatch, epoch: epoch, step: step, params: params,
+                timeoutMs: stepTimeoutMs)
         sum.zero()
         var loss = 0.0, n = 0
         lastComputeSeconds = results.map(\.0.computeSeconds).max() ?? 0
         for (shard, (r, g)) in results.enumerated() {
-            loss += r.lossSum; n += r.count
-            if options.allreduce == .ring && g.isEmpty { continue }  // ring: only the first worker returns the (already summed) gradient
-            guard g.count == sum.count else { throw SwiftRainError("shard \(shard)", "gradient of the wrong size", expected: "\(sum.count)", found: "\(g.count)", hint: "all processes must run the same SwiftRain version and configuration") }
+            loss += r.lossSum
+            n += r.count
+            // ring: only the first worker returns the (already summed) gradient
+            if options.allreduce == .ring && g.isEmpty { continue }
+            guard g.count == sum.count else {
+                throw SwiftRainError(
+                    "shard \(shard)", "gradient of the wrong size", expected: "\(sum.count)", found: "\(g.count)",
+                    hint: "all processes must run the same SwiftRain version and configuration")
+            }
             for j in 0..<g.count { sum.pointer[j] += g[j] }
         }
         return (loss, n)
@@ -271,13 +388,22 @@ public final class TrainingCoordinator {
 
     private func runValidation(_ shards: [[Int]], epoch: Int, step: Int, params: FlatBuffer) throws -> Body.Result {
         let longest = shards.map(\.count).max() ?? 0
-        let results = try dispatch(.valid, shards: shards, globalBatch: 0, epoch: epoch, step: step, params: params,
-                                   timeoutMs: max(stepTimeoutMs, stepTimeoutMs / max(1, config.batchSize) * longest * 4))
+        let results = try dispatch(
+            .valid, shards: shards, globalBatch: 0, epoch: epoch, step: step, params: params,
+            timeoutMs: max(stepTimeoutMs, stepTimeoutMs / max(1, config.batchSize) * longest * 4))
         var total = Body.Result(step: step, count: 0, lossSum: 0, leadSquaredError: [], leadWeight: [])
         for (r, _) in results {
-            total.count += r.count; total.lossSum += r.lossSum
-            if total.leadWeight.isEmpty { total.leadSquaredError = r.leadSquaredError; total.leadWeight = r.leadWeight; continue }
-            for i in r.leadWeight.indices { total.leadSquaredError[i] += r.leadSquaredError[i]; total.leadWeight[i] += r.leadWeight[i] }
+            total.count += r.count
+            total.lossSum += r.lossSum
+            if total.leadWeight.isEmpty {
+                total.leadSquaredError = r.leadSquaredError
+                total.leadWeight = r.leadWeight
+                continue
+            }
+            for i in r.leadWeight.indices {
+                total.leadSquaredError[i] += r.leadSquaredError[i]
+                total.leadWeight[i] += r.leadWeight[i]
+            }
         }
         return total
     }

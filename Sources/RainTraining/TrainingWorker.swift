@@ -1,8 +1,8 @@
 import Foundation
-import RainSupport
 import RainConfig
 import RainModel
 import RainProtocol
+import RainSupport
 
 /// One worker process's protocol loop: hello → welcome → (map data, build index) → ready → steps
 /// until shutdown. Every receive has a deadline; a silent coordinator ends the worker with an error.
@@ -27,7 +27,9 @@ public final class TrainingWorker {
     public var ringTimeoutMs = 600_000
 
     public init(transport: ClientTransport, heartbeat: ClientTransport? = nil, log: @escaping (String) -> Void) {
-        self.transport = transport; self.heartbeat = heartbeat; self.log = log
+        self.transport = transport
+        self.heartbeat = heartbeat
+        self.log = log
     }
 
     /// Sends a heartbeat every interval until `stop` is set: a frozen (SIGSTOP) or killed process
@@ -41,13 +43,25 @@ public final class TrainingWorker {
             let clock = MonotonicClock()
             var lastAnswer = clock.now
             while !stop.isSet {
-                if let parent, getppid() != parent { log("worker \(rank): the coordinator process is gone; exiting"); exit(1) }
-                try? hb.send(frames); usleep(interval)
-                while let f = try? hb.receive(timeoutMs: 0), (try? Message.decode(f, runId: runId, maxPayloadBytes: 0))?.header.kind == .heartbeat {
+                if let parent, getppid() != parent {
+                    log("worker \(rank): the coordinator process is gone; exiting")
+                    exit(1)
+                }
+                try? hb.send(frames)
+                usleep(interval)
+                while let f = try? hb.receive(timeoutMs: 0),
+                    (try? Message.decode(f, runId: runId, maxPayloadBytes: 0))?.header.kind == .heartbeat
+                {
                     lastAnswer = clock.now
                 }
                 if clock.now - lastAnswer > silentLimit {
-                    log("worker \(rank): error: the coordinator has not answered heartbeats for \(Int(silentLimit)) s (dead or unreachable); exiting. Restart the job; it resumes from the last checkpoint")
+                    log(
+                        """
+                        worker \(rank): error: the coordinator has not answered heartbeats for \
+                        \(Int(silentLimit)) s (dead or unreachable); exiting. Restart the job; it resumes from \
+                        the last checkpoint
+                        """
+                    )
                     exit(1)
                 }
             }
@@ -56,13 +70,23 @@ public final class TrainingWorker {
     }
 
     public func run(rank: Int?) throws {
-        try transport.send(Message.frames(.hello, runId: 0, body: Body.encode(
-            Body.Hello(version: Int(MessageHeader.version), host: ProcessInfo.processInfo.hostName, pid: ProcessInfo.processInfo.processIdentifier, rank: rank))))
+        try transport.send(
+            Message.frames(
+                .hello, runId: 0,
+                body: Body.encode(
+                    Body.Hello(
+                        version: Int(MessageHeader.version), host: ProcessInfo.processInfo.hostName,
+                        pid: ProcessInfo.processInfo.processIdentifier, rank: rank))))
         guard let wf = try transport.receive(timeoutMs: welcomeTimeoutMs) else {
-            throw SwiftRainError("coordinator", "no answer within \(welcomeTimeoutMs / 1000) s", hint: "check the --connect address and that `swiftrain train` is listening there")
+            throw SwiftRainError(
+                "coordinator", "no answer within \(welcomeTimeoutMs / 1000) s",
+                hint: "check the --connect address and that `swiftrain train` is listening there")
         }
         let welcomeMessage = try Message.decode(wf, runId: nil, maxPayloadBytes: 0)
-        guard welcomeMessage.header.kind == .welcome else { throw SwiftRainError("coordinator", "unexpected first message", hint: "is --connect pointing at a SwiftRain coordinator?") }
+        guard welcomeMessage.header.kind == .welcome else {
+            throw SwiftRainError(
+                "coordinator", "unexpected first message", hint: "is --connect pointing at a SwiftRain coordinator?")
+        }
         let runId = welcomeMessage.header.runId
         let welcome = try welcomeMessage.decodeBody(Body.Welcome.self)
         let stop = StopSignal()
@@ -75,9 +99,11 @@ public final class TrainingWorker {
         do {
             compute = try ModelRunner(config: config)
             guard compute.layout.count == welcome.parameterCount else {
-                throw SwiftRainError("model", "this worker's data give another model than the coordinator's configuration",
-                                     expected: "\(welcome.parameterCount) parameters", found: "\(compute.layout.count) (\(compute.shape))",
-                                     hint: "set grid to the resolution of the data on this host, and give every host the same datasets")
+                throw SwiftRainError(
+                    "model", "this worker's data give another model than the coordinator's configuration",
+                    expected: "\(welcome.parameterCount) parameters",
+                    found: "\(compute.layout.count) (\(compute.shape))",
+                    hint: "set grid to the resolution of the data on this host, and give every host the same datasets")
             }
         } catch {
             try? transport.send(Message.frames(.abort, runId: runId, body: Array("\(error)".utf8)))
@@ -85,17 +111,30 @@ public final class TrainingWorker {
         }
         let ring = try makeRing?(runId)
         defer { ring?.close() }
-        log("worker \(welcome.rank): \(compute.index.samples(.train).count) train, \(compute.index.samples(.valid).count) valid samples; \(BLAS.threads) BLAS thread(s)")
-        try transport.send(Message.frames(.ready, runId: runId, body: Body.encode(
-            Body.Ready(trainSamples: compute.index.samples(.train).count, validSamples: compute.index.samples(.valid).count, ringAddress: ring?.address,
-                       trainLeadCounts: compute.index.samples(.train).leads.map(\.times.count)))))
+        log(
+            """
+            worker \(welcome.rank): \(compute.index.samples(.train).count) train, \
+            \(compute.index.samples(.valid).count) valid samples; \(BLAS.threads) BLAS thread(s)
+            """
+        )
+        try transport.send(
+            Message.frames(
+                .ready, runId: runId,
+                body: Body.encode(
+                    Body.Ready(
+                        trainSamples: compute.index.samples(.train).count,
+                        validSamples: compute.index.samples(.valid).count, ringAddress: ring?.address,
+                        trainLeadCounts: compute.index.samples(.train).leads.map(\.times.count)))))
         while true {
             guard let frames = try transport.receive(timeoutMs: idleTimeoutMs) else {
-                throw SwiftRainError("coordinator", "silent for \(idleTimeoutMs / 1000) s", hint: "the coordinator probably died; restart it with --resume, then the workers")
+                throw SwiftRainError(
+                    "coordinator", "silent for \(idleTimeoutMs / 1000) s",
+                    hint: "the coordinator probably died; restart it with --resume, then the workers")
             }
             let m: Message
             do { m = try Message.decode(frames, runId: runId, maxPayloadBytes: 4 * compute.layout.count) } catch {
-                log("worker \(welcome.rank): rejected a message (\(error))"); continue
+                log("worker \(welcome.rank): rejected a message (\(error))")
+                continue
             }
             switch m.header.kind {
             case .shutdown:
@@ -104,7 +143,10 @@ public final class TrainingWorker {
             case .step:
                 let step = try m.decodeBody(Body.Step.self)
                 guard m.payload.count == compute.layout.count else {
-                    throw SwiftRainError("coordinator", "parameters of the wrong size", expected: "\(compute.layout.count)", found: "\(m.payload.count)", hint: "run the same SwiftRain version and configuration everywhere")
+                    throw SwiftRainError(
+                        "coordinator", "parameters of the wrong size", expected: "\(compute.layout.count)",
+                        found: "\(m.payload.count)", hint: "run the same SwiftRain version and configuration everywhere"
+                    )
                 }
                 _ = compute.params.buffer.update(from: m.payload)
                 do {
@@ -117,18 +159,26 @@ public final class TrainingWorker {
                         var sendGradient = true
                         if let members = step.ring, let ring {
                             do {
-                                try ring.allreduce(compute.grads.buffer, ring: members, position: step.position, step: step.step, round: step.round, timeoutMs: ringTimeoutMs)
+                                try ring.allreduce(
+                                    compute.grads.buffer, ring: members, position: step.position, step: step.step,
+                                    round: step.round, timeoutMs: ringTimeoutMs)
                                 sendGradient = step.position == 0  // every member holds the sum; one copy suffices
                             } catch {
                                 log("worker \(welcome.rank): \(error)")
-                                r.ringFailed = true; sendGradient = false
+                                r.ringFailed = true
+                                sendGradient = false
                             }
                         }
-                        try transport.send(Message.frames(.result, phase: .train, runId: runId, step: m.header.step, body: Body.encode(r),
-                                                          payload: sendGradient ? UnsafeBufferPointer(compute.grads.buffer) : nil))
+                        try transport.send(
+                            Message.frames(
+                                .result, phase: .train, runId: runId, step: m.header.step, body: Body.encode(r),
+                                payload: sendGradient ? UnsafeBufferPointer(compute.grads.buffer) : nil))
                     } else {
-                        let r = Body.Result(step: step.step, shard: step.shard, try compute.evaluate(samples: step.samples))
-                        try transport.send(Message.frames(.result, phase: .valid, runId: runId, step: m.header.step, body: Body.encode(r)))
+                        let r = Body.Result(
+                            step: step.step, shard: step.shard, try compute.evaluate(samples: step.samples))
+                        try transport.send(
+                            Message.frames(
+                                .result, phase: .valid, runId: runId, step: m.header.step, body: Body.encode(r)))
                     }
                 } catch {
                     try? transport.send(Message.frames(.abort, runId: runId, body: Array("\(error)".utf8)))
@@ -144,7 +194,8 @@ public final class TrainingWorker {
 extension Body.Result {
     /// A worker's answer for shard `shard` of step `step`: its sums.
     init(step: Int, shard: Int, _ s: ShardSums) {
-        self.init(step: step, shard: shard, count: s.count, lossSum: s.lossSum, leadSquaredError: s.leadSquaredError,
-                  leadWeight: s.leadWeight)
+        self.init(
+            step: step, shard: shard, count: s.count, lossSum: s.lossSum, leadSquaredError: s.leadSquaredError,
+            leadWeight: s.leadWeight)
     }
 }

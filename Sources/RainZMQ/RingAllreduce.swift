@@ -1,6 +1,6 @@
 import Foundation
-import RainSupport
 import RainProtocol
+import RainSupport
 
 // glibc's mallopt (malloc.h is not part of Swift's Glibc module). Options from malloc.h.
 @_silgen_name("mallopt") private func mallopt(_ option: Int32, _ value: Int32) -> Int32
@@ -32,9 +32,13 @@ public final class RingAllreduce: GradientRing {
 
     /// Binds the inbox on `bind` (e.g. tcp://127.0.0.1:*); `advertiseHost` replaces a wildcard host.
     /// With CURVE, a ZAP handler on `context` admits only peers holding the run's worker key.
-    public init(context: ZMQContext, bind: String, advertiseHost: String, runId: UInt64, curve: CurveKeys?,
-                log: @escaping (String) -> Void = { _ in }) throws {
-        self.context = context; self.runId = runId; self.curve = curve
+    public init(
+        context: ZMQContext, bind: String, advertiseHost: String, runId: UInt64, curve: CurveKeys?,
+        log: @escaping (String) -> Void = { _ in }
+    ) throws {
+        self.context = context
+        self.runId = runId
+        self.curve = curve
         Self.keepMessageBuffers()
         zap = try curve.map { try ZAPHandler(context: context, allowedPublicKey: $0.workerPublic, log: log) }
         inbox = try ZMQSocket(context, .pull)
@@ -68,7 +72,10 @@ public final class RingAllreduce: GradientRing {
     private func outbox(_ address: String) throws -> ZMQSocket {
         if let s = outboxes[address] { return s }
         let s = try ZMQSocket(context, .push, lingerMs: 1000)
-        if let curve { try s.makeCurveClient(serverKey: curve.workerPublic, publicKey: curve.workerPublic, secretKey: curve.workerSecret) }
+        if let curve {
+            try s.makeCurveClient(
+                serverKey: curve.workerPublic, publicKey: curve.workerPublic, secretKey: curve.workerSecret)
+        }
         try s.connect(address)
         outboxes[address] = s
         return s
@@ -77,7 +84,10 @@ public final class RingAllreduce: GradientRing {
     /// Sums `buffer` across the ring in place. Throws a `SwiftRainError` if a neighbour is silent for
     /// `timeoutMs`, the coordinator abandons the round, or a piece is invalid; the buffer's contents are
     /// then undefined (the coordinator restarts the step, which recomputes the gradient).
-    public func allreduce(_ buffer: UnsafeMutableBufferPointer<Float>, ring: [String], position p: Int, step: Int, round: Int, timeoutMs: Int) throws {
+    public func allreduce(
+        _ buffer: UnsafeMutableBufferPointer<Float>, ring: [String], position p: Int, step: Int, round: Int,
+        timeoutMs: Int
+    ) throws {
         let n = ring.count
         guard n > 1 else { return }
         let right = try outbox(ring[(p + 1) % n])
@@ -85,32 +95,42 @@ public final class RingAllreduce: GradientRing {
         func chunk(_ c: Int) -> Range<Int> { (total * c / n)..<(total * (c + 1) / n) }
         func pieces(_ c: Int) -> [Range<Int>] {
             let r = chunk(c)
-            return stride(from: r.lowerBound, to: r.upperBound, by: pieceFloats).map { $0..<min($0 + pieceFloats, r.upperBound) }
+            return stride(from: r.lowerBound, to: r.upperBound, by: pieceFloats).map {
+                $0..<min($0 + pieceFloats, r.upperBound)
+            }
         }
         func mod(_ x: Int) -> Int { (x % n + n) % n }
         // Sends of each stage; stage 1 overwrites chunks stage 0 sent, so it waits for them first.
         let sent = [ZMQSendTracker(), ZMQSendTracker()]
-        defer { _ = sent[0].waitAll(timeoutMs: 1000); _ = sent[1].waitAll(timeoutMs: 1000) }
+        defer {
+            _ = sent[0].waitAll(timeoutMs: 1000)
+            _ = sent[1].waitAll(timeoutMs: 1000)
+        }
         func send(stage: Int, k: Int, chunk c: Int, piece j: Int, _ r: Range<Int>) throws {
             let payload = UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: buffer[r]))
             let body = Body.encode(Body.RingChunk(round: round, stage: stage, k: k, chunk: c, piece: j))
-            let header = MessageHeader(kind: .ring, phase: .train, runId: runId, step: UInt64(step), bodyBytes: UInt32(body.count),
-                                       payloadBytes: UInt64(payload.count), checksum: body.withUnsafeBytes { Checksum.of($0, payload) })
+            let header = MessageHeader(
+                kind: .ring, phase: .train, runId: runId, step: UInt64(step), bodyBytes: UInt32(body.count),
+                payloadBytes: UInt64(payload.count), checksum: body.withUnsafeBytes { Checksum.of($0, payload) })
             try right.send([header.encoded(), body], noCopyPayload: payload, tracker: sent[stage])
         }
 
         for (j, r) in pieces(p).enumerated() { try send(stage: 0, k: 0, chunk: p, piece: j, r) }
         for stage in 0..<2 {
             if stage == 1 && !sent[0].waitAll(timeoutMs: timeoutMs) {
-                throw SwiftRainError("ring", "the right neighbour took no data for \(timeoutMs / 1000) s (step \(step))",
-                                     hint: "a worker died; the coordinator restarts the step among the survivors")
+                throw SwiftRainError(
+                    "ring", "the right neighbour took no data for \(timeoutMs / 1000) s (step \(step))",
+                    hint: "a worker died; the coordinator restarts the step among the survivors")
             }
             for k in 0..<(n - 1) {
                 let c = stage == 0 ? mod(p - k - 1) : mod(p - k)
                 // What this chunk becomes next: the following step's send, or allgather's first.
                 let next: (stage: Int, k: Int)? = k + 1 < n - 1 ? (stage, k + 1) : (stage == 0 ? (1, 0) : nil)
                 for (j, r) in pieces(c).enumerated() {
-                    try receive(step: step, round: round, stage: stage, k: k, chunk: c, piece: j, count: r.count, timeoutMs: timeoutMs) { src in
+                    try receive(
+                        step: step, round: round, stage: stage, k: k, chunk: c, piece: j, count: r.count,
+                        timeoutMs: timeoutMs
+                    ) { src in
                         let dst = UnsafeMutableBufferPointer(rebasing: buffer[r])
                         return stage == 0 ? Self.add(src, into: dst) : Self.copy(src, into: dst)
                     }
@@ -119,8 +139,9 @@ public final class RingAllreduce: GradientRing {
             }
         }
         guard sent[1].waitAll(timeoutMs: timeoutMs) else {
-            throw SwiftRainError("ring", "the right neighbour took no data for \(timeoutMs / 1000) s (step \(step))",
-                                 hint: "a worker died; the coordinator restarts the step among the survivors")
+            throw SwiftRainError(
+                "ring", "the right neighbour took no data for \(timeoutMs / 1000) s (step \(step))",
+                hint: "a worker died; the coordinator restarts the step among the survivors")
         }
     }
 
@@ -128,39 +149,58 @@ public final class RingAllreduce: GradientRing {
     /// (all ones exactly for NaN and Inf), which vectorises, unlike a strict floating-point reduction.
     static func add(_ src: UnsafeBufferPointer<Float>, into dst: UnsafeMutableBufferPointer<Float>) -> Bool {
         var exponent: UInt32 = 0
-        for i in 0..<src.count { dst[i] += src[i]; exponent = max(exponent, src[i].bitPattern & 0x7F80_0000) }
+        for i in 0..<src.count {
+            dst[i] += src[i]
+            exponent = max(exponent, src[i].bitPattern & 0x7F80_0000)
+        }
         return exponent != 0x7F80_0000
     }
 
     static func copy(_ src: UnsafeBufferPointer<Float>, into dst: UnsafeMutableBufferPointer<Float>) -> Bool {
         var exponent: UInt32 = 0
-        for i in 0..<src.count { dst[i] = src[i]; exponent = max(exponent, src[i].bitPattern & 0x7F80_0000) }
+        for i in 0..<src.count {
+            dst[i] = src[i]
+            exponent = max(exponent, src[i].bitPattern & 0x7F80_0000)
+        }
         return exponent != 0x7F80_0000
     }
 
     /// Receives the expected piece, validates it (header, size, checksum, order) and hands its floats,
     /// still in ZeroMQ's buffer, to `use`, which returns false if they are not all finite.
-    private func receive(step: Int, round: Int, stage: Int, k: Int, chunk: Int, piece: Int, count: Int, timeoutMs: Int,
-                         _ use: (UnsafeBufferPointer<Float>) -> Bool) throws {
+    private func receive(
+        step: Int, round: Int, stage: Int, k: Int, chunk: Int, piece: Int, count: Int, timeoutMs: Int,
+        _ use: (UnsafeBufferPointer<Float>) -> Bool
+    ) throws {
         func fail(_ problem: String) -> SwiftRainError {
-            SwiftRainError("ring", "\(problem) (step \(step), round \(round))", hint: "the coordinator restarts the step among the survivors")
+            SwiftRainError(
+                "ring", "\(problem) (step \(step), round \(round))",
+                hint: "the coordinator restarts the step among the survivors")
         }
         while true {
             guard let frames = try inbox.receiveFrames(timeoutMs: Int32(clamping: timeoutMs)) else {
                 throw fail("no chunk from the left neighbour within \(timeoutMs / 1000) s: a worker died")
             }
             // Pieces of an abandoned round, or anything malformed, are dropped.
-            guard frames.count == 3, let h = try? MessageHeader.decode(Array(frames[0].bytes)), h.runId == runId, h.kind == .ring,
-                  frames[1].bytes.count == Int(h.bodyBytes), frames[1].bytes.count <= 4096, frames[2].bytes.count == Int(h.payloadBytes),
-                  let b = try? JSONDecoder().decode(Body.RingChunk.self, from: Data(frames[1].bytes)), b.round == round else {
-                if frames.count == 2, let m = try? Message.decode(frames.map { Array($0.bytes) }, runId: runId, maxPayloadBytes: 0),
-                   let b = try? m.decodeBody(Body.RingChunk.self), b.round == round, b.stage == -1 {
+            guard frames.count == 3, let h = try? MessageHeader.decode(Array(frames[0].bytes)), h.runId == runId,
+                h.kind == .ring,
+                frames[1].bytes.count == Int(h.bodyBytes), frames[1].bytes.count <= 4096,
+                frames[2].bytes.count == Int(h.payloadBytes),
+                let b = try? JSONDecoder().decode(Body.RingChunk.self, from: Data(frames[1].bytes)), b.round == round
+            else {
+                if frames.count == 2,
+                    let m = try? Message.decode(frames.map { Array($0.bytes) }, runId: runId, maxPayloadBytes: 0),
+                    let b = try? m.decodeBody(Body.RingChunk.self), b.round == round, b.stage == -1
+                {
                     throw fail("round abandoned by the coordinator: a ring member died")
                 }
                 continue
             }
-            guard b.stage == stage, b.k == k, b.chunk == chunk, b.piece == piece else { throw fail("out-of-order piece") }
-            guard Checksum.of(frames[1].bytes, frames[2].bytes) == h.checksum else { throw fail("a piece failed its checksum") }
+            guard b.stage == stage, b.k == k, b.chunk == chunk, b.piece == piece else {
+                throw fail("out-of-order piece")
+            }
+            guard Checksum.of(frames[1].bytes, frames[2].bytes) == h.checksum else {
+                throw fail("a piece failed its checksum")
+            }
             guard frames[2].bytes.count == 4 * count else { throw fail("a piece of the wrong size") }
             // The frames own ZeroMQ's buffers: keep them alive while their bytes are read.
             let ok = withExtendedLifetime(frames) { frames[2].bytes.withMemoryRebound(to: Float.self) { use($0) } }
@@ -176,16 +216,21 @@ public final class ZMQRingAbandoner: RingAbandoner {
     let curve: CurveKeys?
 
     public init(context: ZMQContext, curve: CurveKeys?) {
-        self.context = context; self.curve = curve
+        self.context = context
+        self.curve = curve
     }
 
     public func abandon(runId: UInt64, round: Int, step: Int, addresses: [String]) {
         for a in addresses {
             guard let s = try? ZMQSocket(context, .push, lingerMs: 1000) else { continue }
-            if let k = curve { try? s.makeCurveClient(serverKey: k.workerPublic, publicKey: k.workerPublic, secretKey: k.workerSecret) }
+            if let k = curve {
+                try? s.makeCurveClient(serverKey: k.workerPublic, publicKey: k.workerPublic, secretKey: k.workerSecret)
+            }
             try? s.connect(a)
-            try? s.send(Message.frames(.ring, phase: .train, runId: runId, step: UInt64(step),
-                                       body: Body.encode(Body.RingChunk(round: round, stage: -1, k: 0, chunk: 0))))
+            try? s.send(
+                Message.frames(
+                    .ring, phase: .train, runId: runId, step: UInt64(step),
+                    body: Body.encode(Body.RingChunk(round: round, stage: -1, k: 0, chunk: 0))))
             s.close()
         }
     }

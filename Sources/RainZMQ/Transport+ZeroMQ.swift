@@ -26,7 +26,9 @@ public final class ZMQClient: ClientTransport {
     let socket: ZMQSocket
     public init(context: ZMQContext, connect: String, curve: CurveKeys? = nil) throws {
         socket = try ZMQSocket(context, .dealer)
-        if let k = curve { try socket.makeCurveClient(serverKey: k.serverPublic, publicKey: k.workerPublic, secretKey: k.workerSecret) }
+        if let k = curve {
+            try socket.makeCurveClient(serverKey: k.serverPublic, publicKey: k.workerPublic, secretKey: k.workerSecret)
+        }
         try socket.connect(connect)
     }
     public func send(_ frames: Frames) throws { try socket.send(frames) }

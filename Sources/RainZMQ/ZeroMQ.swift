@@ -43,7 +43,8 @@ public final class ZMQContext {
 
 /// A ZeroMQ socket. LINGER is always set, so closing never blocks on unsent messages.
 public final class ZMQSocket {
-    public enum Kind { case router, dealer, rep, push, pull
+    public enum Kind {
+        case router, dealer, rep, push, pull
         var raw: Int32 {
             switch self {
             case .push: return ZMQ_PUSH
@@ -72,7 +73,10 @@ public final class ZMQSocket {
     deinit { close() }
 
     public func close() {
-        if let h = handle { zmq_close(h); handle = nil }
+        if let h = handle {
+            zmq_close(h)
+            handle = nil
+        }
     }
 
     fileprivate func setInt(_ option: Int32, _ value: Int32) throws {
@@ -81,7 +85,9 @@ public final class ZMQSocket {
     }
 
     public func bind(_ endpoint: String) throws { try check(zmq_bind(handle, endpoint), "zmq_bind(\(endpoint))") }
-    public func connect(_ endpoint: String) throws { try check(zmq_connect(handle, endpoint), "zmq_connect(\(endpoint))") }
+    public func connect(_ endpoint: String) throws {
+        try check(zmq_connect(handle, endpoint), "zmq_connect(\(endpoint))")
+    }
 
     /// The endpoint actually bound (resolves `tcp://127.0.0.1:*` to a port).
     public func lastEndpoint() throws -> String {
@@ -169,16 +175,23 @@ public final class ZMQFrame {
 
     fileprivate init(_ socket: UnsafeMutableRawPointer?) throws {
         msg = .allocate(capacity: 1)
-        guard zmq_msg_init(msg) == 0 else { msg.deallocate(); throw ZMQError(call: "zmq_msg_init", errno: zmq_errno()) }
+        guard zmq_msg_init(msg) == 0 else {
+            msg.deallocate()
+            throw ZMQError(call: "zmq_msg_init", errno: zmq_errno())
+        }
         let m = msg, n: Int32
         do { n = try retryingInterrupts("zmq_msg_recv") { zmq_msg_recv(m, socket, 0) } } catch {
-            zmq_msg_close(m); m.deallocate()
+            zmq_msg_close(m)
+            m.deallocate()
             throw error
         }
         bytes = UnsafeRawBufferPointer(start: zmq_msg_data(msg), count: Int(n))
         hasMore = zmq_msg_more(msg) != 0
     }
-    deinit { zmq_msg_close(msg); msg.deallocate() }
+    deinit {
+        zmq_msg_close(msg)
+        msg.deallocate()
+    }
 }
 
 /// Counts zero-copy sends whose bytes ZeroMQ still holds. ZeroMQ calls back from its I/O thread when
@@ -212,20 +225,28 @@ extension ZMQSocket {
         try setInt(ZMQ_RCVTIMEO, timeoutMs)
         var frames: [ZMQFrame] = []
         repeat {
-            do { frames.append(try ZMQFrame(handle)) } catch let e as ZMQError where e.isTimeout && frames.isEmpty { return nil }
+            do { frames.append(try ZMQFrame(handle)) } catch let e as ZMQError where e.isTimeout && frames.isEmpty {
+                return nil
+            }
         } while frames.last!.hasMore
         return frames
     }
 
     /// Sends small frames by copy, then `payload` without copying it: ZeroMQ reads the caller's memory
     /// later, from its I/O thread, so the caller must leave it unchanged until `tracker.waitAll` returns.
-    public func send(_ frames: [[UInt8]], noCopyPayload payload: UnsafeRawBufferPointer, tracker: ZMQSendTracker) throws {
+    public func send(_ frames: [[UInt8]], noCopyPayload payload: UnsafeRawBufferPointer, tracker: ZMQSendTracker) throws
+    {
         for frame in frames {
-            _ = try frame.withUnsafeBytes { buf in try retryingInterrupts("zmq_send") { zmq_send(handle, buf.baseAddress, buf.count, ZMQ_SNDMORE) } }
+            _ = try frame.withUnsafeBytes { buf in
+                try retryingInterrupts("zmq_send") { zmq_send(handle, buf.baseAddress, buf.count, ZMQ_SNDMORE) }
+            }
         }
         var msg = zmq_msg_t()
         let hint = Unmanaged.passRetained(tracker).toOpaque()
-        guard zmq_msg_init_data(&msg, UnsafeMutableRawPointer(mutating: payload.baseAddress), payload.count, releaseTracked, hint) == 0 else {
+        guard
+            zmq_msg_init_data(
+                &msg, UnsafeMutableRawPointer(mutating: payload.baseAddress), payload.count, releaseTracked, hint) == 0
+        else {
             Unmanaged<ZMQSendTracker>.fromOpaque(hint).release()
             throw ZMQError(call: "zmq_msg_init_data", errno: zmq_errno())
         }

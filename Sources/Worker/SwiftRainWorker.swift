@@ -6,7 +6,8 @@ import RainSupport
 /// One worker process: started by `swiftrain train`, by SLURM's srun, or by hand.
 @main
 struct SwiftRainWorker: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "swiftrain-worker", abstract: "One SwiftRain training worker.")
+    static let configuration = CommandConfiguration(
+        commandName: "swiftrain-worker", abstract: "One SwiftRain training worker.")
     @OptionGroup var options: WorkerOptions
 
     func run() throws {

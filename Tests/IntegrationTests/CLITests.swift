@@ -1,19 +1,22 @@
 import Foundation
-import XCTest
 import RainConfig
 import RainProtocol
+import XCTest
 
 /// The `swiftrain` executable, really started: exit codes, output, files written.
 final class CLITests: XCTestCase {
     @discardableResult
-    func run(_ args: [String], expect code: Int32 = 0, file: StaticString = #filePath, line: UInt = #line) throws -> (out: String, err: String) {
+    func run(_ args: [String], expect code: Int32 = 0, file: StaticString = #filePath, line: UInt = #line) throws -> (
+        out: String, err: String
+    ) {
         let r = try runProcess(Binaries.swiftrain, args)
         XCTAssertEqual(r.status, code, "swiftrain \(args.joined(separator: " "))\n\(r.err)", file: file, line: line)
         return (r.out, r.err)
     }
 
     func tmp() -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("swiftrain-cli-\(UUID().uuidString.prefix(8))")
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "swiftrain-cli-\(UUID().uuidString.prefix(8))")
         try! FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         addTeardownBlock { try? FileManager.default.removeItem(at: url) }
         return url
@@ -37,7 +40,9 @@ final class CLITests: XCTestCase {
         """.write(to: config, atomically: true, encoding: .utf8)
         let norm = try run(["normalize", "--config", config.path])
         XCTAssertTrue(norm.out.contains("wrote"))
-        let stats = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("norm.json"))) as! [String: [String: Double]]
+        let stats =
+            try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("norm.json")))
+            as! [String: [String: Double]]
         // Exactly PyRain's keys (its file for 2016–2017 is in ../shared/fixtures).
         let pyrain = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
             .appendingPathComponent("../../../shared/fixtures/pyrain-normalisation-2016-2017.json").standardized
@@ -47,14 +52,21 @@ final class CLITests: XCTestCase {
 
         let text = try run(["inspect", "--config", config.path]).out
         XCTAssertTrue(text.contains("dataset era5625") && text.contains("32 input channels"), text)
-        let json = try JSONSerialization.jsonObject(with: Data(try run(["inspect", "--config", config.path, "--json"]).out.utf8)) as! [String: Any]
+        let json =
+            try JSONSerialization.jsonObject(
+                with: Data(try run(["inspect", "--config", config.path, "--json"]).out.utf8)) as! [String: Any]
         let parts = (json["samples"] as! [String: Any])["partitions"] as! [[String: Any]]
         // train 2016-04-01 … 2016-05-10 23:00, lead 24 h: (39 d 23 h − 36 h)/3 h + 1 = 308 samples.
         XCTAssertEqual(((parts[0]["leads"] as! [[String: Any]])[0]["kept"] as! Int), 308)
 
         let out = dir.appendingPathComponent("sample")
-        try run(["sample", "--config", config.path, "--partition", "valid", "--lead", "24", "--time", "2016-05-12T06:00:00Z", "--out", out.path])
-        let manifest = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("manifest.json"))) as! [String: Any]
+        try run([
+            "sample", "--config", config.path, "--partition", "valid", "--lead", "24", "--time", "2016-05-12T06:00:00Z",
+            "--out", out.path,
+        ])
+        let manifest =
+            try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("manifest.json")))
+            as! [String: Any]
         XCTAssertEqual((manifest["input"] as! [String: Any])["shape"] as! [Int], [5, 32, 32, 64])
         XCTAssertEqual(try Data(contentsOf: out.appendingPathComponent("input.f32")).count, 4 * 5 * 32 * 32 * 64)
         let reads = manifest["reads"] as! [[String: String]]
@@ -62,20 +74,32 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(reads.last?["time"], "2016-05-13T06:00:00Z")
 
         // A time off the sample grid is refused with a reason.
-        let bad = try run(["sample", "--config", config.path, "--partition", "valid", "--lead", "24", "--time", "2016-05-12T07:00:00Z",
-                           "--out", out.path], expect: 1)
-        XCTAssertTrue(bad.err.contains("not a kept sample") && bad.err.contains("off the partition's sample grid"), bad.err)
+        let bad = try run(
+            [
+                "sample", "--config", config.path, "--partition", "valid", "--lead", "24", "--time",
+                "2016-05-12T07:00:00Z",
+                "--out", out.path,
+            ], expect: 1)
+        XCTAssertTrue(
+            bad.err.contains("not a kept sample") && bad.err.contains("off the partition's sample grid"), bad.err)
     }
 
     func testBrokenDataExitsWithAClearMessage() throws {
         let dir = tmp()
-        try run(["synth", "--out", dir.path, "--from", "2016-04-01", "--to", "2016-04-03", "--datasets", "imerg,simsat"])
+        try run([
+            "synth", "--out", dir.path, "--from", "2016-04-01", "--to", "2016-04-03", "--datasets", "imerg,simsat",
+        ])
         let file = dir.appendingPathComponent("simsat5625/simsat5625__simsat5625.mmap")
-        let h = try FileHandle(forWritingTo: file); try h.truncate(atOffset: 1000); try h.close()
+        let h = try FileHandle(forWritingTo: file)
+        try h.truncate(atOffset: 1000)
+        try h.close()
         let r = try run(["inspect", dir.path + "/imerg5625", dir.path + "/simsat5625"], expect: 1)
-        XCTAssertTrue(r.err.contains("error: 1 problem in the data") && r.err.contains("truncated") && r.err.contains(file.path), r.err)
+        XCTAssertTrue(
+            r.err.contains("error: 1 problem in the data") && r.err.contains("truncated") && r.err.contains(file.path),
+            r.err)
         let missing = try run(["inspect", dir.path + "/nope"], expect: 1)
-        XCTAssertTrue(missing.err.contains("dataset directory not found") && missing.err.contains("swiftrain synth"), missing.err)
+        XCTAssertTrue(
+            missing.err.contains("dataset directory not found") && missing.err.contains("swiftrain synth"), missing.err)
         let unknown = try run(["inspect", dir.path + "/imerg5625", "--set", "lr=fast"], expect: 1)
         XCTAssertTrue(unknown.err.contains("--set: lr") && unknown.err.contains("a finite number"), unknown.err)
     }

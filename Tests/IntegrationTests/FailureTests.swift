@@ -1,7 +1,7 @@
 import Foundation
-import XCTest
 import RainModel
 import RainTraining
+import XCTest
 
 /// Workers killed, frozen or arriving late while a real coordinator trains.
 final class FailureTests: XCTestCase {
@@ -15,12 +15,18 @@ final class FailureTests: XCTestCase {
 
     func params(_ run: String) throws -> [Float] {
         let layout = ParameterLayout(try ModelShape(config: TrainingData.config(root)))
-        return try Checkpoint.read(path: root.appendingPathComponent("\(run)/checkpoints/last.ckpt").path, layout: layout).1.values
+        return try Checkpoint.read(
+            path: root.appendingPathComponent("\(run)/checkpoints/last.ckpt").path, layout: layout
+        ).1.values
     }
 
     func trainArgs(_ run: String, steps: Int, workers: Int) -> [String] {
-        ["train", "--config", root.appendingPathComponent("c.yaml").path, "--run", root.appendingPathComponent(run).path,
-         "--workers", "\(workers)", "--max-steps", "\(steps)", "--worker-timeout", "2", "--step-timeout", "60", "--blas-threads", "1", "--progress-every", "0"]
+        [
+            "train", "--config", root.appendingPathComponent("c.yaml").path, "--run",
+            root.appendingPathComponent(run).path,
+            "--workers", "\(workers)", "--max-steps", "\(steps)", "--worker-timeout", "2", "--step-timeout", "60",
+            "--blas-threads", "1", "--progress-every", "0",
+        ]
     }
 
     /// Starts a 2-worker run, hits one worker with `signal` once training is under way, and checks the
@@ -54,7 +60,9 @@ final class FailureTests: XCTestCase {
     func testFrozenWorkerIsRecoveredAndTheResultIsUnchanged() throws { _ = try survive(SIGSTOP, run: "frozen") }
 
     /// Ring mode: the survivors are released from the broken ring and the step is redone among them.
-    func testKilledWorkerDuringRingIsRecovered() throws { _ = try survive(SIGKILL, run: "ring-killed", extra: ["--allreduce", "ring"]) }
+    func testKilledWorkerDuringRingIsRecovered() throws {
+        _ = try survive(SIGKILL, run: "ring-killed", extra: ["--allreduce", "ring"])
+    }
 
     func testBelowMinWorkersCheckpointsAndExplainsHowToResume() throws {
         var args = trainArgs("minw", steps: 200, workers: 2)
@@ -62,24 +70,38 @@ final class FailureTests: XCTestCase {
         let c = try startProcess(Binaries.swiftrain, args)
         while !c.errors().contains("step 3/") && c.process.isRunning { usleep(20_000) }
         let kids = try children(of: c.process.processIdentifier)
-        guard kids.count == 2 else { c.wait(); return XCTFail("the coordinator ended before step 3:\n\(c.errors())") }
+        guard kids.count == 2 else {
+            c.wait()
+            return XCTFail("the coordinator ended before step 3:\n\(c.errors())")
+        }
         kill(kids[1], SIGKILL)
         c.wait()
         XCTAssertEqual(c.process.terminationStatus, 1)
-        XCTAssertTrue(c.errors().contains("fewer than --min-workers 2 live worker(s)") && c.errors().contains("swiftrain train --resume"), c.errors())
-        XCTAssertGreaterThan(try Checkpoint.read(path: root.appendingPathComponent("minw/checkpoints/last.ckpt").path,
-                                                 layout: ParameterLayout(try ModelShape(config: TrainingData.config(root)))).0.globalStep, 2)
+        XCTAssertTrue(
+            c.errors().contains("fewer than --min-workers 2 live worker(s)")
+                && c.errors().contains("swiftrain train --resume"), c.errors())
+        XCTAssertGreaterThan(
+            try Checkpoint.read(
+                path: root.appendingPathComponent("minw/checkpoints/last.ckpt").path,
+                layout: ParameterLayout(try ModelShape(config: TrainingData.config(root)))
+            ).0.globalStep, 2)
     }
 
     func testLateWorkerJoinsAtTheNextStep() throws {
         let endpoint = try freeLoopbackEndpoint()
-        let c = try startProcess(Binaries.swiftrain, ["train", "--config", root.appendingPathComponent("c.yaml").path,
-                                                      "--run", root.appendingPathComponent("late").path, "--listen", endpoint,
-                                                      "--expect-workers", "1", "--max-steps", "40", "--step-timeout", "60", "--progress-every", "0"])
+        let c = try startProcess(
+            Binaries.swiftrain,
+            [
+                "train", "--config", root.appendingPathComponent("c.yaml").path,
+                "--run", root.appendingPathComponent("late").path, "--listen", endpoint,
+                "--expect-workers", "1", "--max-steps", "40", "--step-timeout", "60", "--progress-every", "0",
+            ])
         let first = try startProcess(Binaries.worker, ["--connect", endpoint])
         while !c.errors().contains("step 3/") && c.process.isRunning { usleep(20_000) }
         let second = try startProcess(Binaries.worker, ["--connect", endpoint])
-        c.wait(); first.wait(); second.wait()
+        c.wait()
+        first.wait()
+        second.wait()
         XCTAssertEqual(c.process.terminationStatus, 0, c.errors())
         XCTAssertTrue(c.errors().contains("worker 1 ready; 2 live"), c.errors())
         XCTAssertEqual(second.process.terminationStatus, 0, second.errors())
@@ -95,20 +117,33 @@ final class FailureTests: XCTestCase {
     func testWorkersLeaveWhenTheCoordinatorDiesAndSignalsDoNotBreakReceives() throws {
         let endpoint = try freeLoopbackEndpoint()
         let run = root.appendingPathComponent("orphans")
-        let args = ["train", "--config", root.appendingPathComponent("c.yaml").path, "--run", run.path, "--listen", endpoint,
-                    "--expect-workers", "2", "--step-timeout", "60", "--progress-every", "0"]
+        let args = [
+            "train", "--config", root.appendingPathComponent("c.yaml").path, "--run", run.path, "--listen", endpoint,
+            "--expect-workers", "2", "--step-timeout", "60", "--progress-every", "0",
+        ]
         var c = try startProcess(Binaries.swiftrain, args)
-        var workers = try (0..<2).map { _ in try startProcess(Binaries.worker, ["--connect", endpoint, "--coordinator-timeout", "3"]) }
+        var workers = try (0..<2).map { _ in
+            try startProcess(Binaries.worker, ["--connect", endpoint, "--coordinator-timeout", "3"])
+        }
         while !c.errors().contains("step 3/") && c.process.isRunning { usleep(20_000) }
-        for _ in 0..<5 { kill(c.process.processIdentifier, SIGUSR1); usleep(3_000) }  // likely inside a receive
+        for _ in 0..<5 {
+            kill(c.process.processIdentifier, SIGUSR1)
+            usleep(3_000)
+        }  // likely inside a receive
         c.wait()
         XCTAssertEqual(c.process.terminationStatus, 0, c.errors())
         XCTAssertTrue(c.errors().contains("checkpoint written"), c.errors())
-        for w in workers { w.wait(); XCTAssertEqual(w.process.terminationStatus, 0, w.errors()) }
+        for w in workers {
+            w.wait()
+            XCTAssertEqual(w.process.terminationStatus, 0, w.errors())
+        }
 
         c = try startProcess(Binaries.swiftrain, ["train", "--resume", run.path] + args.dropFirst(5))
-        workers = try (0..<2).map { _ in try startProcess(Binaries.worker, ["--connect", endpoint, "--coordinator-timeout", "3"]) }
-        while c.errors().components(separatedBy: " loss ").count < 3 && c.process.isRunning { usleep(20_000) }  // two steps after resuming
+        workers = try (0..<2).map { _ in
+            try startProcess(Binaries.worker, ["--connect", endpoint, "--coordinator-timeout", "3"])
+        }
+        // two steps after resuming
+        while c.errors().components(separatedBy: " loss ").count < 3 && c.process.isRunning { usleep(20_000) }
         kill(c.process.processIdentifier, SIGKILL)
         // Each worker exits by itself, and says why: its heartbeats went unanswered (no clock is asserted).
         for w in workers {

@@ -1,9 +1,9 @@
 import Foundation
-import XCTest
 import RainConfig
+import RainEvaluation
 import RainModel
 import RainTraining
-import RainEvaluation
+import XCTest
 
 /// `make demo`'s pipeline at a smaller size (6 months, 24 h lead only, F = 16): synth → normalize →
 /// train (2 workers) → eval → plot → export. The model must beat persistence and climatology at 24 h.
@@ -42,9 +42,12 @@ final class PipelineTests: XCTestCase {
         _ = try run(["synth", "--out", "data", "--from", "2016-04-01", "--to", "2016-09-30T23:00"])
         _ = try run(["normalize", "--config", "small.yaml"])
         _ = try run(["train", "--config", "small.yaml", "--workers", "2", "--run", "run", "--progress-every", "100"])
-        let report = try JSONDecoder().decode(EvaluationReport.self, from: Data(try run(["eval", "--run", "run", "--phase", "test", "--json"]).utf8))
+        let report = try JSONDecoder().decode(
+            EvaluationReport.self, from: Data(try run(["eval", "--run", "run", "--phase", "test", "--json"]).utf8))
         let day1 = try XCTUnwrap(report.leads.first { $0.hours == 24 })
-        let (model, persistence, climatology) = (try XCTUnwrap(day1.model), try XCTUnwrap(day1.persistence), try XCTUnwrap(day1.climatology))
+        let (model, persistence, climatology) = (
+            try XCTUnwrap(day1.model), try XCTUnwrap(day1.persistence), try XCTUnwrap(day1.climatology)
+        )
         XCTAssertLessThan(model, persistence, "24 h: the model (\(model)) must beat persistence (\(persistence))")
         XCTAssertLessThan(model, climatology, "24 h: the model (\(model)) must beat climatology (\(climatology))")
         XCTAssertGreaterThan(day1.samples, 200)
@@ -52,8 +55,11 @@ final class PipelineTests: XCTestCase {
         XCTAssertTrue(table.contains("| SwiftRain ConvLSTM | \(String(format: "%.3f", model)) |"), table)
 
         // The baselines command scores the same samples the same way.
-        let base = try JSONDecoder().decode(EvaluationReport.self, from: Data(try run(["baselines", "--config", "small.yaml", "--phase", "test", "--json"]).utf8))
-        XCTAssertEqual(base.leads.first?.persistence, persistence); XCTAssertEqual(base.leads.first?.climatology, climatology)
+        let base = try JSONDecoder().decode(
+            EvaluationReport.self,
+            from: Data(try run(["baselines", "--config", "small.yaml", "--phase", "test", "--json"]).utf8))
+        XCTAssertEqual(base.leads.first?.persistence, persistence)
+        XCTAssertEqual(base.leads.first?.climatology, climatology)
         XCTAssertNil(base.leads.first?.model)
 
         // Figures are real PNGs of a sensible size.
@@ -67,17 +73,22 @@ final class PipelineTests: XCTestCase {
         }
 
         // The export holds every parameter under its state_dict name, in a valid safetensors layout.
-        let exportDir = try run(["export", "--run", "run", "--format", "pytorch"]).trimmingCharacters(in: .whitespacesAndNewlines)
+        let exportDir = try run(["export", "--run", "run", "--format", "pytorch"]).trimmingCharacters(
+            in: .whitespacesAndNewlines)
         let st = try Data(contentsOf: URL(fileURLWithPath: exportDir + "/model.safetensors"))
         let n = Int(st.prefix(8).enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) })
         let header = try XCTUnwrap(try JSONSerialization.jsonObject(with: st[8..<(8 + n)]) as? [String: Any])
-        let layout = ParameterLayout(try ModelShape(config: Config.load(path: dir.appendingPathComponent("run/config.yaml").path)))
+        let layout = ParameterLayout(
+            try ModelShape(config: Config.load(path: dir.appendingPathComponent("run/config.yaml").path)))
         for e in layout.entries {
             let t = try XCTUnwrap(header[e.name] as? [String: Any], e.name)
-            XCTAssertEqual(t["shape"] as? [Int], e.shape); XCTAssertEqual(t["data_offsets"] as? [Int], [4 * e.offset, 4 * (e.offset + e.count)])
+            XCTAssertEqual(t["shape"] as? [Int], e.shape)
+            XCTAssertEqual(t["data_offsets"] as? [Int], [4 * e.offset, 4 * (e.offset + e.count)])
         }
         XCTAssertEqual(st.count, 8 + n + 4 * layout.count)
-        let params = try Checkpoint.read(path: dir.appendingPathComponent("run/checkpoints/best.ckpt").path, layout: layout).1.values
+        let params = try Checkpoint.read(
+            path: dir.appendingPathComponent("run/checkpoints/best.ckpt").path, layout: layout
+        ).1.values
         let stored = st[(8 + n)...].withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
         XCTAssertEqual(stored, params, "the exported weights are the best checkpoint's")
     }

@@ -1,10 +1,10 @@
 import Foundation
-import XCTest
 import RainConfig
 import RainData
 import RainProtocol
 import RainSupport
 import RainZMQ
+import XCTest
 
 /// Synthetic data (2016-04 … 2016-05), its normalisation, and a tiny model's configuration (`c.yaml`),
 /// made afresh for each test class that trains: no class uses another's files, so they pass in any order.
@@ -14,11 +14,14 @@ enum TrainingData {
             .appendingPathComponent("swiftrain-\(name)-\(ProcessInfo.processInfo.processIdentifier)")
         try? FileManager.default.removeItem(at: url)
         var o = SyntheticDataset.Options(out: url.appendingPathComponent("data").path)
-        o.from = UTCTime.make(2016, 4, 1); o.to = UTCTime.make(2016, 5, 31, 23); o.datasets = ["era", "imerg", "simsat"]
+        o.from = UTCTime.make(2016, 4, 1)
+        o.to = UTCTime.make(2016, 5, 31, 23)
+        o.datasets = ["era", "imerg", "simsat"]
         o.eraFill = TimeSpan(first: 1, last: 0)
         try! SyntheticDataset.write(o)
         let c = config(url)
-        try! Normalisation.compute(spec: try! SampleSpec(c), catalog: try! DataCatalog(paths: c.data)).write(path: c.normalisation)
+        try! Normalisation.compute(spec: try! SampleSpec(c), catalog: try! DataCatalog(paths: c.data)).write(
+            path: c.normalisation)
         try! c.yaml().write(to: url.appendingPathComponent("c.yaml"), atomically: true, encoding: .utf8)
         return url
     }
@@ -27,11 +30,22 @@ enum TrainingData {
         var c = Config()
         c.data = ["era5625", "imerg5625", "simsat5625"].map { root.appendingPathComponent("data/\($0)").path }
         c.normalisation = root.appendingPathComponent("norm.json").path
-        c.sources = .simsat; c.imerg = true; c.incTime = true; c.noRelu = true
-        c.trainStart = UTCTime.make(2016, 4, 1); c.trainEnd = UTCTime.make(2016, 4, 20, 23)
-        c.validStart = UTCTime.make(2016, 5, 1); c.validEnd = UTCTime.make(2016, 5, 10, 23)
-        c.testStart = UTCTime.make(2016, 5, 11); c.testEnd = UTCTime.make(2016, 5, 31, 23)
-        c.hidden1 = 8; c.hidden2 = 4; c.batchSize = 8; c.microBatch = 4; c.epochs = 2; c.lr = 1e-3
+        c.sources = .simsat
+        c.imerg = true
+        c.incTime = true
+        c.noRelu = true
+        c.trainStart = UTCTime.make(2016, 4, 1)
+        c.trainEnd = UTCTime.make(2016, 4, 20, 23)
+        c.validStart = UTCTime.make(2016, 5, 1)
+        c.validEnd = UTCTime.make(2016, 5, 10, 23)
+        c.testStart = UTCTime.make(2016, 5, 11)
+        c.testEnd = UTCTime.make(2016, 5, 31, 23)
+        c.hidden1 = 8
+        c.hidden2 = 4
+        c.batchSize = 8
+        c.microBatch = 4
+        c.epochs = 2
+        c.lr = 1e-3
         return c
     }
 }
@@ -49,11 +63,16 @@ enum Binaries {
 
 /// Runs a command to completion, returning its status and output.
 @discardableResult
-func runProcess(_ path: String, _ args: [String], cwd: URL? = nil, env: [String: String] = [:], timeout: TimeInterval = 300) throws -> (status: Int32, out: String, err: String) {
+func runProcess(
+    _ path: String, _ args: [String], cwd: URL? = nil, env: [String: String] = [:], timeout: TimeInterval = 300
+) throws -> (status: Int32, out: String, err: String) {
     let p = try startProcess(path, args, cwd: cwd, env: env)
     let deadline = Date().addingTimeInterval(timeout)
     while p.process.isRunning && Date() < deadline { usleep(20_000) }
-    if p.process.isRunning { p.process.terminate(); XCTFail("\(path) \(args) timed out") }
+    if p.process.isRunning {
+        p.process.terminate()
+        XCTFail("\(path) \(args) timed out")
+    }
     p.wait()
     return (p.process.terminationStatus, p.output(), p.errors())
 }
@@ -68,7 +87,10 @@ final class Started {
     /// After the process has exited: reads what the background handlers have not delivered yet (they
     /// run asynchronously, so output can still be in the pipe when `waitUntilExit` returns).
     /// Waits for the process to exit, then for its last output.
-    func wait() { process.waitUntilExit(); drain() }
+    func wait() {
+        process.waitUntilExit()
+        drain()
+    }
 
     /// Bounded: a grandchild that inherited the pipe may keep it open a little longer.
     func drain() {
@@ -78,21 +100,33 @@ final class Started {
             group.enter()
             DispatchQueue.global().async {
                 let rest = pipe.fileHandleForReading.readDataToEndOfFile()
-                self.lock.lock(); if isErr { self.err += rest } else { self.out += rest }; self.lock.unlock()
+                self.lock.lock()
+                if isErr { self.err += rest } else { self.out += rest }
+                self.lock.unlock()
                 group.leave()
             }
         }
         _ = group.wait(timeout: .now() + 10)
         pipes = []
     }
-    func output() -> String { lock.lock(); defer { lock.unlock() }; return String(decoding: out, as: UTF8.self) }
-    func errors() -> String { lock.lock(); defer { lock.unlock() }; return String(decoding: err, as: UTF8.self) }
+    func output() -> String {
+        lock.lock()
+        defer { lock.unlock() }
+        return String(decoding: out, as: UTF8.self)
+    }
+    func errors() -> String {
+        lock.lock()
+        defer { lock.unlock() }
+        return String(decoding: err, as: UTF8.self)
+    }
     fileprivate func collect(_ pipe: Pipe, stderr: Bool) {
         pipes.append((pipe, stderr))
         pipe.fileHandleForReading.readabilityHandler = { [weak self] h in
             let d = h.availableData
             guard let self, !d.isEmpty else { return }
-            self.lock.lock(); if stderr { self.err += d } else { self.out += d }; self.lock.unlock()
+            self.lock.lock()
+            if stderr { self.err += d } else { self.out += d }
+            self.lock.unlock()
         }
     }
 }
@@ -104,8 +138,10 @@ func startProcess(_ path: String, _ args: [String], cwd: URL? = nil, env: [Strin
     if !env.isEmpty { s.process.environment = ProcessInfo.processInfo.environment.merging(env) { $1 } }
     if let cwd { s.process.currentDirectoryURL = cwd }
     let o = Pipe(), e = Pipe()
-    s.process.standardOutput = o; s.process.standardError = e
-    s.collect(o, stderr: false); s.collect(e, stderr: true)
+    s.process.standardOutput = o
+    s.process.standardError = e
+    s.collect(o, stderr: false)
+    s.collect(e, stderr: true)
     try s.process.run()
     return s
 }

@@ -1,12 +1,12 @@
 import Foundation
-import XCTest
-import RainSupport
 import RainConfig
 import RainData
 import RainModel
 import RainProtocol
-import RainZMQ
+import RainSupport
 import RainTraining
+import RainZMQ
+import XCTest
 
 /// Distributed training with real coordinator and worker processes talking ZeroMQ over loopback TCP.
 final class TrainingTests: XCTestCase {
@@ -14,16 +14,23 @@ final class TrainingTests: XCTestCase {
     override class func tearDown() { try? FileManager.default.removeItem(at: root) }
     static func config(_ root: URL) -> Config { TrainingData.config(root) }
 
-    func train(_ args: [String], run: String, env: [String: String] = [:], file: StaticString = #filePath, line: UInt = #line) throws -> String {
-        let r = try runProcess(Binaries.swiftrain, ["train", "--config", Self.root.appendingPathComponent("c.yaml").path,
-                                                    "--run", Self.root.appendingPathComponent(run).path, "--step-timeout", "60"] + args, env: env)
+    func train(
+        _ args: [String], run: String, env: [String: String] = [:], file: StaticString = #filePath, line: UInt = #line
+    ) throws -> String {
+        let r = try runProcess(
+            Binaries.swiftrain,
+            [
+                "train", "--config", Self.root.appendingPathComponent("c.yaml").path,
+                "--run", Self.root.appendingPathComponent(run).path, "--step-timeout", "60",
+            ] + args, env: env)
         XCTAssertEqual(r.status, 0, r.err, file: file, line: line)
         return r.err
     }
 
     func checkpoint(_ run: String) throws -> (TrainingState, [Float], [Float], [Float]) {
         let layout = ParameterLayout(try ModelShape(config: Self.config(Self.root)))
-        let (s, p, m, v) = try Checkpoint.read(path: Self.root.appendingPathComponent("\(run)/checkpoints/last.ckpt").path, layout: layout)
+        let (s, p, m, v) = try Checkpoint.read(
+            path: Self.root.appendingPathComponent("\(run)/checkpoints/last.ckpt").path, layout: layout)
         return (s, p.values, m.values, v.values)
     }
 
@@ -31,17 +38,25 @@ final class TrainingTests: XCTestCase {
     /// computation over the same global batches (whole batch through the model at once, one process).
     func testWorkerCountsMatchInProcessSteps() throws {
         let steps = 3
-        for n in 1...3 { _ = try train(["--workers", "\(n)", "--max-steps", "\(steps)", "--blas-threads", "1"], run: "n\(n)") }
-        for n in 2...3 { _ = try train(["--workers", "\(n)", "--max-steps", "\(steps)", "--blas-threads", "1", "--allreduce", "ring"], run: "ring\(n)") }
+        for n in 1...3 {
+            _ = try train(["--workers", "\(n)", "--max-steps", "\(steps)", "--blas-threads", "1"], run: "n\(n)")
+        }
+        for n in 2...3 {
+            _ = try train(
+                ["--workers", "\(n)", "--max-steps", "\(steps)", "--blas-threads", "1", "--allreduce", "ring"],
+                run: "ring\(n)")
+        }
         var c = Self.config(Self.root)
         c.microBatch = c.batchSize
         let compute = try ModelRunner(config: c)
-        _ = compute.params.buffer.update(from: FlatBuffer.initialParameters(compute.layout, seed: UInt64(c.seed)).values)
+        _ = compute.params.buffer.update(
+            from: FlatBuffer.initialParameters(compute.layout, seed: UInt64(c.seed)).values)
         let m = FlatBuffer(count: compute.layout.count), v = FlatBuffer(count: compute.layout.count)
         var adam = Adam(lr: c.lr)
         let perm = Sharding.permutation(count: compute.index.samples(.train).count, seed: c.seed, epoch: 0)
         for s in 0..<steps {
-            _ = try compute.train(samples: Array(Sharding.batch(perm, step: s, size: c.batchSize)), globalBatch: c.batchSize)
+            _ = try compute.train(
+                samples: Array(Sharding.batch(perm, step: s, size: c.batchSize)), globalBatch: c.batchSize)
             adam.update(params: compute.params, grads: compute.grads, m: m, v: v)
         }
         let reference = compute.params.values
@@ -52,7 +67,9 @@ final class TrainingTests: XCTestCase {
             // Float32 sums in another order: a few ulps after 3 Adam steps of ~1e-3 on weights ~0.1.
             let worst = zip(p, reference).map { abs($0 - $1) }.max()!
             XCTAssertLessThan(worst, 1e-5, "\(n): max |Δparam| \(worst)")
-            XCTAssertGreaterThan(zip(p, FlatBuffer.initialParameters(compute.layout, seed: UInt64(c.seed)).values).map { abs($0 - $1) }.max()!, 1e-4, "training moved the parameters")
+            XCTAssertGreaterThan(
+                zip(p, FlatBuffer.initialParameters(compute.layout, seed: UInt64(c.seed)).values).map { abs($0 - $1) }
+                    .max()!, 1e-4, "training moved the parameters")
         }
         // Star and ring add the same numbers; at N = 2 even in the same order.
         XCTAssertTrue(try checkpoint("n2").1 == checkpoint("ring2").1)
@@ -61,8 +78,12 @@ final class TrainingTests: XCTestCase {
     func testResumeIsBitForBit() throws {
         _ = try train(["--workers", "2", "--max-steps", "6"], run: "straight")
         _ = try train(["--workers", "2", "--max-steps", "3"], run: "interrupted")
-        let r = try runProcess(Binaries.swiftrain, ["train", "--resume", Self.root.appendingPathComponent("interrupted").path,
-                                                    "--workers", "2", "--max-steps", "3", "--step-timeout", "60"])
+        let r = try runProcess(
+            Binaries.swiftrain,
+            [
+                "train", "--resume", Self.root.appendingPathComponent("interrupted").path,
+                "--workers", "2", "--max-steps", "3", "--step-timeout", "60",
+            ])
         XCTAssertEqual(r.status, 0, r.err)
         XCTAssertTrue(r.err.contains("resuming at epoch 0, step 3"), r.err)
         let a = try checkpoint("straight"), b = try checkpoint("interrupted")
@@ -73,14 +94,19 @@ final class TrainingTests: XCTestCase {
 
     func testValidationLossEveryEpochDrivesTheScheduler() throws {
         var c = Self.config(Self.root)
-        c.epochs = 3; c.lrPatience = 0; c.trainEnd = UTCTime.make(2016, 4, 5, 23)
+        c.epochs = 3
+        c.lrPatience = 0
+        c.trainEnd = UTCTime.make(2016, 4, 5, 23)
         let path = Self.root.appendingPathComponent("sched.yaml")
         try c.yaml().write(to: path, atomically: true, encoding: .utf8)
         let run = Self.root.appendingPathComponent("sched")
-        let r = try runProcess(Binaries.swiftrain, ["train", "--config", path.path, "--run", run.path, "--workers", "2"])
+        let r = try runProcess(
+            Binaries.swiftrain, ["train", "--config", path.path, "--run", run.path, "--workers", "2"])
         XCTAssertEqual(r.status, 0, r.err)
-        let lines = try String(contentsOf: run.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(separator: "\n")
-            .map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+        let lines = try String(contentsOf: run.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(
+            separator: "\n"
+        )
+        .map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
         let valid = lines.filter { $0["kind"] as? String == "valid" }
         XCTAssertEqual(valid.map { $0["epoch"] as! Int }, [0, 1, 2])
         var sched = PlateauScheduler(factor: c.lrFactor, patience: c.lrPatience, threshold: c.lrThreshold)
@@ -94,7 +120,9 @@ final class TrainingTests: XCTestCase {
             XCTAssertEqual(v["lr_next"] as! Double, lr, "the scheduler's rule over the logged validation losses")
             // The next epoch's steps use that rate.
             let epoch = v["epoch"] as! Int
-            for s in lines where s["kind"] as? String == "step" && s["epoch"] as? Int == epoch + 1 { XCTAssertEqual(s["lr"] as! Double, lr) }
+            for s in lines where s["kind"] as? String == "step" && s["epoch"] as? Int == epoch + 1 {
+                XCTAssertEqual(s["lr"] as! Double, lr)
+            }
         }
         XCTAssertTrue(FileManager.default.fileExists(atPath: run.appendingPathComponent("checkpoints/best.ckpt").path))
     }
@@ -117,19 +145,30 @@ final class TrainingTests: XCTestCase {
         _ = try train(["--workers", "2", "--max-steps", "4"], run: "clean")
         let endpoint = try freeLoopbackEndpoint()
         let ctx = try ZMQContext()
-        let coordinator = try startProcess(Binaries.swiftrain, ["train", "--config", Self.root.appendingPathComponent("c.yaml").path,
-                                                                "--run", Self.root.appendingPathComponent("noisy").path, "--listen", endpoint,
-                                                                "--expect-workers", "2", "--max-steps", "4", "--step-timeout", "60"])
+        let coordinator = try startProcess(
+            Binaries.swiftrain,
+            [
+                "train", "--config", Self.root.appendingPathComponent("c.yaml").path,
+                "--run", Self.root.appendingPathComponent("noisy").path, "--listen", endpoint,
+                "--expect-workers", "2", "--max-steps", "4", "--step-timeout", "60",
+            ])
         let attacker = try ZMQSocket(ctx, .dealer)
         try attacker.connect(endpoint)
         try attacker.send([Array("GET / HTTP/1.1".utf8)])
         try attacker.send([[UInt8](repeating: 0xFF, count: 40), Array("{}".utf8)])
-        try attacker.send(Message.frames(.result, phase: .train, runId: 12345, step: 0, body: Array("{}".utf8)))  // a foreign run
+        // a foreign run
+        try attacker.send(Message.frames(.result, phase: .train, runId: 12345, step: 0, body: Array("{}".utf8)))
         usleep(300_000)
         let workers = try (0..<2).map { _ in try startProcess(Binaries.worker, ["--connect", endpoint]) }
-        for i in 0..<20 { try attacker.send([Array("noise \(i)".utf8), [UInt8](repeating: UInt8(i), count: 100)]); usleep(20_000) }
+        for i in 0..<20 {
+            try attacker.send([Array("noise \(i)".utf8), [UInt8](repeating: UInt8(i), count: 100)])
+            usleep(20_000)
+        }
         coordinator.wait()
-        for w in workers { w.wait(); XCTAssertEqual(w.process.terminationStatus, 0, w.errors()) }
+        for w in workers {
+            w.wait()
+            XCTAssertEqual(w.process.terminationStatus, 0, w.errors())
+        }
         XCTAssertEqual(coordinator.process.terminationStatus, 0, coordinator.errors())
         XCTAssertTrue(coordinator.errors().contains("rejected a message"), coordinator.errors())
         XCTAssertTrue(try checkpoint("noisy").1 == checkpoint("clean").1, "garbage changed the parameters")
@@ -142,23 +181,35 @@ final class TrainingTests: XCTestCase {
         let env = ["SWIFTRAIN_MAP_WINDOW_KIB": "64"]
         func simsatRows(_ log: String, worker: Int) -> [Range<Int>] {
             guard let line = log.split(separator: "\n").first(where: { $0.hasPrefix("worker \(worker): mapped") }),
-                  let part = line.components(separatedBy: "; ").first(where: { $0.contains("simsat5625") }) else { XCTFail("no mapping summary for worker \(worker):\n\(log)"); return [] }
+                let part = line.components(separatedBy: "; ").first(where: { $0.contains("simsat5625") })
+            else {
+                XCTFail("no mapping summary for worker \(worker):\n\(log)")
+                return []
+            }
             let list = part.components(separatedBy: " rows ")[1].components(separatedBy: " of ")[0]
-            return list.split(separator: ",").map { r in let b = r.components(separatedBy: "..<").map { Int($0)! }; return b[0]..<b[1] }
+            return list.split(separator: ",").map { r in
+                let b = r.components(separatedBy: "..<").map { Int($0)! }
+                return b[0]..<b[1]
+            }
         }
         let args = ["--workers", "2", "--max-steps", "6", "--blas-threads", "1"]
         let local = try train(args + ["--sharding", "locality"], run: "locality", env: env)
         let global = try train(args, run: "locality-global", env: env)
         let (l0, l1) = (simsatRows(local, worker: 0), simsatRows(local, worker: 1))
         let g0 = simsatRows(global, worker: 0)
-        guard let l0max = l0.last?.upperBound, let l1min = l1.first?.lowerBound, let g0min = g0.first?.lowerBound, let g0max = g0.last?.upperBound else { return }
+        guard let l0max = l0.last?.upperBound, let l1min = l1.first?.lowerBound, let g0min = g0.first?.lowerBound,
+            let g0max = g0.last?.upperBound
+        else { return }
         // Train period 2016-04-01 … 04-20: SimSat rows 0..<160 (3-hourly).
         XCTAssertLessThan(l0max, 100, "worker 0 (first half of the period) mapped rows up to \(l0max)")
         XCTAssertGreaterThan(l1min, 60, "worker 1 (second half) mapped rows from \(l1min)")
         XCTAssertTrue(g0min < 40 && g0max > 120, "the global permutation spans the period (\(g0min)..<\(g0max))")
         // Locality changes the samples, not the machinery: resume continues the same run.
-        _ = try train(["--resume", Self.root.appendingPathComponent("locality").path, "--workers", "2", "--max-steps", "2",
-                       "--blas-threads", "1", "--sharding", "locality"], run: "locality", env: env)
+        _ = try train(
+            [
+                "--resume", Self.root.appendingPathComponent("locality").path, "--workers", "2", "--max-steps", "2",
+                "--blas-threads", "1", "--sharding", "locality",
+            ], run: "locality", env: env)
         XCTAssertEqual(try checkpoint("locality").0.globalStep, 8)
     }
 }

@@ -1,9 +1,9 @@
 import Foundation
-import XCTest
-import RainSupport
 import RainConfig
 import RainData
 import RainProtocol
+import RainSupport
+import XCTest
 
 /// Every bad input gets an error naming the file or field, what was expected, what was found, and what to do.
 final class BadInputTests: XCTestCase {
@@ -12,8 +12,10 @@ final class BadInputTests: XCTestCase {
         let file = tiny.root.appendingPathComponent("simsat5625/simsat5625__simsat5625.mmap")
         try FileManager.default.removeItem(at: file)
         let e = errorText { _ = try DataCatalog(paths: tiny.paths) }
-        XCTAssertTrue(e.contains(file.path) && e.contains("data file missing") && e.contains("expected: raw float32 file of shape [320, 3, 2, 4]")
-                      && e.contains("what to do:"), e)
+        XCTAssertTrue(
+            e.contains(file.path) && e.contains("data file missing")
+                && e.contains("expected: raw float32 file of shape [320, 3, 2, 4]")
+                && e.contains("what to do:"), e)
     }
 
     func testTruncatedFile() throws {
@@ -23,8 +25,9 @@ final class BadInputTests: XCTestCase {
         try h.truncate(atOffset: 4 * 8 * 100)  // 100 of 960 rows
         try h.close()
         let e = errorText { _ = try DataCatalog(paths: tiny.paths) }
-        XCTAssertTrue(e.contains(file.path) && e.contains("truncated") && e.contains("expected: 30720 bytes")
-                      && e.contains("found:    3200 bytes (100 complete rows)"), e)
+        XCTAssertTrue(
+            e.contains(file.path) && e.contains("truncated") && e.contains("expected: 30720 bytes")
+                && e.contains("found:    3200 bytes (100 complete rows)"), e)
     }
 
     func testMalformedJSONAndMissingKey() throws {
@@ -48,7 +51,7 @@ final class BadInputTests: XCTestCase {
         let tiny = try TinyDataset(root: temporaryDirectory(self))
         let url = tiny.root.appendingPathComponent("simsat5625/simsat5625_info.json")
         var info = try DatasetInfo.load(url)
-        info.variables["simsat5625/clbt"]!.offset = 2                 // 3 levels from channel 2 of 3
+        info.variables["simsat5625/clbt"]!.offset = 2  // 3 levels from channel 2 of 3
         info.memmap["simsat5625__simsat5625.mmap"]!.daterange![1] += 3 * 3600  // one row more than the file has
         try info.write(to: url)
         let e = errorText { _ = try DataCatalog(paths: tiny.paths) }
@@ -58,7 +61,9 @@ final class BadInputTests: XCTestCase {
         info.variables["simsat5625/clbt"]!.offset = 2
         try info.write(to: url)
         let e2 = errorText { _ = try DataCatalog(paths: tiny.paths) }
-        XCTAssertTrue(e2.contains("channels outside the file") && e2.contains("offset + 3 level(s) ≤ 3 channels") && e2.contains("found:    offset 2"), e2)
+        XCTAssertTrue(
+            e2.contains("channels outside the file") && e2.contains("offset + 3 level(s) ≤ 3 channels")
+                && e2.contains("found:    offset 2"), e2)
     }
 
     func testVariableNoDatasetHas() throws {
@@ -67,22 +72,28 @@ final class BadInputTests: XCTestCase {
         c.data = [tiny.paths[0], tiny.paths[1]]  // no simsat5625
         let catalog = try DataCatalog(paths: c.data)
         let e = errorText { _ = try SampleIndex(spec: try SampleSpec(c), catalog: catalog) }
-        XCTAssertTrue(e.contains("simsat5625/clbt: no dataset has this variable") && e.contains("found:    datasets era5625, imerg5625")
-                      && e.contains("add the dataset directory"), e)
+        XCTAssertTrue(
+            e.contains("simsat5625/clbt: no dataset has this variable")
+                && e.contains("found:    datasets era5625, imerg5625")
+                && e.contains("add the dataset directory"), e)
     }
 
     func testPartitionOutsideEveryDatasetsRange() throws {
         let tiny = try TinyDataset(root: temporaryDirectory(self))
         var c = tiny.config()
-        c.testStart = UTCTime.make(2025, 1, 1); c.testEnd = UTCTime.make(2025, 12, 31, 23)
+        c.testStart = UTCTime.make(2025, 1, 1)
+        c.testEnd = UTCTime.make(2025, 12, 31, 23)
         let index = try SampleIndex(spec: try SampleSpec(c), catalog: try DataCatalog(paths: c.data))
         let test = index.samples(.test)
         XCTAssertEqual(test.count, 0)
         XCTAssertEqual(test.leads[0].candidates, 2908)  // (364 d + 23 h − 36 h)/3 h + 1
         XCTAssertEqual(test.leads[0].reasons.map(\.variable), ["simsat5625/clbt", "imerg5625/precipitationcal"])
-        XCTAssertTrue(test.leads[0].reasons.allSatisfy { $0.count == 2908 && $0.reason.hasPrefix("after last available time") })
+        XCTAssertTrue(
+            test.leads[0].reasons.allSatisfy { $0.count == 2908 && $0.reason.hasPrefix("after last available time") })
         let e = errorText { _ = try index.requireSamples(.test) }
-        XCTAssertTrue(e.contains("test partition: has no usable samples") && e.contains("test_start/test_end inside the data's date ranges"), e)
+        XCTAssertTrue(
+            e.contains("test partition: has no usable samples")
+                && e.contains("test_start/test_end inside the data's date ranges"), e)
         XCTAssertGreaterThan(index.samples(.train).count, 0)
     }
 
@@ -93,9 +104,13 @@ final class BadInputTests: XCTestCase {
         let path = tiny.root.appendingPathComponent("norm.json").path
         try n.write(path: path)
         let loaded = try Normalisation.load(path: path)
-        let e = errorText { _ = try SampleAssembler(spec: try SampleSpec(tiny.config()), catalog: try DataCatalog(paths: tiny.paths), normalisation: loaded) }
-        XCTAssertTrue(e.contains(path) && e.contains("no statistics for 'simsat5625/clbt:1'")
-                      && e.contains("simsat5625/clbt:0, simsat5625/clbt:2") && e.contains("swiftrain normalize"), e)
+        let e = errorText {
+            _ = try SampleAssembler(
+                spec: try SampleSpec(tiny.config()), catalog: try DataCatalog(paths: tiny.paths), normalisation: loaded)
+        }
+        XCTAssertTrue(
+            e.contains(path) && e.contains("no statistics for 'simsat5625/clbt:1'")
+                && e.contains("simsat5625/clbt:0, simsat5625/clbt:2") && e.contains("swiftrain normalize"), e)
         let missing = errorText { _ = try Normalisation.load(path: "/nonexistent/norm.json") }
         XCTAssertTrue(missing.contains("/nonexistent/norm.json: normalisation file not found"), missing)
     }
@@ -103,15 +118,22 @@ final class BadInputTests: XCTestCase {
 
 final class NormalisationTests: XCTestCase {
     func testReadsPyRainsFile() throws {
-        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../../shared/fixtures/pyrain-normalisation-2016-2017.json").standardized.path
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(
+            "../../../shared/fixtures/pyrain-normalisation-2016-2017.json"
+        ).standardized.path
         let n = try Normalisation.load(path: path)
         XCTAssertEqual(try n.require("simsat5625/clbt:0").mean, 236.88621520996094)
         XCTAssertEqual(try n.require("imerg5625/precipitationcal").std, 0.7168794870376587)
         // The target transform uses the plain entry's std, not 1plog's.
-        XCTAssertNotEqual(try n.require("1plog::imerg5625/precipitationcal").std, try n.require("imerg5625/precipitationcal").std)
-        var c = Config(); c.sources = .simsat_era; c.imerg = true
+        XCTAssertNotEqual(
+            try n.require("1plog::imerg5625/precipitationcal").std, try n.require("imerg5625/precipitationcal").std)
+        var c = Config()
+        c.sources = .simsat_era
+        c.imerg = true
         let spec = try SampleSpec(c)
-        for key in spec.inputs + spec.constants + [spec.target] where key != "simsat5625/clbt" { XCTAssertNoThrow(try n.require(key), key) }
+        for key in spec.inputs + spec.constants + [spec.target] where key != "simsat5625/clbt" {
+            XCTAssertNoThrow(try n.require(key), key)
+        }
     }
 
     func testStreamingStatisticsEqualTwoPass() {
@@ -139,9 +161,13 @@ final class NormalisationTests: XCTestCase {
         // clbt:1 = 210 + y + 0.1x + h/1000 over y∈{0,1}, x∈{0..3}, h∈{0,3,6}: mean 210 + 0.5 + 0.15 + 0.003.
         XCTAssertEqual(n.stats["simsat5625/clbt:1"]!.mean, 210.653, accuracy: 1e-4)
         var vals: [Double] = []
-        for h in [0.0, 3, 6] { for y in 0..<2 { for x in 0..<4 { vals.append(210 + Double(y) + 0.1 * Double(x) + h / 1000) } } }
+        for h in [0.0, 3, 6] {
+            for y in 0..<2 { for x in 0..<4 { vals.append(210 + Double(y) + 0.1 * Double(x) + h / 1000) } }
+        }
         let m = vals.reduce(0, +) / 24
-        XCTAssertEqual(n.stats["simsat5625/clbt:1"]!.std, (vals.map { ($0 - m) * ($0 - m) }.reduce(0, +) / 24).squareRoot(), accuracy: 1e-4)
+        XCTAssertEqual(
+            n.stats["simsat5625/clbt:1"]!.std, (vals.map { ($0 - m) * ($0 - m) }.reduce(0, +) / 24).squareRoot(),
+            accuracy: 1e-4)
         // IMERG: hourly rows 00:00 … 06:00 (7 rows): 0.5(y+1) + h/100 → mean 0.75 + 0.03.
         XCTAssertEqual(n.stats["imerg5625/precipitationcal"]!.mean, 0.78, accuracy: 1e-5)
         XCTAssertNotNil(n.stats["1plog::imerg5625/precipitationcal"])

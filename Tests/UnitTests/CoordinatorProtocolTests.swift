@@ -1,9 +1,9 @@
 import Foundation
-import XCTest
 import RainConfig
 import RainProtocol
 import RainSupport
 import RainTraining
+import XCTest
 
 /// The coordinator's protocol logic over the in-memory twin of the transport, on a manual clock: no
 /// processes, no sockets, no sleeps. The workers are played by the test (`ScriptedWorker`), so every
@@ -28,7 +28,8 @@ final class CoordinatorProtocolTests: XCTestCase {
 
         init(hub: InMemoryHub, id: String, trainSamples: Int, validSamples: Int) {
             client = hub.client(id)
-            self.trainSamples = trainSamples; self.validSamples = validSamples
+            self.trainSamples = trainSamples
+            self.validSamples = validSamples
         }
 
         func hello() {
@@ -70,16 +71,19 @@ final class CoordinatorProtocolTests: XCTestCase {
         /// element: the coordinator's sums are then checkable by hand.
         private func answer(_ m: Message, _ step: Body.Step) {
             let leads = 5
-            var result = Body.Result(step: step.step, shard: step.shard, count: step.samples.count,
-                                     lossSum: Double(step.samples.reduce(0) { $0 + $1 + 1 }),
-                                     leadSquaredError: [Double](repeating: 1, count: leads),
-                                     leadWeight: [Double](repeating: 4, count: leads))
+            var result = Body.Result(
+                step: step.step, shard: step.shard, count: step.samples.count,
+                lossSum: Double(step.samples.reduce(0) { $0 + $1 + 1 }),
+                leadSquaredError: [Double](repeating: 1, count: leads),
+                leadWeight: [Double](repeating: 4, count: leads))
             result.computeSeconds = 0.5
-            let grad = m.header.phase == .train
+            let grad =
+                m.header.phase == .train
                 ? [Float](repeating: 1e-3 * Float(step.samples.count), count: welcome!.parameterCount) : []
             let frames = grad.withUnsafeBufferPointer {
-                Message.frames(.result, phase: m.header.phase, runId: runId, step: m.header.step, body: Body.encode(result),
-                               payload: grad.isEmpty ? nil : $0)
+                Message.frames(
+                    .result, phase: m.header.phase, runId: runId, step: m.header.step, body: Body.encode(result),
+                    payload: grad.isEmpty ? nil : $0)
             }
             try! client.send(frames)
             answered.append((m.header.phase, step.step, step.samples))
@@ -88,7 +92,11 @@ final class CoordinatorProtocolTests: XCTestCase {
 
     func config() -> Config {
         var c = Config()
-        c.hidden1 = 4; c.hidden2 = 2; c.batchSize = 8; c.epochs = 2; c.lr = 1e-3
+        c.hidden1 = 4
+        c.hidden2 = 2
+        c.batchSize = 8
+        c.epochs = 2
+        c.lr = 1e-3
         return c
     }
 
@@ -98,7 +106,9 @@ final class CoordinatorProtocolTests: XCTestCase {
     func testJoinsDeathResplitLateJoinAndForeignMessages() throws {
         let dir = temporaryDirectory(self)
         let hub = InMemoryHub()
-        let options = try TrainingOptions.from(["--worker-timeout", "10", "--step-timeout", "300", "--join-timeout", "60"])
+        let options = try TrainingOptions.from([
+            "--worker-timeout", "10", "--step-timeout", "300", "--join-timeout", "60",
+        ])
         let runId: UInt64 = 0x5EED
         let coordinator = TrainingCoordinator(
             config: config(), run: try RunDirectory(path: dir.appendingPathComponent("run").path), transport: hub,
@@ -112,12 +122,16 @@ final class CoordinatorProtocolTests: XCTestCase {
         var lateJoinSent = false, intruded = false, silentSince: Double?
         hub.whenIdle = {
             // The fourth worker says hello once the first has been sent step 1.
-            if !lateJoinSent && w[0].received.contains(where: { $0.step == 1 }) { lateJoinSent = true; w[3].hello() }
+            if !lateJoinSent && w[0].received.contains(where: { $0.step == 1 }) {
+                lateJoinSent = true
+                w[3].hello()
+            }
             if !intruded && w[0].received.contains(where: { $0.step == 5 }) {
                 intruded = true
                 try! intruder.send([Array("not a message".utf8)])
-                let forged = Message.frames(.result, phase: .train, runId: runId &+ 1, step: 5,
-                                            body: Body.encode(Body.Result(step: 5, count: 1, lossSum: 0)))
+                let forged = Message.frames(
+                    .result, phase: .train, runId: runId &+ 1, step: 5,
+                    body: Body.encode(Body.Result(step: 5, count: 1, lossSum: 0)))
                 try! intruder.send(forged)
                 try! w[0].client.send(forged)  // a known peer with another run's id
             }
@@ -155,7 +169,8 @@ final class CoordinatorProtocolTests: XCTestCase {
         /// The samples answered for `step`, without the dead worker's stale answer.
         func answered(_ step: Int) -> [Int] {
             w.enumerated().flatMap { i, worker in
-                worker.answered.filter { $0.step == step && $0.phase == .train && !(i == 2 && step >= 3) }.flatMap(\.samples)
+                worker.answered.filter { $0.step == step && $0.phase == .train && !(i == 2 && step >= 3) }.flatMap(
+                    \.samples)
             }
         }
         XCTAssertTrue(Set(held.samples).isSubset(of: Set(answered(3))))

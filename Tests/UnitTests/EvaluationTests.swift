@@ -1,9 +1,9 @@
 import Foundation
-import XCTest
-import RainSupport
 import RainData
-import RainModel
 import RainEvaluation
+import RainModel
+import RainSupport
+import XCTest
 
 /// Scores against hand-computed values: pooled RMSE, the transform back to physical units, and the
 /// baselines on a dataset whose answers are known exactly (TinyDataset: rain = 0.5(y+1) + hours/100).
@@ -12,8 +12,9 @@ final class EvaluationTests: XCTestCase {
         let lat: [Float] = [0.5, 1.5], truth: [Float] = [0, 0, 0, 0]  // H = W = 2
         var r = PooledRMSE()
         truth.withUnsafeBufferPointer { t in
-            r.add(forecast: { [1, 1, 2, 2][$0] }, truth: t.baseAddress!, latWeights: lat, width: 2)   // Σw d² = 0.5·2 + 1.5·8 = 13
-            r.add(forecast: { _ in 0 }, truth: t.baseAddress!, latWeights: lat, width: 2)            // adds weight only
+            // Σw d² = 0.5·2 + 1.5·8 = 13
+            r.add(forecast: { [1, 1, 2, 2][$0] }, truth: t.baseAddress!, latWeights: lat, width: 2)
+            r.add(forecast: { _ in 0 }, truth: t.baseAddress!, latWeights: lat, width: 2)  // adds weight only
         }
         XCTAssertEqual(r.samples, 2)
         XCTAssertEqual(r.value!, (13.0 / 8.0).squareRoot(), accuracy: 1e-12, "pooled: sqrt(13 / (2 · 4))")
@@ -24,7 +25,9 @@ final class EvaluationTests: XCTestCase {
         let tiny = try TinyDataset(root: temporaryDirectory(self))
         var c = tiny.config()
         c.normalisation = tiny.root.appendingPathComponent("norm.json").path
-        c.noRelu = true; c.hidden1 = 4; c.hidden2 = 2
+        c.noRelu = true
+        c.hidden1 = 4
+        c.hidden2 = 2
         try tiny.normalisation.write(path: c.normalisation)
         let runner = try ModelRunner(config: c)
         // A model whose every weight is 0 but head2's bias b = ln 3 forecasts ŷ′ = ln 3, i.e. std·(e^b − 1) = 1 mm/h.
@@ -32,36 +35,52 @@ final class EvaluationTests: XCTestCase {
         runner.params.pointer[b.offset] = log(3)
         let ev = try Evaluator(runner: runner, config: c)
         let report = try ev.run(partition: .test)
-        XCTAssertEqual(report.unit, "mm/h"); XCTAssertEqual(report.skipped, 0)
+        XCTAssertEqual(report.unit, "mm/h")
+        XCTAssertEqual(report.skipped, 0)
 
         let lat = ConvLSTMForecaster.latitudeWeights(tiny.height).map(Double.init)
         let part = ev.compute.index.samples(.test)
         for (l, row) in report.leads.enumerated() {
             let lead = Double(row.hours)
-            XCTAssertEqual(row.persistence!, lead / 100, accuracy: 2e-5, "persistence misses by exactly lead/100 everywhere")
+            XCTAssertEqual(
+                row.persistence!, lead / 100, accuracy: 2e-5, "persistence misses by exactly lead/100 everywhere")
             var se = 0.0, ws = 0.0, n = 0
             for i in 0..<part.count where part.sample(i).lead == EpochSeconds(row.hours) * 3600 {
                 let t = part.sample(i).t0 + part.sample(i).lead
-                for y in 0..<tiny.height { for x in 0..<tiny.width {
-                    let truth = Double(tiny.rain(t, y, x))
-                    se += lat[y] * (1 - truth) * (1 - truth); ws += lat[y]
-                } }
+                for y in 0..<tiny.height {
+                    for x in 0..<tiny.width {
+                        let truth = Double(tiny.rain(t, y, x))
+                        se += lat[y] * (1 - truth) * (1 - truth)
+                        ws += lat[y]
+                    }
+                }
                 n += 1
             }
             XCTAssertEqual(row.samples, n, "lead \(l)")
-            XCTAssertEqual(row.climatology!, (se / ws).squareRoot(), accuracy: 1e-5, "scalar climatology = the normalisation mean, 1 mm/h")
-            XCTAssertEqual(row.model!, (se / ws).squareRoot(), accuracy: 1e-5, "the model forecasts 1 mm/h after the inverse transform")
+            XCTAssertEqual(
+                row.climatology!, (se / ws).squareRoot(), accuracy: 1e-5,
+                "scalar climatology = the normalisation mean, 1 mm/h")
+            XCTAssertEqual(
+                row.model!, (se / ws).squareRoot(), accuracy: 1e-5,
+                "the model forecasts 1 mm/h after the inverse transform")
         }
         // Loss: mean over samples of the latitude-weighted MSE in transformed space.
         var total = 0.0
         for i in 0..<part.count {
             let t = part.sample(i).t0 + part.sample(i).lead
             var s = 0.0
-            for y in 0..<tiny.height { for x in 0..<tiny.width { let d = log(3) - log(1 + Double(tiny.rain(t, y, x)) / 0.5); s += lat[y] * d * d } }
+            for y in 0..<tiny.height {
+                for x in 0..<tiny.width {
+                    let d = log(3) - log(1 + Double(tiny.rain(t, y, x)) / 0.5)
+                    s += lat[y] * d * d
+                }
+            }
             total += s / Double(tiny.height * tiny.width)
         }
         XCTAssertEqual(report.loss!, total / Double(part.count), accuracy: 1e-5)
-        XCTAssertTrue(report.markdown(title: "t").contains("| persistence | 0.240 | 0.720 | 1.200 |"), report.markdown(title: "t"))
+        XCTAssertTrue(
+            report.markdown(title: "t").contains("| persistence | 0.240 | 0.720 | 1.200 |"), report.markdown(title: "t")
+        )
     }
 
     func testWeeklyClimatologyIsThePerPixelMeanOfEachWeek() throws {
@@ -72,12 +91,20 @@ final class EvaluationTests: XCTestCase {
         let clim = try WeeklyClimatology(source: source, span: TimeSpan(first: start, last: end), fallback: -1)
         // 2016-04-01 is day 92 of the leap year: week 13 holds days 92–98, i.e. hours 0 … 167 of the data.
         XCTAssertEqual(WeeklyClimatology.week(of: start), 13)
-        XCTAssertEqual(clim.counts[13], 168); XCTAssertEqual(clim.counts[14], 168); XCTAssertEqual(clim.counts[15], 6 * 24)
-        for y in 0..<tiny.height { for x in 0..<tiny.width {
-            let q = y * tiny.width + x
-            XCTAssertEqual(Double(clim.means[13][q]), 0.5 * Double(y + 1) + 83.5 / 100, accuracy: 1e-5)          // mean hour 83.5
-            XCTAssertEqual(Double(clim.means[15][q]), 0.5 * Double(y + 1) + (336 + 71.5) / 100, accuracy: 1e-5)  // hours 336 … 479
-        } }
-        XCTAssertEqual(clim.means[20], [Float](repeating: -1, count: tiny.height * tiny.width), "weeks without data fall back to the scalar mean")
+        XCTAssertEqual(clim.counts[13], 168)
+        XCTAssertEqual(clim.counts[14], 168)
+        XCTAssertEqual(clim.counts[15], 6 * 24)
+        for y in 0..<tiny.height {
+            for x in 0..<tiny.width {
+                let q = y * tiny.width + x
+                // mean hour 83.5
+                XCTAssertEqual(Double(clim.means[13][q]), 0.5 * Double(y + 1) + 83.5 / 100, accuracy: 1e-5)
+                // hours 336 … 479
+                XCTAssertEqual(Double(clim.means[15][q]), 0.5 * Double(y + 1) + (336 + 71.5) / 100, accuracy: 1e-5)
+            }
+        }
+        XCTAssertEqual(
+            clim.means[20], [Float](repeating: -1, count: tiny.height * tiny.width),
+            "weeks without data fall back to the scalar mean")
     }
 }

@@ -1,8 +1,8 @@
 import Foundation
-import XCTest
-import RainSupport
-import RainModel
 import RainEvaluation
+import RainModel
+import RainSupport
+import XCTest
 
 /// `BLAS.sgemm` cuts products into pieces fixed by the shape: the same bits for any thread count,
 /// and the right values (checked against a plain double-precision loop written here).
@@ -38,7 +38,9 @@ final class GEMMTests: XCTestCase {
                 return out
             }
             let one = product(threads: 1)
-            for t in [2, 3, 4, 7] { XCTAssertTrue(product(threads: t) == one, "\(c.expect): \(t) threads changed the bits") }
+            for t in [2, 3, 4, 7] {
+                XCTAssertTrue(product(threads: t) == one, "\(c.expect): \(t) threads changed the bits")
+            }
             // The oracle: op(A)[i][p] and op(B)[p][j] read straight from row-major storage, summed in Double.
             var worst = 0.0
             for i in 0..<c.m {
@@ -70,8 +72,10 @@ final class GEMMTests: XCTestCase {
     }
 
     func testPlansCoverTheirDimensionInEvenAlignedPieces() {
-        for (m, n, k) in [(1536, 2048, 3600), (1536, 3600, 2048), (3600, 8192, 1536), (128, 65536, 432), (128, 432, 65536),
-                          (32, 2048, 384), (1, 8192, 16), (5, 5, 5), (3000, 17, 3000)] {
+        for (m, n, k) in [
+            (1536, 2048, 3600), (1536, 3600, 2048), (3600, 8192, 1536), (128, 65536, 432), (128, 432, 65536),
+            (32, 2048, 384), (1, 8192, 16), (5, 5, 5), (3000, 17, 3000),
+        ] {
             let p = GEMMPlan(m: m, n: n, k: k)
             let dim = [.columns: n, .rows: m, .inner: k, .none: n][p.split]!
             XCTAssertEqual(p.bounds.first, 0)

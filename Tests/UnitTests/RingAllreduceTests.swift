@@ -1,30 +1,43 @@
 import Foundation
-import XCTest
-import RainSupport
 import RainProtocol
+import RainSupport
 import RainZMQ
+import XCTest
 
 /// The ring over real ZeroMQ sockets on loopback (one thread per member, each with its own context, as
 /// separate processes would have): exact sums with uneven, pipelined pieces; rejection of non-finite
 /// gradients; the ring's own ZAP handler in CURVE mode. Also the eight-lane checksum against its definition.
 final class RingAllreduceTests: XCTestCase {
     /// Runs one allreduce among `buffers.count` members; returns each member's error, if any.
-    func ringRound(_ buffers: [UnsafeMutableBufferPointer<Float>], pieceFloats: Int, curve: CurveKeys? = nil, timeoutMs: Int = 20_000) throws -> [Error?] {
+    func ringRound(
+        _ buffers: [UnsafeMutableBufferPointer<Float>], pieceFloats: Int, curve: CurveKeys? = nil,
+        timeoutMs: Int = 20_000
+    ) throws -> [Error?] {
         let n = buffers.count
         let contexts = try (0..<n).map { _ in try ZMQContext() }
-        let rings = try contexts.map { try RingAllreduce(context: $0, bind: "tcp://127.0.0.1:*", advertiseHost: "127.0.0.1", runId: 9, curve: curve) }
+        let rings = try contexts.map {
+            try RingAllreduce(
+                context: $0, bind: "tcp://127.0.0.1:*", advertiseHost: "127.0.0.1", runId: 9, curve: curve)
+        }
         defer { rings.forEach { $0.close() } }
         for r in rings { r.pieceFloats = pieceFloats }
         let addresses = rings.map(\.address)
         final class Shared: @unchecked Sendable {  // each thread writes only its own slot
-            var errors: [Error?]; let buffers: [UnsafeMutableBufferPointer<Float>]
-            init(_ b: [UnsafeMutableBufferPointer<Float>]) { buffers = b; errors = Array(repeating: nil, count: b.count) }
+            var errors: [Error?]
+            let buffers: [UnsafeMutableBufferPointer<Float>]
+            init(_ b: [UnsafeMutableBufferPointer<Float>]) {
+                buffers = b
+                errors = Array(repeating: nil, count: b.count)
+            }
         }
         let shared = Shared(buffers), group = DispatchGroup()
         for p in 0..<n {
             group.enter()
             Thread.detachNewThread {
-                do { try rings[p].allreduce(shared.buffers[p], ring: addresses, position: p, step: 1, round: 1, timeoutMs: timeoutMs) } catch {
+                do {
+                    try rings[p].allreduce(
+                        shared.buffers[p], ring: addresses, position: p, step: 1, round: 1, timeoutMs: timeoutMs)
+                } catch {
                     shared.errors[p] = error
                 }
                 group.leave()
@@ -47,7 +60,10 @@ final class RingAllreduceTests: XCTestCase {
             XCTAssertTrue(errors.allSatisfy { $0 == nil }, "\(errors)")
             for i in 0..<count {
                 XCTAssertEqual(Double(buffers[0][i]), expected[i], accuracy: 1e-5, "N=\(n) element \(i)")
-                for p in 1..<n { XCTAssertEqual(buffers[p][i].bitPattern, buffers[0][i].bitPattern, "members disagree (N=\(n), element \(i))") }
+                for p in 1..<n {
+                    XCTAssertEqual(
+                        buffers[p][i].bitPattern, buffers[0][i].bitPattern, "members disagree (N=\(n), element \(i))")
+                }
             }
         }
     }
@@ -67,7 +83,8 @@ final class RingAllreduceTests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: dir) }
         let keys = try CurveKeys.load(dir: dir.path, create: true)
         let ctx = try ZMQContext()
-        let ring = try RingAllreduce(context: ctx, bind: "tcp://127.0.0.1:*", advertiseHost: "127.0.0.1", runId: 9, curve: keys)
+        let ring = try RingAllreduce(
+            context: ctx, bind: "tcp://127.0.0.1:*", advertiseHost: "127.0.0.1", runId: 9, curve: keys)
         defer { ring.close() }
         let own = try ZMQSocket.curveKeypair()
         let strangerContext = try ZMQContext()
@@ -93,9 +110,11 @@ final class RingAllreduceTests: XCTestCase {
         for count in [0, 1, 7, 8, 31, 32, 33, 100, 4096 + 13] {
             let bytes = (0..<count).map { _ in UInt8.random(in: 0...255, using: &rng) }
             let body = Array(bytes.prefix(count / 3))
-            body.withUnsafeBytes { b in bytes.withUnsafeBytes { p in
-                XCTAssertEqual(Checksum.of(b, p), Checksum.sequential(b, p), "\(count) bytes")
-            } }
+            body.withUnsafeBytes { b in
+                bytes.withUnsafeBytes { p in
+                    XCTAssertEqual(Checksum.of(b, p), Checksum.sequential(b, p), "\(count) bytes")
+                }
+            }
         }
     }
 }

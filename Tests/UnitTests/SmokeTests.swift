@@ -1,8 +1,8 @@
-import XCTest
-import RainSupport
 import RainModel
-import RainZMQ
+import RainSupport
 import RainTraining
+import RainZMQ
+import XCTest
 
 /// Both C libraries load and compute: OpenBLAS sgemm against a naive loop, a ZeroMQ round trip on loopback TCP.
 final class SmokeTests: XCTestCase {
@@ -13,11 +13,13 @@ final class SmokeTests: XCTestCase {
         let b = (0..<(k * n)).map { _ in Float.random(in: -1...1, using: &rng) }
         var c = [Float](repeating: 0, count: m * n)
         BLAS.sgemm(.no, .no, m: m, n: n, k: k, a: a, b: b, c: &c)
-        for i in 0..<m { for j in 0..<n {
-            var s: Float = 0
-            for p in 0..<k { s += a[i * k + p] * b[p * n + j] }
-            XCTAssertEqual(c[i * n + j], s, accuracy: 1e-5)
-        } }
+        for i in 0..<m {
+            for j in 0..<n {
+                var s: Float = 0
+                for p in 0..<k { s += a[i * k + p] * b[p * n + j] }
+                XCTAssertEqual(c[i * n + j], s, accuracy: 1e-5)
+            }
+        }
         // Transposed A: (Aᵀ)ᵀ·B must equal the same product.
         var at = [Float](repeating: 0, count: k * m)
         for i in 0..<m { for p in 0..<k { at[p * m + i] = a[i * k + p] } }

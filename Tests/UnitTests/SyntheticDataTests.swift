@@ -1,20 +1,27 @@
 import Foundation
-import XCTest
-import RainSupport
 import RainConfig
 import RainData
+import RainSupport
+import XCTest
 
 /// `swiftrain synth`: PyRain's format, deterministic for a seed, physically plausible, and moving.
 final class SyntheticDataTests: XCTestCase {
     func testDeterministicForASeedWhateverTheRange() throws {
         let a = temporaryDirectory(self), b = temporaryDirectory(self), c = temporaryDirectory(self)
-        for (dir, from, seed) in [(a, UTCTime.make(2016, 5, 1), UInt64(1)), (b, UTCTime.make(2016, 5, 3), 1), (c, UTCTime.make(2016, 5, 3), 2)] {
+        for (dir, from, seed) in [
+            (a, UTCTime.make(2016, 5, 1), UInt64(1)), (b, UTCTime.make(2016, 5, 3), 1),
+            (c, UTCTime.make(2016, 5, 3), 2),
+        ] {
             var o = SyntheticDataset.Options(out: dir.path)
-            o.from = from; o.to = UTCTime.make(2016, 5, 5, 23); o.seed = seed; o.datasets = ["imerg"]
+            o.from = from
+            o.to = UTCTime.make(2016, 5, 5, 23)
+            o.seed = seed
+            o.datasets = ["imerg"]
             try SyntheticDataset.write(o)
         }
         func plane(_ dir: URL, _ t: EpochSeconds) throws -> [Float] {
-            let ch = try DataCatalog(paths: [dir.appendingPathComponent("imerg5625").path]).channels(of: "imerg5625/precipitationcal")[0]
+            let ch = try DataCatalog(paths: [dir.appendingPathComponent("imerg5625").path]).channels(
+                of: "imerg5625/precipitationcal")[0]
             return Array(UnsafeBufferPointer(start: try ch.plane(at: t)!, count: 2048))
         }
         let t = UTCTime.make(2016, 5, 4, 6)
@@ -25,9 +32,11 @@ final class SyntheticDataTests: XCTestCase {
     func testPlausibleAndLearnable() throws {
         let dir = temporaryDirectory(self)
         var o = SyntheticDataset.Options(out: dir.path)
-        o.from = UTCTime.make(2016, 6, 1); o.to = UTCTime.make(2016, 6, 20, 23)
+        o.from = UTCTime.make(2016, 6, 1)
+        o.to = UTCTime.make(2016, 6, 20, 23)
         try SyntheticDataset.write(o)
-        let cat = try DataCatalog(paths: ["era5625", "imerg5625", "simsat5625"].map { dir.appendingPathComponent($0).path })
+        let cat = try DataCatalog(
+            paths: ["era5625", "imerg5625", "simsat5625"].map { dir.appendingPathComponent($0).path })
         let rain = try cat.channels(of: "imerg5625/precipitationcal")[0]
         let clbt = try cat.channels(of: "simsat5625/clbt")[0]
         let q850 = try cat.channels(of: "era5625/q_850hPa")[0], t2m = try cat.channels(of: "era5625/t2m")[0]
@@ -46,12 +55,21 @@ final class SyntheticDataTests: XCTestCase {
         XCTAssertTrue((0..<2048).allSatisfy { (0...7).contains(slt[$0]) })
         for day in 0..<20 {
             let t = UTCTime.make(2016, 6, 1 + day, 12)
-            let r = try rain.plane(at: t)!, b = try clbt.plane(at: t)!, q = try q850.plane(at: t)!, s = try t2m.plane(at: t)!
+            let r = try rain.plane(at: t)!, b = try clbt.plane(at: t)!, q = try q850.plane(at: t)!,
+                s = try t2m.plane(at: t)!
             for i in 0..<2048 {
                 XCTAssertGreaterThanOrEqual(r[i], 0)
                 XCTAssertTrue((180...330).contains(s[i]), "t2m \(s[i]) K")
-                total += Double(r[i]); n += 1
-                if r[i] > 1 { wet.append(r[i]); wetClbt.append(b[i]); wetQ.append(q[i]) } else if r[i] == 0 { dryClbt.append(b[i]); dryQ.append(q[i]) }
+                total += Double(r[i])
+                n += 1
+                if r[i] > 1 {
+                    wet.append(r[i])
+                    wetClbt.append(b[i])
+                    wetQ.append(q[i])
+                } else if r[i] == 0 {
+                    dryClbt.append(b[i])
+                    dryQ.append(q[i])
+                }
             }
         }
         let mean = total / Double(n)
@@ -63,9 +81,15 @@ final class SyntheticDataTests: XCTestCase {
         // Systems move: the field 24 h later correlates less with the field now than the field 1 h later does.
         func corr(_ t: EpochSeconds, _ dt: EpochSeconds) throws -> Double {
             let a = try rain.plane(at: t)!, b = try rain.plane(at: t + dt)!
-            let ma = (0..<2048).reduce(0.0) { $0 + Double(a[$1]) } / 2048, mb = (0..<2048).reduce(0.0) { $0 + Double(b[$1]) } / 2048
+            let ma = (0..<2048).reduce(0.0) { $0 + Double(a[$1]) } / 2048,
+                mb = (0..<2048).reduce(0.0) { $0 + Double(b[$1]) } / 2048
             var sab = 0.0, saa = 0.0, sbb = 0.0
-            for i in 0..<2048 { let x = Double(a[i]) - ma, y = Double(b[i]) - mb; sab += x * y; saa += x * x; sbb += y * y }
+            for i in 0..<2048 {
+                let x = Double(a[i]) - ma, y = Double(b[i]) - mb
+                sab += x * y
+                saa += x * x
+                sbb += y * y
+            }
             return sab / (saa * sbb).squareRoot()
         }
         let t = UTCTime.make(2016, 6, 10)
@@ -77,7 +101,9 @@ final class SyntheticDataTests: XCTestCase {
     func testFinerGridAndPyRainMetadata() throws {
         let dir = temporaryDirectory(self)
         var o = SyntheticDataset.Options(out: dir.path)
-        o.from = UTCTime.make(2016, 4, 1); o.to = UTCTime.make(2016, 4, 1, 23); o.grid = 1.40625
+        o.from = UTCTime.make(2016, 4, 1)
+        o.to = UTCTime.make(2016, 4, 1, 23)
+        o.grid = 1.40625
         try SyntheticDataset.write(o)
         let info = try DatasetInfo.load(dir.appendingPathComponent("era140625/era140625_info.json"))
         XCTAssertEqual(info.memmap["era140625__era140625.mmap"]?.dims, [24, 18, 128, 256])
@@ -88,7 +114,9 @@ final class SyntheticDataTests: XCTestCase {
         let raw = try String(contentsOf: dir.appendingPathComponent("era140625/era140625_info.json"), encoding: .utf8)
         XCTAssertTrue(raw.contains("\"daterange\" : null"))
         var c = Config()
-        c.grid = 1.40625; c.sources = .simsat_era; c.imerg = true
+        c.grid = 1.40625
+        c.sources = .simsat_era
+        c.imerg = true
         c.data = ["era140625", "imerg140625", "simsat140625"].map { dir.appendingPathComponent($0).path }
         let spec = try SampleSpec(c)
         let names = try InputLayout(spec: spec, catalog: try DataCatalog(paths: c.data)).channelNames

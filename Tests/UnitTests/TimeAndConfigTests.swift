@@ -1,7 +1,7 @@
-import XCTest
-import RainSupport
 import RainConfig
 import RainData
+import RainSupport
+import XCTest
 
 final class UTCTimeTests: XCTestCase {
     func testKnownEpochs() {
@@ -37,9 +37,15 @@ final class UTCTimeTests: XCTestCase {
 final class ConfigTests: XCTestCase {
     func testDefaultsArePyRains() throws {
         let c = Config()
-        XCTAssertEqual(c.lr, 5e-5); XCTAssertEqual(c.batchSize, 32); XCTAssertEqual(c.epochs, 100); XCTAssertEqual(c.seed, 2020)
-        XCTAssertEqual(c.hidden1, 384); XCTAssertEqual(c.hidden2, 32)
-        XCTAssertEqual(c.lrFactor, 0.5); XCTAssertEqual(c.lrPatience, 2); XCTAssertEqual(c.lrThreshold, 1e-4)
+        XCTAssertEqual(c.lr, 5e-5)
+        XCTAssertEqual(c.batchSize, 32)
+        XCTAssertEqual(c.epochs, 100)
+        XCTAssertEqual(c.seed, 2020)
+        XCTAssertEqual(c.hidden1, 384)
+        XCTAssertEqual(c.hidden2, 32)
+        XCTAssertEqual(c.lrFactor, 0.5)
+        XCTAssertEqual(c.lrPatience, 2)
+        XCTAssertEqual(c.lrThreshold, 1e-4)
         let spec = try SampleSpec(c)
         XCTAssertEqual(spec.offsets.map { $0 / 3600 }, [-12, -9, -6, -3, 0])
         XCTAssertEqual(spec.leads.map { $0 / 3600 }, [24, 48, 72, 96, 120])
@@ -47,9 +53,13 @@ final class ConfigTests: XCTestCase {
 
     func testYAMLFlagsAndSetOverride() throws {
         var c = Config()
-        try c.apply(yaml: "sources: era\nimerg: true\nlr: 1e-3\ntrain_end: 2017-06-30\ndata: [a, b]\n", source: "test.yaml")
-        XCTAssertEqual(c.sources, .era); XCTAssertTrue(c.imerg); XCTAssertEqual(c.lr, 1e-3)
-        XCTAssertEqual(c.trainEnd, UTCTime.make(2017, 6, 30, 23)); XCTAssertEqual(c.data, ["a", "b"])
+        try c.apply(
+            yaml: "sources: era\nimerg: true\nlr: 1e-3\ntrain_end: 2017-06-30\ndata: [a, b]\n", source: "test.yaml")
+        XCTAssertEqual(c.sources, .era)
+        XCTAssertTrue(c.imerg)
+        XCTAssertEqual(c.lr, 1e-3)
+        XCTAssertEqual(c.trainEnd, UTCTime.make(2017, 6, 30, 23))
+        XCTAssertEqual(c.data, ["a", "b"])
         try c.apply(assignment: "lr=2e-4")
         XCTAssertEqual(c.lr, 2e-4)
         let spec = try SampleSpec(c)
@@ -61,7 +71,10 @@ final class ConfigTests: XCTestCase {
 
     func testResolvedYAMLRoundTrips() throws {
         var c = Config()
-        c.sources = .simsat_era; c.trainStart = UTCTime.make(2016, 5, 1, 6); c.hidden1 = 64; c.noRelu = true
+        c.sources = .simsat_era
+        c.trainStart = UTCTime.make(2016, 5, 1, 6)
+        c.hidden1 = 64
+        c.noRelu = true
         var d = Config()
         try d.apply(yaml: c.yaml(), source: "config.yaml")
         XCTAssertEqual(c, d)
@@ -70,7 +83,9 @@ final class ConfigTests: XCTestCase {
     func testBadKeysAndValuesAreNamed() {
         var c = Config()
         let unknown = errorText { try c.apply(yaml: "learning_rate: 1", source: "my.yaml") }
-        XCTAssertTrue(unknown.contains("my.yaml: learning_rate") && unknown.contains("unknown configuration key") && unknown.contains("lr"), unknown)
+        XCTAssertTrue(
+            unknown.contains("my.yaml: learning_rate") && unknown.contains("unknown configuration key")
+                && unknown.contains("lr"), unknown)
         let bad = errorText { try c.apply(assignment: "batch_size=many") }
         XCTAssertTrue(bad.contains("batch_size") && bad.contains("an integer") && bad.contains("many"), bad)
         let src = errorText { try c.apply(assignment: "sources=radar") }
