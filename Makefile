@@ -6,7 +6,7 @@ DEMO_DIR ?= demo
 APT_PKGS := libzmq3-dev libopenblas-dev libpng-dev pkg-config time
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build test test-kernels test-slurm demo clean
+.PHONY: deps build lint test test-kernels test-slurm demo clean
 
 ## Install the system libraries (through sudo when not root) if any is missing.
 deps:
@@ -19,6 +19,15 @@ deps:
 
 build: deps
 	$(SWIFT) build -c $(CONFIG)
+
+## Style and architecture: swift-format (.swift-format), no line past 120 columns, every target imports only the
+## targets it declares, and each forbidden edge of the target graph fails to compile (tools/check-layering.sh).
+lint: deps
+	$(SWIFT) format lint --strict --recursive --parallel Sources Tests Package.swift
+	@if LC_ALL=C.UTF-8 grep -rnP --include='*.swift' '^.{121,}' Sources Tests Package.swift; then \
+	  echo "error: the lines above are longer than 120 columns; wrap them" >&2; exit 1; fi
+	$(SWIFT) build --build-tests --explicit-target-dependency-import-check=error
+	SWIFT=$(SWIFT) tools/check-layering.sh
 
 ## Unit and integration tests (release build: synthetic data over real date ranges is generated in the tests).
 test: deps
