@@ -13,7 +13,8 @@ extension Config {
     /// Every key, in the order the README and `config.yaml` list them.
     public static let keys: [ConfigKey] = [
         strings(
-            "data", \.data, "Data", "dataset directories to join (each holds <name>_info.json and its .mmap files)"),
+            "data", \.data, "Data",
+            "dataset directories to join (each holds <name>.dill or <name>_info.json and its .mmap files)"),
         enumKey(
             "sources", \.sources, "Data",
             """

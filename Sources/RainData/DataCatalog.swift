@@ -41,133 +41,6 @@ public final class DataFile {
     public func elementIndex(row: Int, channel: Int) -> Int { (row * channels + channel) * height * width }
 }
 
-/// One RainBench dataset directory (e.g. `era5625/`): its metadata and mapped files.
-public final class Dataset {
-    public let name: String
-    public let directory: URL
-    public let infoURL: URL
-    public let info: DatasetInfo
-    public let files: [String: DataFile]
-
-    /// Opens `directory` (or an `_info.json` path), validating every file it describes.
-    public init(path: String) throws {
-        var url = URL(fileURLWithPath: path)
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir) else {
-            throw SwiftRainError(
-                path, "dataset directory not found",
-                hint:
-                    """
-                    pass the directory holding <name>_info.json and the .mmap files (e.g. data/era5625), or run \
-                    `swiftrain synth --out data`
-                    """
-            )
-        }
-        if isDir.boolValue {
-            let infos = ((try? FileManager.default.contentsOfDirectory(atPath: url.path)) ?? [])
-                .filter { $0.hasSuffix("_info.json") }.sorted()
-            guard infos.count == 1 else {
-                throw SwiftRainError(
-                    path,
-                    infos.isEmpty
-                        ? "no <name>_info.json in this directory"
-                        : "several metadata files: \(infos.joined(separator: ", "))",
-                    expected: "exactly one <name>_info.json (PyRain's dataset description)",
-                    hint: infos.isEmpty
-                        ? "point at the dataset directory itself (e.g. data/simsat5625), or regenerate its metadata"
-                        : "pass the path of the one you mean instead of the directory")
-            }
-            url = url.appendingPathComponent(infos[0])
-        }
-        infoURL = url
-        directory = url.deletingLastPathComponent()
-        name = String(url.lastPathComponent.dropLast("_info.json".count))
-        info = try DatasetInfo.load(url)
-
-        var problems: [SwiftRainError] = []
-        var files: [String: DataFile] = [:]
-        for (fileName, m) in info.memmap.sorted(by: { $0.key < $1.key }) {
-            let where_ = "\(url.lastPathComponent): memmap[\"\(fileName)\"]"
-            guard m.dtype == "float32" else {
-                problems.append(
-                    SwiftRainError(
-                        where_, "unsupported dtype", expected: "float32", found: m.dtype,
-                        hint: "convert the file to float32"))
-                continue
-            }
-            if m.daterange != nil {
-                guard m.dims.count == 4, let r = m.daterange, r.count == 2, let f = m.tfreqS, f > 0 else {
-                    problems.append(
-                        SwiftRainError(
-                            where_, "temporal file needs dims (T, C, H, W), daterange [first, last] and tfreq_s > 0",
-                            found:
-                                """
-                                dims \(m.dims), daterange \(m.daterange ?? []), tfreq_s \
-                                \(m.tfreqS.map { "\($0)" } ?? "null")
-                                """,
-                            hint: "fix the metadata"))
-                    continue
-                }
-                let expectRows = Int(((r[1] - r[0]) / f).rounded()) + 1
-                if expectRows != m.dims[0] {
-                    problems.append(
-                        SwiftRainError(
-                            where_, "row count does not match the date range",
-                            expected:
-                                """
-                                (\(UTCTime.short(EpochSeconds(r[1])) ) − \(UTCTime.short(EpochSeconds(r[0])))) / \
-                                \(Int(f)) s + 1 = \(expectRows) rows
-                                """,
-                            found: "dims[0] = \(m.dims[0])", hint: "fix daterange or dims in the metadata"))
-                    continue
-                }
-            } else if m.dims.count != 3 {
-                problems.append(
-                    SwiftRainError(
-                        where_, "constant file needs dims (C, H, W)", found: "\(m.dims)", hint: "fix the metadata"))
-                continue
-            }
-            do {
-                let mapped = try MappedFile(
-                    path: directory.appendingPathComponent(fileName).path, expectedBytes: m.byteCount, shape: m.dims)
-                files[fileName] = DataFile(name: fileName, info: m, mapped: mapped)
-            } catch let e as SwiftRainError { problems.append(e) }
-        }
-        for (key, v) in info.variables.sorted(by: { $0.key < $1.key }) {
-            let where_ = "\(url.lastPathComponent): variables[\"\(key)\"]"
-            guard info.memmap[v.mmapName] != nil else {
-                problems.append(
-                    SwiftRainError(
-                        where_, "mmap_name names a file the metadata does not describe",
-                        expected: "one of \(info.memmap.keys.sorted())", found: v.mmapName, hint: "fix mmap_name"))
-                continue
-            }
-            guard let file = files[v.mmapName] else { continue }  // already reported
-            if v.isTemporal != file.isTemporal {
-                problems.append(
-                    SwiftRainError(
-                        where_, "type does not match its file", expected: file.isTemporal ? "temp" : "const",
-                        found: v.type, hint: "fix type"))
-            }
-            if v.dims != [file.height, file.width] {
-                problems.append(
-                    SwiftRainError(
-                        where_, "grid differs from its file", expected: "[\(file.height), \(file.width)]",
-                        found: "\(v.dims)", hint: "fix dims"))
-            }
-            if v.offset < 0 || v.offset + v.channelCount > file.channels {
-                problems.append(
-                    SwiftRainError(
-                        where_, "channels outside the file",
-                        expected: "offset + \(v.channelCount) level(s) ≤ \(file.channels) channels",
-                        found: "offset \(v.offset)", hint: "fix offset or levels"))
-            }
-        }
-        if !problems.isEmpty { throw ValidationErrors(errors: problems) }
-        self.files = files
-    }
-}
-
 /// An inclusive span of times; empty when `first > last`.
 public struct TimeSpan: Equatable, Codable {
     public var first: EpochSeconds
@@ -216,9 +89,9 @@ public final class DataCatalog {
         var sets: [Dataset] = []
         var problems: [SwiftRainError] = []
         for p in paths {
-            do { sets.append(try Dataset(path: p)) } catch let e as ValidationErrors { problems += e.errors } catch let
-                e as SwiftRainError
-            { problems.append(e) }
+            do { sets.append(try Dataset(path: p)) } catch let e as ValidationErrors {
+                problems += e.errors
+            } catch let e as SwiftRainError { problems.append(e) }
         }
         if !problems.isEmpty { throw ValidationErrors(errors: problems) }
         datasets = sets
@@ -227,43 +100,84 @@ public final class DataCatalog {
     /// Every variable key known, sorted.
     public var variableKeys: [String] { datasets.flatMap { $0.info.variables.keys }.sorted() }
 
-    /// Resolves `key` (e.g. `era5625/sp`, `era5625/z_300hPa`, `simsat5625/clbt`) to its channels.
+    /// The quirks survived, each prefixed by its dataset.
+    public var warnings: [String] { datasets.flatMap { ds in ds.warnings.map { "\(ds.name): \($0)" } } }
+
+    /// Resolves `key` (e.g. `era5625/sp`, `era5625/z_300hPa`, `simsat5625/clbt`) to its channels; throws
+    /// when no dataset has it, or when its file is absent or broken (the error says which file).
     ///
     /// A level name `<v>_<p>hPa` is found either as its own variable or as level `p` of `<v>` through
     /// `index2pressure`, the two ways PyRain's converters write them.
     public func channels(of key: String) throws -> [ChannelSource] {
-        for ds in datasets {
-            if let v = ds.info.variables[key], let f = ds.files[v.mmapName] {
-                let n = v.channelCount
-                return (0..<n).map { i in
-                    ChannelSource(
-                        variable: key, normKey: n > 1 ? "\(key):\(i)" : key, file: f, channel: v.offset + i,
-                        available: availability(v, f))
-                }
-            }
-            if let m = key.range(of: #"_(\d+)hPa$"#, options: .regularExpression),
-                let p = Int(key[m].dropFirst().dropLast(3))
-            {
-                let base = String(key[..<m.lowerBound])
-                if let v = ds.info.variables[base], let f = ds.files[v.mmapName],
-                    let idx = v.index2pressure?.first(where: { $0.value == p }).flatMap({ Int($0.key) })
-                {
-                    return [
-                        ChannelSource(
-                            variable: key, normKey: key, file: f, channel: v.offset + idx, available: availability(v, f)
-                        )
-                    ]
-                }
-            }
+        guard let (ds, v, channel) = try find(key) else {
+            let prefix = key.split(separator: "/").first.map(String.init) ?? key
+            let near = variableKeys.filter { $0.hasPrefix(prefix + "/") }
+            throw SwiftRainError(
+                key, "no dataset has this variable",
+                expected: "a variable of the datasets given: "
+                    + (near.isEmpty ? variableKeys : near).joined(separator: ", "),
+                found: "datasets " + datasets.map(\.name).joined(separator: ", "),
+                hint:
+                    "add the dataset directory that holds it to `data` in the configuration, or choose other --sources")
         }
-        let prefix = key.split(separator: "/").first.map(String.init) ?? key
-        let near = variableKeys.filter { $0.hasPrefix(prefix + "/") }
-        throw SwiftRainError(
-            key, "no dataset has this variable",
-            expected: "a variable of the datasets given: "
-                + (near.isEmpty ? variableKeys : near).joined(separator: ", "),
-            found: "datasets " + datasets.map(\.name).joined(separator: ", "),
-            hint: "add the dataset directory that holds it to `data` in the configuration, or choose other --sources")
+        guard let f = ds.files[v.mmapName] else {
+            var e = ds.unavailable[v.mmapName]!
+            e.problem += " (needed for \(key))"
+            e.hint = (e.hint ?? "") + "; or choose --sources that do not read \(key)"
+            throw e
+        }
+        if let channel {
+            return [
+                ChannelSource(variable: key, normKey: key, file: f, channel: channel, available: availability(v, f))
+            ]
+        }
+        let n = v.channelCount
+        return (0..<n).map { i in
+            ChannelSource(
+                variable: key, normKey: n > 1 ? "\(key):\(i)" : key, file: f, channel: v.offset + i,
+                available: availability(v, f))
+        }
+    }
+
+    /// Whether `key`'s channels can be read: false when no dataset has it or its file is absent.
+    public func isReadable(_ key: String) -> Bool { (try? channels(of: key)) != nil }
+
+    /// The dataset and entry holding `key`, and the channel when it is one level of a variable; nil
+    /// when no dataset has it. Throws when the metadata has the variable but not at that level.
+    func find(_ key: String) throws -> (Dataset, VariableInfo, Int?)? {
+        for ds in datasets {
+            if let v = ds.info.variables[key] { return (ds, v, nil) }
+        }
+        guard let m = key.range(of: #"_(\d+)hPa$"#, options: .regularExpression),
+            let p = Int(key[m].dropFirst().dropLast(3))
+        else { return nil }
+        let base = String(key[..<m.lowerBound])
+        for ds in datasets {
+            guard let v = ds.info.variables[base] else { continue }
+            if let idx = v.index2pressure?.first(where: { $0.value == p }).flatMap({ Int($0.key) }) {
+                return (ds, v, v.offset + idx)
+            }
+            let have = (v.index2pressure ?? [:]).values.sorted().map { "\($0) hPa" }.joined(separator: ", ")
+            let short = base.split(separator: "/").last.map(String.init) ?? base
+            // RainBench's ERA5 file: channels 3… are ciwc, clwc, t, z, q at 300, then 500, then 850 hPa.
+            let channels = ["ciwc", "clwc", "t", "z", "q"].firstIndex(of: short).map { vi in
+                " (in RainBench's ERA5 file \(short) at 300, 500, 850 hPa is channel \(3 + vi), \(8 + vi), \(13 + vi))"
+            }
+            // Worded without the level, so the levels of one variable share one message.
+            throw SwiftRainError(
+                key, "this release's metadata describes only \(short) at \(have)",
+                expected: "each level as its own variable (\(base)_<p>hPa), or in \(base)'s index2pressure",
+                found:
+                    "\(ds.infoURL.lastPathComponent): variables[\"\(base)\"] with index2pressure "
+                    + "\(v.index2pressure ?? [:])",
+                hint:
+                    """
+                    --sources simsat (SimSat → IMERG) reads no ERA5 levels; the settings that do (era, era16_3, \
+                    simsat_era) need an _info.json that names each level with its channel\(channels ?? "") \
+                    (PyRain's converter writes one key per variable, so only the last level survives in its .dill)
+                    """)
+        }
+        return nil
     }
 
     private func availability(_ v: VariableInfo, _ f: DataFile) -> TimeSpan? {

@@ -16,7 +16,7 @@ public enum DataCommands {
         let hasSimsat = names.contains { $0.hasPrefix("simsat") }
         let hasEraTemporal = catalog.datasets.contains {
             $0.name.hasPrefix("era") && $0.files.values.contains(where: \.isTemporal)
-        }
+        }  // present, not merely described: a SimSat → IMERG release has only ERA5's constants
         c.imerg = names.contains { $0.hasPrefix("imerg") }
         c.sources = hasSimsat ? (hasEraTemporal ? .simsat_era : .simsat) : .era16_3
         return c
@@ -26,13 +26,16 @@ public enum DataCommands {
     public static func inspect(config: Config, inferred: Bool) throws -> (report: InspectReport, indexError: Error?) {
         let catalog = try DataCatalog(paths: config.data)
         let c = inferred ? inferredConfig(for: catalog, base: config) : config
+        let spec = try? SampleSpec(c)
         do {
             let spec = try SampleSpec(c)
             let index = try SampleIndex(spec: spec, catalog: catalog)
             let layout = try InputLayout(spec: spec, catalog: catalog)
-            return (InspectReport(catalog: catalog, config: c, index: index, channelNames: layout.channelNames), nil)
+            let report = InspectReport(
+                catalog: catalog, config: c, spec: spec, index: index, channelNames: layout.channelNames)
+            return (report, nil)
         } catch {
-            return (InspectReport(catalog: catalog, config: nil, index: nil, channelNames: []), error)
+            return (InspectReport(catalog: catalog, config: nil, spec: spec, index: nil, channelNames: []), error)
         }
     }
 
@@ -41,6 +44,7 @@ public enum DataCommands {
         -> Normalisation
     {
         let catalog = try DataCatalog(paths: config.data)
+        for w in catalog.warnings { progress("warning: \(w)") }
         let spec = try SampleSpec(config)
         let n = try Normalisation.compute(spec: spec, catalog: catalog, progress: progress)
         try n.write(path: out)

@@ -11,14 +11,31 @@ public struct DatasetInfo: Codable, Equatable {
         self.memmap = memmap
     }
 
-    /// Decodes an info file, turning every JSON or schema problem into an error naming the file and key.
+    /// Reads a dataset's metadata: PyRain's `.dill` or its `_info.json`, turning every pickle, JSON or
+    /// schema problem into an error naming the file and key.
     public static func load(_ url: URL) throws -> DatasetInfo {
         let data: Data
-        do { data = try Data(contentsOf: url) } catch {
+        do {
+            let size = (try FileManager.default.attributesOfItem(atPath: url.path)[.size] as? Int) ?? 0
+            guard size <= PickleReader.maxBytes else {
+                throw SwiftRainError(
+                    url.path, "too large to be dataset metadata",
+                    expected: "at most \(PickleReader.maxBytes >> 10) KiB",
+                    found: "\(size) bytes", hint: "point `data` at the dataset's .dill or _info.json, not a data file")
+            }
+            data = try Data(contentsOf: url)
+        } catch let e as SwiftRainError { throw e } catch {
             throw SwiftRainError(
                 url.path, "cannot read the dataset metadata",
-                hint: "check the path; a RainBench dataset directory holds <name>_info.json next to its .mmap files")
+                hint: "check the path; a RainBench dataset directory holds <name>.dill next to its .mmap files")
         }
+        if url.pathExtension == "dill" { return try loadDill(url, bytes: [UInt8](data)) }
+        return try decode(data, source: url.path)
+    }
+
+    /// Decodes metadata JSON; `source` names it in errors.
+    static func decode(_ data: Data, source: String) throws -> DatasetInfo {
+        let url = URL(fileURLWithPath: source)
         do {
             return try JSONDecoder().decode(DatasetInfo.self, from: data)
         } catch let DecodingError.keyNotFound(key, ctx) {

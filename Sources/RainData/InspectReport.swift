@@ -15,6 +15,9 @@ public struct InspectReport: Encodable {
     }
     public struct VariableReport: Encodable {
         public var key: String, file: String, channels: Int, levels: [Int]?, first: String?, last: String?
+        /// False when its file is absent or broken.
+        public var readable: Bool
+        public var temporal: Bool
     }
     public struct DatasetReport: Encodable {
         public var name: String, directory: String, files: [FileReport], variables: [VariableReport]
@@ -28,9 +31,15 @@ public struct InspectReport: Encodable {
         public var leads: [LeadSamples]
     }
     public var datasets: [DatasetReport]
+    /// Quirks of the metadata survived (PyRain's rules), one line each.
+    public var warnings: [String]
+    /// Every file described and what the configuration reads from it (when there is a configuration).
+    public var reads: [FileRead]?
     public var samples: SampleReport?
 
-    public init(catalog: DataCatalog, config: Config?, index: SampleIndex?, channelNames: [String]) {
+    public init(catalog: DataCatalog, config: Config?, spec: SampleSpec?, index: SampleIndex?, channelNames: [String]) {
+        warnings = catalog.warnings
+        reads = spec.map { catalog.reads(for: $0) }
         datasets = catalog.datasets.map { ds in
             DatasetReport(
                 name: ds.name, directory: ds.directory.path,
@@ -49,7 +58,8 @@ public struct InspectReport: Encodable {
                     let span = (try? catalog.channels(of: key))?.first?.available
                     return VariableReport(
                         key: key, file: v.mmapName, channels: v.channelCount, levels: v.levels,
-                        first: span.map { UTCTime.iso($0.first) }, last: span.map { UTCTime.iso($0.last) })
+                        first: span.map { UTCTime.iso($0.first) }, last: span.map { UTCTime.iso($0.last) },
+                        readable: ds.files[v.mmapName] != nil, temporal: v.isTemporal)
                 })
         }
         if let config, let index {
@@ -86,9 +96,30 @@ public struct InspectReport: Encodable {
             let w = ds.variables.map(\.key.count).max() ?? 0
             for v in ds.variables {
                 let levels = v.levels.map { " levels \($0)" } ?? ""
-                let when = v.first.map { "  \($0) … \(v.last!)" } ?? "  constant"
+                let when =
+                    !v.readable
+                    ? "  (\(v.file) not here)" : v.first.map { "  \($0) … \(v.last!)" } ?? "  constant"
                 out +=
                     "  \(v.key.padding(toLength: w, withPad: " ", startingAt: 0))  \(v.channels) ch\(levels)\(when)\n"
+            }
+            out += "\n"
+        }
+        for w in warnings { out += "warning: \(w)\n" }
+        if !warnings.isEmpty { out += "\n" }
+        if let reads {
+            out += "files this configuration reads:\n"
+            let w = reads.map { $0.dataset.count + $0.file.count + 1 }.max() ?? 0
+            for r in reads {
+                let what =
+                    r.needed
+                    ? (r.status == "present" ? "reads " : "NEEDED, \(r.status): ") + r.readBy.joined(separator: ", ")
+                    : "not needed"
+                out +=
+                    """
+                      \("\(r.dataset)/\(r.file)".padding(toLength: w, withPad: " ", startingAt: 0))  \
+                    \(bytesText(r.bytes).leftPad(10))  \(r.status.padding(toLength: 7, withPad: " ", startingAt: 0))  \
+                    \(what)\n
+                    """
             }
             out += "\n"
         }

@@ -126,7 +126,9 @@ extension Normalisation {
         -> Normalisation
     {
         let train = spec.partition(.train)
-        let everything = try catalog.variableKeys.flatMap { try catalog.channels(of: $0) }
+        // The run's own variables must be readable; the others are computed where their files are present.
+        try catalog.requireReads(for: spec)
+        let everything = try catalog.variableKeys.filter(catalog.isReadable).flatMap { try catalog.channels(of: $0) }
         let temporal = everything.filter { $0.available != nil }
         let constants = everything.filter { $0.available == nil }
         let precipitation = Set(

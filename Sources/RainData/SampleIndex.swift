@@ -71,7 +71,9 @@ public struct SampleIndex {
 
     public init(spec: SampleSpec, catalog: DataCatalog) throws {
         self.spec = spec
-        // Resolve every variable first: an unknown one is a configuration error, not a dropped sample.
+        // Resolve every variable first: an unknown one, or one whose file is absent, is a configuration
+        // error (all reported together), not a dropped sample.
+        try catalog.requireReads(for: spec)
         let inputs = try spec.inputs.map { try catalog.channels(of: $0)[0] }
         _ = try spec.constants.map { try catalog.channels(of: $0) }
         let target = try catalog.channels(of: spec.target)[0]

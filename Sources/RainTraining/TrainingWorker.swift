@@ -109,6 +109,9 @@ public final class TrainingWorker {
             try? transport.send(Message.frames(.abort, runId: runId, body: Array("\(error)".utf8)))
             throw error
         }
+        if welcome.rank == 0 {  // the quirks survived, said once per run rather than once per worker
+            for w in compute.catalog.warnings { log("warning: \(w)") }
+        }
         let ring = try makeRing?(runId)
         defer { ring?.close() }
         log(

@@ -95,8 +95,11 @@ final class CLITests: XCTestCase {
         try h.close()
         let r = try run(["inspect", dir.path + "/imerg5625", dir.path + "/simsat5625"], expect: 1)
         XCTAssertTrue(
-            r.err.contains("error: 1 problem in the data") && r.err.contains("truncated") && r.err.contains(file.path),
+            r.err.contains("problems in the data") && r.err.contains("truncated") && r.err.contains(file.path)
+                && r.err.contains("this configuration reads simsat5625/clbt from it"),
             r.err)
+        // The report still shows the table of files, with the broken one marked.
+        XCTAssertTrue(r.out.contains("files this configuration reads:") && r.out.contains("broken"), r.out)
         let missing = try run(["inspect", dir.path + "/nope"], expect: 1)
         XCTAssertTrue(
             missing.err.contains("dataset directory not found") && missing.err.contains("swiftrain synth"), missing.err)

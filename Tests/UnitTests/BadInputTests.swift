@@ -11,11 +11,16 @@ final class BadInputTests: XCTestCase {
         let tiny = try TinyDataset(root: temporaryDirectory(self))
         let file = tiny.root.appendingPathComponent("simsat5625/simsat5625__simsat5625.mmap")
         try FileManager.default.removeItem(at: file)
-        let e = errorText { _ = try DataCatalog(paths: tiny.paths) }
+        // Opening the data is fine (a run may not need the file); a run that reads it is told which file.
+        let catalog = try DataCatalog(paths: tiny.paths)
+        let e = errorText { _ = try SampleIndex(spec: try SampleSpec(tiny.config()), catalog: catalog) }
         XCTAssertTrue(
             e.contains(file.path) && e.contains("data file missing")
                 && e.contains("expected: raw float32 file of shape [320, 3, 2, 4]")
-                && e.contains("what to do:"), e)
+                && e.contains("this configuration reads simsat5625/clbt from it") && e.contains("what to do:"), e)
+        XCTAssertEqual(
+            catalog.reads(for: try SampleSpec(tiny.config())).first { $0.file == file.lastPathComponent }?.status,
+            "absent")
     }
 
     func testTruncatedFile() throws {
@@ -24,7 +29,9 @@ final class BadInputTests: XCTestCase {
         let h = try FileHandle(forWritingTo: file)
         try h.truncate(atOffset: 4 * 8 * 100)  // 100 of 960 rows
         try h.close()
-        let e = errorText { _ = try DataCatalog(paths: tiny.paths) }
+        let e = errorText {
+            _ = try SampleIndex(spec: try SampleSpec(tiny.config()), catalog: DataCatalog(paths: tiny.paths))
+        }
         XCTAssertTrue(
             e.contains(file.path) && e.contains("truncated") && e.contains("expected: 30720 bytes")
                 && e.contains("found:    3200 bytes (100 complete rows)"), e)
@@ -55,7 +62,9 @@ final class BadInputTests: XCTestCase {
         info.memmap["simsat5625__simsat5625.mmap"]!.daterange![1] += 3 * 3600  // one row more than the file has
         try info.write(to: url)
         let e = errorText { _ = try DataCatalog(paths: tiny.paths) }
-        XCTAssertTrue(e.contains("row count does not match the date range") && e.contains("found:    dims[0] = 320"), e)
+        XCTAssertTrue(
+            e.contains("the date range describes more rows than the file has") && e.contains("found:    dims[0] = 320"),
+            e)
         _ = try TinyDataset(root: tiny.root)  // rewrite, then break only the offset
         info = try DatasetInfo.load(url)
         info.variables["simsat5625/clbt"]!.offset = 2
