@@ -12,7 +12,13 @@ public struct FileRead: Encodable, Equatable {
     public var status: String
     /// The configuration's variables read from it; empty when the run does not need the file.
     public var readBy: [String]
+    /// Rows (time steps) the configuration's partitions can read, first…last; nil for constants and files
+    /// not needed. Only these byte ranges are mapped (`rowBytes` each), so a partial copy may hold just them.
+    public var rows: ClosedRange<Int>?
+    public var rowBytes: Int
     public var needed: Bool { !readBy.isEmpty }
+    /// Bytes the run may read: the rows' span, the whole file for a constant one.
+    public var bytesRead: Int { needed ? rows.map { $0.count * rowBytes } ?? (rowBytes > 0 ? bytes : 0) : 0 }
 }
 
 extension DataCatalog {
@@ -22,9 +28,28 @@ extension DataCatalog {
     /// Every file described, with what `spec` reads from it: the run maps only the needed ones.
     public func reads(for spec: SampleSpec) -> [FileRead] {
         var readers: [String: [String]] = [:]  // "dataset|file" → variables
+        var spans: [String: TimeSpan] = [:]  // "dataset|file" → times its variables are described at
+        // Every read falls in [first t0 − window, last partition end] (inputs before t0, targets up to the end).
+        let lo = spec.partitions.map { $0.start }.min() ?? 0, hi = spec.partitions.map(\.end).max() ?? 0
         for key in Self.variables(of: spec) {
             guard let (ds, v, _) = try? find(key) else { continue }
-            readers["\(ds.name)|\(v.mmapName)", default: []].append(key)
+            let id = "\(ds.name)|\(v.mmapName)"
+            readers[id, default: []].append(key)
+            let span = TimeSpan(
+                first: v.firstTs.map { EpochSeconds($0.rounded()) } ?? lo,
+                last: v.lastTs.map { EpochSeconds($0.rounded()) } ?? hi)
+            let old = spans[id] ?? span
+            spans[id] = TimeSpan(first: min(old.first, span.first), last: max(old.last, span.last))
+        }
+        func rows(_ m: MemmapInfo, _ id: String) -> ClosedRange<Int>? {
+            guard let r = m.daterange, r.count == 2, let f = m.tfreqS.map({ EpochSeconds($0.rounded()) }), f > 0,
+                let v = spans[id]
+            else { return nil }
+            let d0 = EpochSeconds(r[0].rounded()), d1 = EpochSeconds(r[1].rounded())
+            let a = max(lo, v.first, d0), b = min(hi, v.last, d1)
+            guard a <= b else { return nil }
+            let first = Int(ceilDiv(a - d0, f)), last = Int(floorDiv(b - d0, f))
+            return first <= last ? first...last : nil
         }
         return datasets.flatMap { ds in
             ds.info.memmap.keys.sorted().map { name in
@@ -32,9 +57,11 @@ extension DataCatalog {
                     ds.files[name] != nil
                     ? "present"
                     : (ds.unavailable[name]?.problem.hasPrefix("data file missing") ?? true ? "absent" : "broken")
+                let m = ds.info.memmap[name]!, id = "\(ds.name)|\(name)"
+                let rowBytes = m.daterange != nil ? 4 * m.dims.dropFirst().reduce(1, *) : m.byteCount
                 return FileRead(
-                    dataset: ds.name, file: name, bytes: ds.info.memmap[name]!.byteCount, status: status,
-                    readBy: readers["\(ds.name)|\(name)"] ?? [])
+                    dataset: ds.name, file: name, bytes: m.byteCount, status: status, readBy: readers[id] ?? [],
+                    rows: m.daterange != nil && readers[id] != nil ? rows(m, id) : nil, rowBytes: rowBytes)
             }
         }
     }

@@ -110,9 +110,11 @@ public struct InspectReport: Encodable {
             out += "files this configuration reads:\n"
             let w = reads.map { $0.dataset.count + $0.file.count + 1 }.max() ?? 0
             for r in reads {
+                let span = r.rows.map { " rows \($0.lowerBound)…\($0.upperBound) (\(bytesText(r.bytesRead)))" } ?? ""
                 let what =
                     r.needed
-                    ? (r.status == "present" ? "reads " : "NEEDED, \(r.status): ") + r.readBy.joined(separator: ", ")
+                    ? (r.status == "present" ? "reads" : "NEEDED, \(r.status):") + span + " "
+                        + r.readBy.joined(separator: ", ")
                     : "not needed"
                 out +=
                     """
