@@ -88,7 +88,7 @@ let package = Package(
                 "RainSupport", "RainConfig", "RainData", "RainModel", "RainTraining", "RainLaunch", "RainEvaluation",
                 "RainPlot", argumentParser,
             ]),
-        .executableTarget(name: "Worker", dependencies: ["RainSupport", "RainLaunch", argumentParser]),
+        .executableTarget(name: "Worker", dependencies: ["RainSupport", "RainModel", "RainLaunch", argumentParser]),
 
         .testTarget(
             name: "UnitTests",

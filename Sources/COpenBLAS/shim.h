@@ -5,4 +5,6 @@
 // Thread control is OpenBLAS-specific and not in every cblas.h.
 void openblas_set_num_threads(int num_threads);
 int openblas_get_num_threads(void);
+// The kernel OpenBLAS chose at load time (DYNAMIC_ARCH builds pick one per CPU).
+char* openblas_get_corename(void);
 #endif

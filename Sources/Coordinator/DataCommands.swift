@@ -139,6 +139,7 @@ struct Bench: ParsableCommand {
         abstract: "Benchmarks: measured medians and ratios.",
         subcommands: [
             BenchDataCommand.self, BenchStepCommand.self, BenchAllreduceCommand.self, BenchScalingCommand.self,
+            BenchKernelCommand.self,
         ])
 }
 

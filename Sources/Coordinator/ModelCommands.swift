@@ -103,3 +103,17 @@ struct BenchScalingCommand: ParsableCommand {
         }
     }
 }
+
+struct BenchKernelCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kernel",
+        abstract: "The OpenBLAS kernel in use, why, and the best one this CPU supports (SwiftRain re-executes for it).")
+
+    func run() throws {
+        let flags = BLASKernel.cpuFlags()
+        let best = ["avx512_bf16", "avx512f", "avx2", "fma", "avx"].filter(flags.contains)
+        print(BLASKernel.note.isEmpty ? "OpenBLAS kernel \(BLAS.coreName)" : BLASKernel.note)
+        print("cpu features: \(best.isEmpty ? "none of AVX, AVX2/FMA, AVX-512" : best.joined(separator: " "))")
+        print("self-check (sgemm against a plain loop): \(BLASKernel.selfCheck() ? "ok" : "WRONG PRODUCTS")")
+    }
+}

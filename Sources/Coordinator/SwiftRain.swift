@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import RainData
+import RainModel
 import RainSupport
 
 @main
@@ -13,6 +14,12 @@ struct SwiftRain: ParsableCommand {
             EvalCommand.self, BaselinesCommand.self, PlotCommand.self, ExportCommand.self, Bench.self,
             CheckGradientsCommand.self,
         ])
+
+    /// Before anything else: OpenBLAS's kernel can only be changed by re-executing (see `BLASKernel`).
+    static func main() {
+        BLASKernel.ensureBest()
+        main(nil)
+    }
 
     /// Runs `body`, printing SwiftRain's errors as plain messages (no stack trace) with exit code 1.
     static func run(_ body: () throws -> Void) throws {

@@ -48,6 +48,12 @@ public enum BLAS {
         openblas_set_num_threads(Int32(mode == .openBLAS ? threads : 1))
     }
 
+    /// The kernel OpenBLAS chose when it loaded (e.g. "Cooperlake", or "Prescott" on a CPU it does not know).
+    public static var coreName: String {
+        guard let p = openblas_get_corename() else { return "unknown" }
+        return String(cString: p)
+    }
+
     /// C[M×N] = alpha · op(A)[M×K] · op(B)[K×N] + beta · C, all row-major.
     ///
     /// `lda`, `ldb`, `ldc` default to the dense leading dimensions of the stored matrices.

@@ -32,6 +32,9 @@ public enum BenchStep {
         public var ceilings: [Ceiling]
         public var rows: [Row]
         public var peakRSSBytes: Int
+        /// The OpenBLAS kernel that ran, and why (`BLASKernel.note`).
+        public var blasKernel: String = BLAS.coreName
+        public var blasKernelNote: String = BLASKernel.note
     }
 
     /// FLOPs of one training step per sample: forward convolutions ×3 (backward is about twice the
@@ -152,6 +155,7 @@ public enum BenchStep {
             "\ns/step: SwiftRain's fixed GEMM pieces (same bits for any thread count, what training runs);"
             + " OpenBLAS-threaded: the same step with OpenBLAS splitting each call by thread count.\n"
         out += "\npeak RSS of this run: \(bytesText(r.peakRSSBytes))\n"
+        out += "\(r.blasKernelNote.isEmpty ? "OpenBLAS kernel \(r.blasKernel)" : r.blasKernelNote)\n"
         return out
     }
 }

@@ -162,7 +162,10 @@ public final class TrainingCoordinator {
 
     /// Runs (or resumes) training to the configured number of epochs.
     public func train(resume: Bool) throws -> Summary {
-        try config.yaml().write(toFile: run.configPath, atomically: true, encoding: .utf8)
+        // The kernel this process's OpenBLAS runs (local workers inherit its choice; each worker logs its own).
+        let kernel = BLASKernel.note.isEmpty ? "OpenBLAS kernel \(BLAS.coreName)" : BLASKernel.note
+        try ("# \(kernel)\n" + config.yaml()).write(toFile: run.configPath, atomically: true, encoding: .utf8)
+        run.appendMetrics(["kind": "start", "blas_kernel": BLAS.coreName, "blas_kernel_note": kernel, "resume": resume])
         // The model's shape follows from the configuration alone, so it is known before any worker joins.
         let shape = try ModelShape(config: config)
         let layout = ParameterLayout(shape)

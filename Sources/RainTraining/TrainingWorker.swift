@@ -117,7 +117,8 @@ public final class TrainingWorker {
         log(
             """
             worker \(welcome.rank): \(compute.index.samples(.train).count) train, \
-            \(compute.index.samples(.valid).count) valid samples; \(BLAS.threads) BLAS thread(s)
+            \(compute.index.samples(.valid).count) valid samples; \(BLAS.threads) BLAS thread(s), \
+            kernel \(BLAS.coreName)
             """
         )
         try transport.send(

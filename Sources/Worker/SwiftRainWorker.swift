@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import RainLaunch
+import RainModel
 import RainSupport
 
 /// One worker process: started by `swiftrain train`, by SLURM's srun, or by hand.
@@ -9,6 +10,12 @@ struct SwiftRainWorker: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "swiftrain-worker", abstract: "One SwiftRain training worker.")
     @OptionGroup var options: WorkerOptions
+
+    /// Before anything else: OpenBLAS's kernel can only be changed by re-executing (see `BLASKernel`).
+    static func main() {
+        BLASKernel.ensureBest()
+        main(nil)
+    }
 
     func run() throws {
         do {

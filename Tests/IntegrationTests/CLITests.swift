@@ -107,3 +107,28 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(unknown.err.contains("--set: lr") && unknown.err.contains("a finite number"), unknown.err)
     }
 }
+
+/// A process on a fallback kernel re-executes itself with a better one, for real.
+final class BLASKernelReexecTests: XCTestCase {
+    func kernel(_ env: [String: String]) throws -> String {
+        let r = try runProcess(Binaries.swiftrain, ["bench", "kernel"], env: env)
+        XCTAssertEqual(r.status, 0, r.err)
+        return r.out
+    }
+
+    func testFallbackIsReplacedAndTheUsersChoiceWins() throws {
+        // The test's own reading of the CPU: AVX2 and FMA (every x86-64 CI machine of this decade).
+        let cpuinfo = try String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)
+        let flags = Set(cpuinfo.split(separator: "\n").first { $0.hasPrefix("flags") }!.split(separator: " "))
+        let pretend = try kernel(["SWIFTRAIN_BLAS_ASSUME_CORENAME": "Prescott"])
+        if flags.contains("avx2") && flags.contains("fma") {
+            XCTAssertTrue(pretend.contains("SwiftRain's choice: OpenBLAS picked Prescott on this CPU"), pretend)
+            XCTAssertFalse(pretend.hasPrefix("OpenBLAS kernel Prescott"), pretend)
+        } else {
+            XCTAssertTrue(pretend.hasPrefix("OpenBLAS kernel"), pretend)
+        }
+        XCTAssertTrue(pretend.contains("self-check (sgemm against a plain loop): ok"), pretend)
+        let user = try kernel(["OPENBLAS_CORETYPE": "Prescott", "SWIFTRAIN_BLAS_ASSUME_CORENAME": "Prescott"])
+        XCTAssertTrue(user.hasPrefix("OpenBLAS kernel Prescott (OPENBLAS_CORETYPE=Prescott)"), user)
+    }
+}
