@@ -40,6 +40,9 @@ let package = Package(
             name: "COpenBLAS", path: "Sources/COpenBLAS", pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]),
 
+        /// The machine's FP32 peak (an FMA loop per instruction set, chosen at run time): `bench step`'s yardstick.
+        .target(name: "CPeak", path: "Sources/CPeak", cSettings: [.unsafeFlags(["-O2"])]),
+
         /// Errors, the seeded RNG, UTC time, checksums, text and process helpers.
         .target(name: "RainSupport", swiftSettings: release),
         /// The configuration: one YAML key table with PyRain's names and defaults.
@@ -50,7 +53,7 @@ let package = Package(
         .target(name: "RainData", dependencies: ["RainSupport", "RainConfig"], swiftSettings: release),
         /// The ConvLSTM forecaster on OpenBLAS, Adam, the scheduler, and running samples through it.
         .target(
-            name: "RainModel", dependencies: ["RainSupport", "RainConfig", "RainData", "COpenBLAS"],
+            name: "RainModel", dependencies: ["RainSupport", "RainConfig", "RainData", "COpenBLAS", "CPeak"],
             swiftSettings: release),
         /// What and when: messages, sharding, transports as protocols and their in-memory twin. No sockets.
         .target(name: "RainProtocol", dependencies: ["RainSupport"], swiftSettings: release),

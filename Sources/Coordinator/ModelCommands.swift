@@ -107,7 +107,7 @@ struct BenchScalingCommand: ParsableCommand {
 struct BenchKernelCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kernel",
-        abstract: "The OpenBLAS kernel in use, why, and the best one this CPU supports (SwiftRain re-executes for it).")
+        abstract: "The OpenBLAS kernel in use and why, the CPU's features, an sgemm self-check, the FP32 peak.")
 
     func run() throws {
         let flags = BLASKernel.cpuFlags()
@@ -115,5 +115,9 @@ struct BenchKernelCommand: ParsableCommand {
         print(BLASKernel.note.isEmpty ? "OpenBLAS kernel \(BLAS.coreName)" : BLASKernel.note)
         print("cpu features: \(best.isEmpty ? "none of AVX, AVX2/FMA, AVX-512" : best.joined(separator: " "))")
         print("self-check (sgemm against a plain loop): \(BLASKernel.selfCheck() ? "ok" : "WRONG PRODUCTS")")
+        for t in Set([1, ProcessInfo.processInfo.activeProcessorCount]).sorted() {
+            let g = MachinePeak.gflops(threads: t)
+            print("machine FP32 peak, \(t) thread(s): \(String(format: "%.1f", g)) GFLOP/s (\(MachinePeak.isa))")
+        }
     }
 }

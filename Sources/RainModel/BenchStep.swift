@@ -22,6 +22,8 @@ public enum BenchStep {
         public var gflops: Double
         /// Achieved GFLOP/s over the sgemm ceiling for the same thread count.
         public var ratioToCeiling: Double
+        /// Achieved GFLOP/s over the machine's measured FP32 peak (`MachinePeak`) for the same thread count.
+        public var ratioToPeak: Double
         /// The same step with OpenBLAS threading its own calls (thread-count-dependent results).
         public var openBLASSecondsPerStep: Double
         /// openBLASSecondsPerStep / secondsPerStep: above 1, the fixed pieces are faster.
@@ -32,6 +34,9 @@ public enum BenchStep {
         public var ceilings: [Ceiling]
         public var rows: [Row]
         public var peakRSSBytes: Int
+        /// The machine's FP32 peak per thread count (GFLOP/s), and the instruction set measured.
+        public var peakGFlops: [Int: Double]
+        public var peakISA: String = MachinePeak.isa
         /// The OpenBLAS kernel that ran, and why (`BLASKernel.note`).
         public var blasKernel: String = BLAS.coreName
         public var blasKernelNote: String = BLASKernel.note
@@ -104,8 +109,12 @@ public enum BenchStep {
             quick
             ? [("small F=32", small, [8])]
             : [("full F=384", full, [1, 4]), ("small F=32", small, [8, 32])]
+        var peaks: [Int: Double] = [:]
         for threads in threadCounts {
             BLAS.threads = threads
+            let peak = MachinePeak.gflops(threads: threads)
+            peaks[threads] = peak
+            note("machine peak, \(threads) thread(s): \(String(format: "%.1f", peak)) GFLOP/s (\(MachinePeak.isa))")
             for (name, shape, batches) in configs {
                 for b in batches {
                     // The ceiling: OpenBLAS, threading itself, on this configuration's dominant GEMM (the 3×3
@@ -122,6 +131,7 @@ public enum BenchStep {
                     let row = Row(
                         model: name, batch: b, threads: threads, secondsPerStep: sec, samplesPerSecond: Double(b) / sec,
                         gflops: flops / sec / 1e9, ratioToCeiling: flops / sec / 1e9 / gf,
+                        ratioToPeak: flops / sec / 1e9 / peak,
                         openBLASSecondsPerStep: openSec, speedupOverOpenBLAS: openSec / sec, workspaceBytes: bytes)
                     note(
                         """
@@ -133,13 +143,13 @@ public enum BenchStep {
                 }
             }
         }
-        return Report(ceilings: ceilings, rows: rows, peakRSSBytes: ThisProcess.peakRSS())
+        return Report(ceilings: ceilings, rows: rows, peakRSSBytes: ThisProcess.peakRSS(), peakGFlops: peaks)
     }
 
     public static func table(_ r: Report) -> String {
         var out =
             "model        B  threads   s/step  samples/s  GFLOP/s   sgemm ceiling (shape)           of ceiling"
-            + "  OpenBLAS-threaded s/step  speed-up  memory\n"
+            + "   peak  of peak  OpenBLAS-threaded s/step  speed-up  memory\n"
         for (x, c) in zip(r.rows, r.ceilings) {
             out +=
                 x.model.padding(toLength: 11, withPad: " ", startingAt: 0) + String(x.batch).leftPad(3)
@@ -147,13 +157,17 @@ public enum BenchStep {
                 + String(format: "%9.3f%11.2f%9.1f%9.1f ", x.secondsPerStep, x.samplesPerSecond, x.gflops, c.gflops)
                 + "(\(c.shape))".padding(toLength: 22, withPad: " ", startingAt: 0)
                 + String(
-                    format: "%11.0f%%%26.3f%9.2f×", 100 * x.ratioToCeiling, x.openBLASSecondsPerStep,
+                    format: "%11.0f%%%7.0f%8.0f%%%26.3f%9.2f×", 100 * x.ratioToCeiling, r.peakGFlops[x.threads] ?? 0,
+                    100 * x.ratioToPeak, x.openBLASSecondsPerStep,
                     x.speedupOverOpenBLAS)
                 + bytesText(x.workspaceBytes).leftPad(11) + "\n"
         }
         out +=
             "\ns/step: SwiftRain's fixed GEMM pieces (same bits for any thread count, what training runs);"
             + " OpenBLAS-threaded: the same step with OpenBLAS splitting each call by thread count.\n"
+        out +=
+            "peak: the machine's measured FP32 peak (\(r.peakISA) chains on every thread), GFLOP/s;"
+            + " of peak: the step's GFLOP/s over it.\n"
         out += "\npeak RSS of this run: \(bytesText(r.peakRSSBytes))\n"
         out += "\(r.blasKernelNote.isEmpty ? "OpenBLAS kernel \(r.blasKernel)" : r.blasKernelNote)\n"
         return out
