@@ -20,11 +20,11 @@ deps:
 build: deps
 	$(SWIFT) build -c $(CONFIG)
 
-## Style and architecture: swift-format (.swift-format), no line past 120 columns, every target imports only the
+## Style and architecture: swift-format (.swift-format), no line past 120 bytes (a − or … counts 3), every target imports only the
 ## targets it declares, and each forbidden edge of the target graph fails to compile (tools/check-layering.sh).
 lint: deps
 	$(SWIFT) format lint --strict --recursive --parallel Sources Tests Package.swift
-	@if LC_ALL=C.UTF-8 grep -rnP --include='*.swift' '^.{121,}' Sources Tests Package.swift; then \
+	@if LC_ALL=C grep -rnE --include='*.swift' '^.{121,}' Sources Tests Package.swift; then \
 	  echo "error: the lines above are longer than 120 columns; wrap them" >&2; exit 1; fi
 	$(SWIFT) build --build-tests --explicit-target-dependency-import-check=error
 	SWIFT=$(SWIFT) tools/check-layering.sh

@@ -24,7 +24,9 @@ extension Config {
         ),
         bool("imerg", \.imerg, "Data", "predict IMERG precipitationcal (mm/h); false predicts ERA5 tp (m/h)"),
         bool("inc_time", \.incTime, "Data", "add hour/24, day/31, month/12 of local solar time as input channels"),
-        int("sample_time_window", \.sampleTimeWindow, "Data", "history window in hours (inputs at t0 − window … t0)"),
+        int(
+            "sample_time_window", \.sampleTimeWindow, "Data",
+            "history window in hours (inputs at t0 − window … t0)"),
         int("sample_freq", \.sampleFreq, "Data", "hours between input time steps"),
         int("forecast_time_window", \.forecastTimeWindow, "Data", "longest lead time in hours"),
         int("forecast_freq", \.forecastFreq, "Data", "hours between lead times (leads = freq, 2·freq, … window)"),

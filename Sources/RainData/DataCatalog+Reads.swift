@@ -13,12 +13,11 @@ public struct FileRead: Encodable, Equatable {
     /// The configuration's variables read from it; empty when the run does not need the file.
     public var readBy: [String]
     /// Rows (time steps) the configuration's partitions can read, first…last; nil for constants and files
-    /// not needed. Only these byte ranges are mapped (`rowBytes` each), so a partial copy may hold just them.
+    /// not needed. Only these byte ranges are mapped, so a partial copy may hold just them.
     public var rows: ClosedRange<Int>?
-    public var rowBytes: Int
+    /// Bytes the run may read: the rows' span, the whole file for a constant one, 0 when not needed.
+    public var bytesRead: Int
     public var needed: Bool { !readBy.isEmpty }
-    /// Bytes the run may read: the rows' span, the whole file for a constant one.
-    public var bytesRead: Int { needed ? rows.map { $0.count * rowBytes } ?? (rowBytes > 0 ? bytes : 0) : 0 }
 }
 
 extension DataCatalog {
@@ -53,15 +52,15 @@ extension DataCatalog {
         }
         return datasets.flatMap { ds in
             ds.info.memmap.keys.sorted().map { name in
-                let status =
-                    ds.files[name] != nil
-                    ? "present"
-                    : (ds.unavailable[name]?.problem.hasPrefix("data file missing") ?? true ? "absent" : "broken")
+                let status = ds.files[name] != nil ? "present" : ds.absent.contains(name) ? "absent" : "broken"
                 let m = ds.info.memmap[name]!, id = "\(ds.name)|\(name)"
-                let rowBytes = m.daterange != nil ? 4 * m.dims.dropFirst().reduce(1, *) : m.byteCount
+                let span = m.daterange != nil && readers[id] != nil ? rows(m, id) : nil
+                let read =
+                    readers[id] == nil
+                    ? 0 : m.daterange == nil ? m.byteCount : (span?.count ?? 0) * 4 * m.dims.dropFirst().reduce(1, *)
                 return FileRead(
                     dataset: ds.name, file: name, bytes: m.byteCount, status: status, readBy: readers[id] ?? [],
-                    rows: m.daterange != nil && readers[id] != nil ? rows(m, id) : nil, rowBytes: rowBytes)
+                    rows: span, bytesRead: read)
             }
         }
     }

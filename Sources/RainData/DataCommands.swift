@@ -26,7 +26,6 @@ public enum DataCommands {
     public static func inspect(config: Config, inferred: Bool) throws -> (report: InspectReport, indexError: Error?) {
         let catalog = try DataCatalog(paths: config.data)
         let c = inferred ? inferredConfig(for: catalog, base: config) : config
-        let spec = try? SampleSpec(c)
         do {
             let spec = try SampleSpec(c)
             let index = try SampleIndex(spec: spec, catalog: catalog)
@@ -35,6 +34,7 @@ public enum DataCommands {
                 catalog: catalog, config: c, spec: spec, index: index, channelNames: layout.channelNames)
             return (report, nil)
         } catch {
+            let spec = try? SampleSpec(c)  // the files table, when the configuration itself is sound
             return (InspectReport(catalog: catalog, config: nil, spec: spec, index: nil, channelNames: []), error)
         }
     }
@@ -74,7 +74,8 @@ public enum DataCommands {
                 "--time \(UTCTime.iso(time))",
                 "not a kept sample of the \(partition.rawValue) partition at lead \(leadHours) h",
                 expected:
-                    "t0 = \(UTCTime.short(spec.firstSampleTime(p))) + k·\(p.stride / 3600) h with every read available",
+                    "t0 = \(UTCTime.short(spec.firstSampleTime(p))) + k·\(p.stride / 3600) h"
+                    + " with every read available",
                 found: onGrid
                     ? "a sample time the index dropped (see `swiftrain inspect`)"
                     : "a time off the partition's sample grid",

@@ -17,6 +17,8 @@ public final class Dataset {
     public let files: [String: DataFile]
     /// Files described but absent or broken, with the error a run that needs them gets.
     public let unavailable: [String: SwiftRainError]
+    /// Of those, the ones not on disk at all (the others are there with the wrong size).
+    public let absent: Set<String>
     /// Quirks of the metadata survived as PyRain survives them, said once (`inspect` prints them).
     public let warnings: [String]
 
@@ -30,7 +32,7 @@ public final class Dataset {
         name = prefixes.count == 1 ? prefixes.first! : Self.stem(url.lastPathComponent)
 
         var problems: [SwiftRainError] = [], warnings: [String] = []
-        var files: [String: DataFile] = [:], unavailable: [String: SwiftRainError] = [:]
+        var files: [String: DataFile] = [:], unavailable: [String: SwiftRainError] = [:], absent: Set<String> = []
         for (fileName, m) in info.memmap.sorted(by: { $0.key < $1.key }) {
             let subject = "\(url.lastPathComponent): memmap[\"\(fileName)\"]"
             do {
@@ -52,6 +54,7 @@ public final class Dataset {
                 files[fileName] = DataFile(name: fileName, info: m, mapped: mapped)
             } catch let e as SwiftRainError {
                 unavailable[fileName] = e
+                if !FileManager.default.fileExists(atPath: onDisk.path) { absent.insert(fileName) }
             }
         }
         for (key, v) in info.variables.sorted(by: { $0.key < $1.key }) {
@@ -60,6 +63,7 @@ public final class Dataset {
         if !problems.isEmpty { throw ValidationErrors(errors: problems) }
         self.files = files
         self.unavailable = unavailable
+        self.absent = absent
         self.warnings = warnings
     }
 
@@ -147,7 +151,8 @@ public final class Dataset {
             problems.append(
                 SwiftRainError(
                     subject, "channels outside the file",
-                    expected: "offset + \(v.channelCount) level(s) ≤ \(channels) channels", found: "offset \(v.offset)",
+                    expected: "offset + \(v.channelCount) level(s) ≤ \(channels) channels",
+                    found: "offset \(v.offset)",
                     hint: "fix offset or levels"))
         }
         return problems

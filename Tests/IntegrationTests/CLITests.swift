@@ -14,13 +14,7 @@ final class CLITests: XCTestCase {
         return (r.out, r.err)
     }
 
-    func tmp() -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent(
-            "swiftrain-cli-\(UUID().uuidString.prefix(8))")
-        try! FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(at: url) }
-        return url
-    }
+    func tmp() -> URL { temporaryDirectory("cli") }
 
     func testSynthInspectNormalizeSample() throws {
         let dir = tmp()

@@ -51,7 +51,8 @@ final class FailureTests: XCTestCase {
         XCTAssertTrue(log.contains(extra.contains("ring") ? "abandoned" : "re-assigned to"), log)
         let a = try params("\(run)-clean"), b = try params(run)
         let worst = zip(a, b).map { abs($0 - $1) }.max()!
-        XCTAssertLessThan(worst, 1e-5, "max |Δparam| \(worst) after recovery")  // same batches, another summation order
+        // Same batches, another summation order.
+        XCTAssertLessThan(worst, 1e-5, "max |Δparam| \(worst) after recovery")
         return log
     }
 

@@ -84,9 +84,7 @@ final class ReleaseTests: XCTestCase {
     var root: URL!
 
     override func setUpWithError() throws {
-        root = FileManager.default.temporaryDirectory.appendingPathComponent("swiftrain-release-\(UUID().uuidString)")
-        let root = root!
-        addTeardownBlock { try? FileManager.default.removeItem(at: root) }
+        root = temporaryDirectory("release")
         try ReleaseTree.make(root)
         try ReleaseTree.yaml.write(to: root.appendingPathComponent("c.yaml"), atomically: true, encoding: .utf8)
     }
@@ -110,7 +108,8 @@ final class ReleaseTests: XCTestCase {
         XCTAssertTrue(row("era5625__era5625_const.mmap").contains("present") && row("_const").contains("era5625/lsm"))
         XCTAssertTrue(row("imerg5625__imerg5625.mmap").contains("present") && row("imerg").contains("1.31 GiB"))
         XCTAssertTrue(row("simsat5625__simsat5625.mmap").contains("present"), row("simsat"))
-        // Only the rows of 2016-04-01 … 2016-05-08 23:00 are read (hours since 2000-06-01; 3-hourly since 2016-04-01).
+        // Only the rows of 2016-04-01 … 2016-05-08 23:00 are read
+        // (hours since 2000-06-01; 3-hourly since 2016-04-01).
         XCTAssertTrue(row("imerg5625__imerg5625.mmap").contains("rows 138792…139703"), row("imerg"))
         XCTAssertTrue(row("simsat5625__simsat5625.mmap").contains("rows 0…303"), row("simsat"))
         // The quirks, said once each.

@@ -50,6 +50,17 @@ enum TrainingData {
     }
 }
 
+extension XCTestCase {
+    /// A fresh directory, removed when the test ends.
+    func temporaryDirectory(_ prefix: String) -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "swiftrain-\(prefix)-\(UUID().uuidString.prefix(8))")
+        try! FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(at: url) }
+        return url
+    }
+}
+
 enum Binaries {
     static var dir: String {
         if let b = ProcessInfo.processInfo.environment["SWIFTRAIN_BIN"] { return b }

@@ -30,7 +30,8 @@ final class EvaluationTests: XCTestCase {
         c.hidden2 = 2
         try tiny.normalisation.write(path: c.normalisation)
         let runner = try ModelRunner(config: c)
-        // A model whose every weight is 0 but head2's bias b = ln 3 forecasts ŷ′ = ln 3, i.e. std·(e^b − 1) = 1 mm/h.
+        // A model whose every weight is 0 but head2's bias b = ln 3 forecasts ŷ′ = ln 3,
+        // i.e. std·(e^b − 1) = 1 mm/h.
         let b = runner.layout.entries.first { $0.name == "head2.bias" }!
         runner.params.pointer[b.offset] = log(3)
         let ev = try Evaluator(runner: runner, config: c)

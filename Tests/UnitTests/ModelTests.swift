@@ -234,7 +234,8 @@ final class ModelTests: XCTestCase {
     func testPlateauSchedulerMatchesTorchsRule() {
         var sched = PlateauScheduler(factor: 0.5, patience: 2, threshold: 1e-4)
         let losses = [1.0, 0.9, 0.95, 0.9, 0.89995, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8, 0.7]
-        // epoch: 1.0 best; 0.9 best; 0.95 bad1; 0.9 bad2 (not < 0.9·(1−1e-4)); 0.89995 bad3 → halve (5e-5 → 2.5e-5);
+        // epoch: 1.0 best; 0.9 best; 0.95 bad1; 0.9 bad2 (not < 0.9·(1−1e-4));
+        // 0.89995 bad3 → halve (5e-5 → 2.5e-5);
         // 0.8 best; then 0.8 ×3: bad1, bad2, bad3 → halve (1.25e-5); 0.8 ×2: bad1, bad2; 0.7 best.
         let expected = [5e-5, 5e-5, 5e-5, 5e-5, 2.5e-5, 2.5e-5, 2.5e-5, 2.5e-5, 1.25e-5, 1.25e-5, 1.25e-5, 1.25e-5]
         var lr = 5e-5

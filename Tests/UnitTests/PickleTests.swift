@@ -37,18 +37,23 @@ private let pythonOracle = #"""
     json.dump(out, sys.stdout)
     """#
 
-/// Runs the oracle on `files`; one tagged value (or error) per file.
-func pythonValues(_ files: [URL]) throws -> [Any] {
+/// Runs `python3 -c code args…` and returns its standard output.
+func python(_ code: String, _ args: [String], line: UInt = #line) throws -> Data {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    p.arguments = ["python3", "-c", pythonOracle] + files.map(\.path)
+    p.arguments = ["python3", "-c", code] + args
     let out = Pipe()
     p.standardOutput = out
     try p.run()
     let data = out.fileHandleForReading.readDataToEndOfFile()
     p.waitUntilExit()
-    XCTAssertEqual(p.terminationStatus, 0, "python3 (make deps installs it) must run the oracle")
-    return try JSONSerialization.jsonObject(with: data) as? [Any] ?? []
+    XCTAssertEqual(p.terminationStatus, 0, "python3 (make deps installs it) must run", line: line)
+    return data
+}
+
+/// Runs the oracle on `files`; one tagged value (or error) per file.
+func pythonValues(_ files: [URL]) throws -> [Any] {
+    try JSONSerialization.jsonObject(with: python(pythonOracle, files.map(\.path))) as? [Any] ?? []
 }
 
 /// Our value in the oracle's tagged form (the test's own conversion, not the library's JSON path).
@@ -117,16 +122,9 @@ final class PickleTests: XCTestCase {
         let dir = temporaryDirectory(self)
         for url in dills {
             let json = dir.appendingPathComponent("info.json")
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            p.arguments = [
-                "python3", "-c",
+            _ = try python(
                 "import pickle,json,sys; json.dump(pickle.load(open(sys.argv[1],'rb')), open(sys.argv[2],'w'))",
-                url.path, json.path,
-            ]
-            try p.run()
-            p.waitUntilExit()
-            XCTAssertEqual(p.terminationStatus, 0)
+                [url.path, json.path])
             XCTAssertEqual(try DatasetInfo.load(url), try DatasetInfo.load(json), url.path)
         }
     }
@@ -252,12 +250,7 @@ final class PickleTests: XCTestCase {
                 with open(os.path.join(sys.argv[1], "%d.pkl" % i), "wb") as f: pickle.dump(v, f, protocol=proto)
             """#
         let count = 1200
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", "-c", writer, dir.path, "\(count)"]
-        try p.run()
-        p.waitUntilExit()
-        XCTAssertEqual(p.terminationStatus, 0)
+        _ = try python(writer, [dir.path, "\(count)"])
         let files = (0..<count).map { dir.appendingPathComponent("\($0).pkl") }
         let theirs = try pythonValues(files)
         var decoded = 0
