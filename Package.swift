@@ -40,6 +40,8 @@ let package = Package(
             name: "COpenBLAS", path: "Sources/COpenBLAS", pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]),
 
+        /// The fused, vectorised LSTM gates and their exp/tanh (one body per instruction set, chosen at run time).
+        .target(name: "CKernels", path: "Sources/CKernels", cSettings: [.unsafeFlags(["-O2", "-ffp-contract=off"])]),
         /// The machine's FP32 peak (an FMA loop per instruction set, chosen at run time): `bench step`'s yardstick.
         .target(name: "CPeak", path: "Sources/CPeak", cSettings: [.unsafeFlags(["-O2"])]),
 
@@ -53,7 +55,7 @@ let package = Package(
         .target(name: "RainData", dependencies: ["RainSupport", "RainConfig"], swiftSettings: release),
         /// The ConvLSTM forecaster on OpenBLAS, Adam, the scheduler, and running samples through it.
         .target(
-            name: "RainModel", dependencies: ["RainSupport", "RainConfig", "RainData", "COpenBLAS", "CPeak"],
+            name: "RainModel", dependencies: ["RainSupport", "RainConfig", "RainData", "COpenBLAS", "CPeak", "CKernels"],
             swiftSettings: release),
         /// What and when: messages, sharding, transports as protocols and their in-memory twin. No sockets.
         .target(name: "RainProtocol", dependencies: ["RainSupport"], swiftSettings: release),

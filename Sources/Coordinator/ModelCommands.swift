@@ -34,13 +34,27 @@ struct BenchStepCommand: ParsableCommand {
         abstract: "Training step (forward + backward + Adam) against the sgemm ceiling, 1 and 2 threads.")
     @Option(help: "Measured steps per configuration (after one warm-up).") var steps = 3
     @Option(help: "Thread counts, comma-separated.") var threads = "1,2"
-    @Flag(help: "Small shapes only (a smoke run).") var quick = false
+    @Flag(help: "The small model at B = 8 only (a smoke run); the same as --model quick.") var quick = false
+    @Option(help: "Rows to run: all, full (F = 384, B = 1 and 4), small (F = 32, B = 8 and 32), quick.")
+    var model: BenchStep.Selection = .all
+    @Option(help: "The 3×3 convolution: winograd (the default) or direct (im2col).") var conv: ConvAlgorithm = .standard
+    @Flag(help: "Time PyTorch's step (tools/bench_pytorch.py; pip install torch) in turns with each row.")
+    var pytorch = false
+    @Option(help: "The PyTorch script (default: tools/bench_pytorch.py of this checkout).") var pytorchScript: String?
+    @Option(help: "The Python that has torch.") var python = "python3"
     @Flag(help: "Print JSON too.") var json = false
 
     func run() throws {
         try SwiftRain.run {
             let counts = threads.split(separator: ",").compactMap { Int($0) }
-            let report = BenchStep.run(steps: steps, threadCounts: counts, quick: quick, note: { stderr($0) })
+            let script = pytorch ? try PyTorchPeer.findScript(pytorchScript) : nil
+            let report = try BenchStep.run(
+                steps: steps, threadCounts: counts, models: quick ? .quick : model, conv: conv,
+                peer: script.map { script in
+                    { shape, batch, threads in
+                        try PyTorchPeer(script: script, python: python, shape: shape, batch: batch, threads: threads)
+                    }
+                }, note: { stderr($0) })
             try printTable(BenchStep.table(report), report, json: json)
         }
     }
@@ -121,3 +135,6 @@ struct BenchKernelCommand: ParsableCommand {
         }
     }
 }
+
+extension BenchStep.Selection: ExpressibleByArgument {}
+extension ConvAlgorithm: ExpressibleByArgument {}

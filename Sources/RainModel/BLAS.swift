@@ -120,6 +120,41 @@ public enum BLAS {
         }
     }
 
+    /// One product for `sgemm(batch:)`: C = op(A) · op(B) + beta · C, dense leading dimensions unless given.
+    public struct Product {
+        public var transA: Transpose, transB: Transpose
+        public var m: Int, n: Int, k: Int
+        public var a: UnsafePointer<Float>, lda: Int?
+        public var b: UnsafePointer<Float>, ldb: Int?
+        public var beta: Float
+        public var c: UnsafeMutablePointer<Float>
+        public init(
+            _ transA: Transpose, _ transB: Transpose, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int? = nil,
+            b: UnsafePointer<Float>, beta: Float = 0, c: UnsafeMutablePointer<Float>
+        ) {
+            (self.transA, self.transB, self.m, self.n, self.k) = (transA, transB, m, n, k)
+            (self.a, self.lda, self.b, self.ldb, self.beta, self.c) = (a, lda, b, nil, beta, c)
+        }
+    }
+
+    /// Independent products (e.g. Winograd's 16), each computed whole by one single-threaded OpenBLAS
+    /// call, the products shared among `threads` threads: no operand is re-packed per piece, and each
+    /// product's bits are the same for any thread count. With `.openBLAS` threading, one at a time.
+    public static func sgemm(batch: [Product]) {
+        _ = openBLASDefault
+        func one(_ p: Product) {
+            let lda = p.lda ?? (p.transA == .no ? p.k : p.m), ldb = p.ldb ?? (p.transB == .no ? p.n : p.k)
+            cblas_sgemm(
+                CblasRowMajor, p.transA == .no ? CblasNoTrans : CblasTrans, p.transB == .no ? CblasNoTrans : CblasTrans,
+                Int32(p.m), Int32(p.n), Int32(p.k), 1, p.a, Int32(lda), p.b, Int32(ldb), p.beta, p.c, Int32(p.n))
+        }
+        if mode == .openBLAS {
+            batch.forEach(one)
+            return
+        }
+        onPieces(batch.count) { one(batch[$0]) }
+    }
+
     /// Runs pieces 0..<count on `threads` threads, each thread a contiguous run of pieces.
     private static func onPieces(_ count: Int, _ body: (Int) -> Void) {
         let t = min(threads, count)

@@ -5,6 +5,17 @@ import RainSupport
 /// training step (forward + backward + Adam) measured against it, side by side in one run: once with
 /// SwiftRain's fixed GEMM pieces (what training uses) and once with OpenBLAS's own threading.
 public enum BenchStep {
+    /// Another implementation of the same training step, timed step by step beside SwiftRain's
+    /// (`bench step --pytorch`: PyTorch in its own process, idle while SwiftRain runs and vice versa).
+    public protocol Peer: AnyObject {
+        /// What runs, e.g. "PyTorch 2.15.0 (2 threads, oneDNN)".
+        var label: String { get }
+        /// Runs one training step; returns its seconds.
+        func step() throws -> Double
+    }
+    /// Starts a peer for one row's shape, batch and thread count (warmed up).
+    public typealias PeerFactory = (_ shape: ModelShape, _ batch: Int, _ threads: Int) throws -> Peer
+
     public struct Ceiling: Encodable {
         public var model: String
         public var batch: Int
@@ -29,6 +40,13 @@ public enum BenchStep {
         /// openBLASSecondsPerStep / secondsPerStep: above 1, the fixed pieces are faster.
         public var speedupOverOpenBLAS: Double
         public var workspaceBytes: Int
+        /// The peer's median seconds per step on the same shape and thread count, taken in turns with
+        /// SwiftRain's, and its s/step over SwiftRain's (above 1, SwiftRain is faster); nil without a peer.
+        public var peerSecondsPerStep: Double?
+        public var speedupOverPeer: Double?
+        /// Mean seconds per step in each phase (SwiftRain's threading), keyed by `StepPhases.Phase.name`;
+        /// "other" is the rest of the step (head bookkeeping, loop overhead).
+        public var phaseSeconds: [String: Double]
     }
     public struct Report: Encodable {
         public var ceilings: [Ceiling]
@@ -40,6 +58,12 @@ public enum BenchStep {
         /// The OpenBLAS kernel that ran, and why (`BLASKernel.note`).
         public var blasKernel: String = BLAS.coreName
         public var blasKernelNote: String = BLASKernel.note
+        /// The instruction set the gate kernels use.
+        public var gatesISA: String = Gates.isa.name
+        /// The 3×3 convolution's algorithm.
+        public var conv: String
+        /// The peer that ran beside, if any.
+        public var peer: String?
     }
 
     /// FLOPs of one training step per sample: forward convolutions ×3 (backward is about twice the
@@ -70,10 +94,10 @@ public enum BenchStep {
     /// Median seconds of `steps` training steps per threading mode after one warm-up each, the modes
     /// taking turns step by step on the same buffers (so drift in the machine's speed hits both alike).
     public static func timeStep(
-        _ shape: ModelShape, batch: Int, seqLen: Int, steps: Int,
-        modes: [BLAS.Threading]
-    ) -> (seconds: [Double], bytes: Int) {
-        let model = ConvLSTMForecaster(shape: shape, batch: batch, steps: seqLen)
+        _ shape: ModelShape, batch: Int, seqLen: Int, steps: Int, conv: ConvAlgorithm = .standard,
+        modes: [BLAS.Threading], peer: Peer? = nil
+    ) throws -> (seconds: [Double], bytes: Int, phases: [StepPhases.Phase: Double], peer: Double?) {
+        let model = ConvLSTMForecaster(shape: shape, batch: batch, steps: seqLen, algorithm: conv)
         let l = model.layout
         let p = FlatBuffer.initialParameters(l, seed: 1), g = FlatBuffer(count: l.count)
         let m = FlatBuffer(count: l.count), v = FlatBuffer(count: l.count)
@@ -83,32 +107,53 @@ public enum BenchStep {
         for i in 0..<t.count { t.pointer[i] = Float(rng.uniform()) }
         var adam = Adam()
         var times = [[Double]](repeating: [], count: modes.count)
+        var peerTimes: [Double] = []
+        StepPhases.reset()
         let before = BLAS.threading
         defer { BLAS.threading = before }
         for s in 0...steps {
             for (i, mode) in modes.enumerated() {
                 BLAS.threading = mode
                 let t0 = DispatchTime.now().uptimeNanoseconds
-                g.zero()
+                // Phases are timed for the first mode only (the training path).
+                StepPhases.enabled = i == 0 && s > 0
+                StepPhases.time(.reductions) { g.zero() }
                 model.forward(params: p, input: x.pointer)
                 model.loss(target: t.pointer)
                 model.backward(params: p, grads: g, input: x.pointer)
-                adam.update(params: p, grads: g, m: m, v: v)
+                StepPhases.time(.adam) { adam.update(params: p, grads: g, m: m, v: v) }
+                StepPhases.enabled = false
                 if s > 0 { times[i].append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9) }
             }
+            // The peer warmed up when it started, so every one of its steps counts.
+            if let peer, s > 0 { peerTimes.append(try peer.step()) }
         }
-        return (times.map(median), model.workspaceBytes + 4 * 4 * l.count)
+        let phases = StepPhases.seconds.mapValues { $0 / Double(max(1, steps)) }
+        return (
+            times.map(median), model.workspaceBytes + 4 * 4 * l.count, phases,
+            peerTimes.isEmpty ? nil : median(peerTimes)
+        )
     }
 
-    public static func run(steps: Int, threadCounts: [Int], quick: Bool, note: (String) -> Void) -> Report {
+    /// Which models' rows to run: `quick` is the small model at B = 8 only.
+    public enum Selection: String, CaseIterable, Sendable { case all, full, small, quick }
+
+    public static func run(
+        steps: Int, threadCounts: [Int], models: Selection, conv: ConvAlgorithm = .standard,
+        peer makePeer: PeerFactory? = nil, note: (String) -> Void
+    ) throws -> Report {
+        var peerLabel: String?
         let full = ModelShape(cin: 16, hidden: 384, head: 32, height: 32, width: 64, relu: true)
         let small = ModelShape(cin: 16, hidden: 32, head: 16, height: 32, width: 64, relu: true)
         var ceilings: [Ceiling] = []  // one per row, same order
         var rows: [Row] = []
         let configs: [(String, ModelShape, [Int])] =
-            quick
-            ? [("small F=32", small, [8])]
-            : [("full F=384", full, [1, 4]), ("small F=32", small, [8, 32])]
+            switch models {
+            case .quick: [("small F=32", small, [8])]
+            case .small: [("small F=32", small, [8, 32])]
+            case .full: [("full F=384", full, [1, 4])]
+            case .all: [("full F=384", full, [1, 4]), ("small F=32", small, [8, 32])]
+            }
         var peaks: [Int: Double] = [:]
         for threads in threadCounts {
             BLAS.threads = threads
@@ -125,51 +170,33 @@ public enum BenchStep {
                     ceilings.append(
                         Ceiling(model: name, batch: b, threads: threads, shape: "\(m)×\(k)·\(k)×\(n)", gflops: gf))
                     BLAS.threading = .pieces
-                    let (secs, bytes) = timeStep(shape, batch: b, seqLen: 5, steps: steps, modes: [.pieces, .openBLAS])
+                    let peer = try makePeer?(shape, b, threads)
+                    peerLabel = peer?.label ?? peerLabel
+                    let (secs, bytes, phases, peerSec) = try timeStep(
+                        shape, batch: b, seqLen: 5, steps: steps, conv: conv, modes: [.pieces, .openBLAS], peer: peer)
                     let (sec, openSec) = (secs[0], secs[1])
+                    var phaseSeconds = Dictionary(uniqueKeysWithValues: phases.map { ($0.key.name, $0.value) })
+                    phaseSeconds["other"] = max(0, sec - phases.values.reduce(0, +))
                     let flops = flopsPerSample(shape, steps: 5) * Double(b)
                     let row = Row(
                         model: name, batch: b, threads: threads, secondsPerStep: sec, samplesPerSecond: Double(b) / sec,
                         gflops: flops / sec / 1e9, ratioToCeiling: flops / sec / 1e9 / gf,
                         ratioToPeak: flops / sec / 1e9 / peak,
-                        openBLASSecondsPerStep: openSec, speedupOverOpenBLAS: openSec / sec, workspaceBytes: bytes)
+                        openBLASSecondsPerStep: openSec, speedupOverOpenBLAS: openSec / sec, workspaceBytes: bytes,
+                        peerSecondsPerStep: peerSec, speedupOverPeer: peerSec.map { $0 / sec },
+                        phaseSeconds: phaseSeconds)
                     note(
                         """
                         \(name) B=\(b) \(threads)t: \(String(format: "%.3f", sec)) s/step (OpenBLAS threading \
-                        \(String(format: "%.3f", openSec)))
+                        \(String(format: "%.3f", openSec)))\(peerSec.map { String(format: "; peer %.3f", $0) } ?? "")
                         """
                     )
                     rows.append(row)
                 }
             }
         }
-        return Report(ceilings: ceilings, rows: rows, peakRSSBytes: ThisProcess.peakRSS(), peakGFlops: peaks)
-    }
-
-    public static func table(_ r: Report) -> String {
-        var out =
-            "model        B  threads   s/step  samples/s  GFLOP/s   sgemm ceiling (shape)           of ceiling"
-            + "   peak  of peak  OpenBLAS-threaded s/step  speed-up  memory\n"
-        for (x, c) in zip(r.rows, r.ceilings) {
-            out +=
-                x.model.padding(toLength: 11, withPad: " ", startingAt: 0) + String(x.batch).leftPad(3)
-                + String(x.threads).leftPad(9)
-                + String(format: "%9.3f%11.2f%9.1f%9.1f ", x.secondsPerStep, x.samplesPerSecond, x.gflops, c.gflops)
-                + "(\(c.shape))".padding(toLength: 22, withPad: " ", startingAt: 0)
-                + String(
-                    format: "%11.0f%%%7.0f%8.0f%%%26.3f%9.2f×", 100 * x.ratioToCeiling, r.peakGFlops[x.threads] ?? 0,
-                    100 * x.ratioToPeak, x.openBLASSecondsPerStep,
-                    x.speedupOverOpenBLAS)
-                + bytesText(x.workspaceBytes).leftPad(11) + "\n"
-        }
-        out +=
-            "\ns/step: SwiftRain's fixed GEMM pieces (same bits for any thread count, what training runs);"
-            + " OpenBLAS-threaded: the same step with OpenBLAS splitting each call by thread count.\n"
-        out +=
-            "peak: the machine's measured FP32 peak (\(r.peakISA) chains on every thread), GFLOP/s;"
-            + " of peak: the step's GFLOP/s over it.\n"
-        out += "\npeak RSS of this run: \(bytesText(r.peakRSSBytes))\n"
-        out += "\(r.blasKernelNote.isEmpty ? "OpenBLAS kernel \(r.blasKernel)" : r.blasKernelNote)\n"
-        return out
+        return Report(
+            ceilings: ceilings, rows: rows, peakRSSBytes: ThisProcess.peakRSS(), peakGFlops: peaks, conv: conv.rawValue,
+            peer: peerLabel)
     }
 }

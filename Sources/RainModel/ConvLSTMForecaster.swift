@@ -19,8 +19,9 @@ public final class ConvLSTMForecaster {
     /// Latitude weights w[H], mean 1.
     public let latWeights: [Float]
 
-    private let n: Int, k: Int
-    private let col, dcol, z, dz, saved, zeros, y1, dy1, pre, dy, dh, dc: FlatBuffer
+    private let n: Int
+    private let conv: GateConvolution
+    private let z, dz, saved, zeros, y1, dy1, pre, dy, dh, dc: FlatBuffer
     /// The forecast y[B][1][H][W] of the last `forward` (after the optional ReLU).
     public let output: FlatBuffer
     /// Where each tensor starts in the parameter and gradient buffers, resolved once.
@@ -31,7 +32,10 @@ public final class ConvLSTMForecaster {
         case inputGate, forgetGate, candidate, outputGate, cell, tanhCell, hidden
     }
 
-    public init(shape: ModelShape, batch: Int, steps: Int) {
+    /// The 3×3 convolution's algorithm.
+    public var algorithm: ConvAlgorithm { conv.algorithm }
+
+    public init(shape: ModelShape, batch: Int, steps: Int, algorithm: ConvAlgorithm = .standard) {
         self.shape = shape
         self.batch = batch
         self.steps = steps
@@ -39,9 +43,9 @@ public final class ConvLSTMForecaster {
         at = Offsets(layout)
         let f = shape.hidden
         n = batch * shape.plane
-        k = (shape.cin + f) * 9
-        col = FlatBuffer(count: k * n)
-        dcol = FlatBuffer(count: k * n)
+        conv = GateConvolution(
+            algorithm: algorithm, outputs: 4 * f, inputs: shape.cin, hidden: f, batch: batch, height: shape.height,
+            width: shape.width)
         z = FlatBuffer(count: 4 * f * n)
         dz = FlatBuffer(count: 4 * f * n)
         saved = FlatBuffer(count: steps * Slot.allCases.count * f * n)
@@ -65,7 +69,7 @@ public final class ConvLSTMForecaster {
 
     /// Bytes of activations and workspace held for this B and S.
     public var workspaceBytes: Int {
-        4 * [col, dcol, z, dz, saved, zeros, y1, dy1, pre, dy, dh, dc, output].reduce(0) { $0 + $1.count }
+        conv.bytes + 4 * [z, dz, saved, zeros, y1, dy1, pre, dy, dh, dc, output].reduce(0) { $0 + $1.count }
     }
 
     /// Slot `s` of time step `t`: [F][N].
@@ -73,15 +77,21 @@ public final class ConvLSTMForecaster {
         saved.pointer + (t * Slot.allCases.count + s.rawValue) * shape.hidden * n
     }
 
-    private func fillColumns(_ t: Int, input x: UnsafePointer<Float>) {
+    /// The gate slots of step t, as the gate kernels take them.
+    private func gateState(_ t: Int) -> Gates.State {
+        Gates.State(
+            i: slot(t, .inputGate), f: slot(t, .forgetGate), g: slot(t, .candidate), o: slot(t, .outputGate),
+            c: slot(t, .cell), tc: slot(t, .tanhCell), h: slot(t, .hidden))
+    }
+
+    /// The planes of [x_t, h_{t−1}] for channel c and sample b (nil: h₀ = 0).
+    private func planes(_ t: Int, input x: UnsafePointer<Float>) -> Conv3x3.PlaneSource {
         let cin = shape.cin, hw = shape.plane, s = steps, nn = n
         let h = t > 0 ? slot(t - 1, .hidden) : nil
-        Conv3x3.im2col(
-            channels: cin + shape.hidden, batch: batch, height: shape.height, width: shape.width,
-            source: { c, b in
-                if c < cin { return x + ((b * s + t) * cin + c) * hw }
-                return h.map { UnsafePointer($0 + (c - cin) * nn + b * hw) }
-            }, col: col.pointer)
+        return { c, b in
+            if c < cin { return x + ((b * s + t) * cin + c) * hw }
+            return h.map { UnsafePointer($0 + (c - cin) * nn + b * hw) }
+        }
     }
 
     /// Runs the model on x[B][S][C_in][H][W]; the forecast is left in `output`.
@@ -89,35 +99,20 @@ public final class ConvLSTMForecaster {
         let f = shape.hidden, hw = shape.plane, nn = n
         let p = params.pointer
         let wci = p + at.wci, wcf = p + at.wcf, wco = p + at.wco
+        conv.prepare(weights: p + at.convWeight)
         for t in 0..<steps {
-            fillColumns(t, input: x)
-            Conv3x3.forward(
-                m: 4 * f, k: k, n: nn, weight: p + at.convWeight, bias: p + at.convBias,
-                col: col.pointer, out: z.pointer)
+            conv.forward(source: planes(t, input: x), bias: p + at.convBias, out: z.pointer)
             let cp = t > 0 ? UnsafePointer(slot(t - 1, .cell)) : UnsafePointer(zeros.pointer)
-            let si = slot(t, .inputGate), sf = slot(t, .forgetGate), sg = slot(t, .candidate),
-                so = slot(t, .outputGate), sc = slot(t, .cell), stc = slot(t, .tanhCell), sh = slot(t, .hidden)
-            let zp = z.pointer
-            Parallel.forEach(f) { chs in
-                for ch in chs {
-                    for b in 0..<batch {
-                        let base = ch * nn + b * hw
-                        for q in 0..<hw {
-                            let idx = base + q, pi = ch * hw + q
-                            let c0 = cp[idx]
-                            let i = sigmoid(zp[idx] + wci[pi] * c0)
-                            let fg = sigmoid(zp[f * nn + idx] + wcf[pi] * c0)
-                            let g = tanhf(zp[2 * f * nn + idx])
-                            let c = fg * c0 + i * g
-                            let o = sigmoid(zp[3 * f * nn + idx] + wco[pi] * c)
-                            let tc = tanhf(c)
-                            si[idx] = i
-                            sf[idx] = fg
-                            sg[idx] = g
-                            so[idx] = o
-                            sc[idx] = c
-                            stc[idx] = tc
-                            sh[idx] = o * tc
+            let state = gateState(t), zp = UnsafePointer(z.pointer)
+            StepPhases.time(.gates) {
+                Parallel.forEach(f) { chs in
+                    for ch in chs {
+                        let w = Gates.Peepholes(wci: wci + ch * hw, wcf: wcf + ch * hw, wco: wco + ch * hw)
+                        for b in 0..<batch {
+                            let at = ch * nn + b * hw
+                            let zs = Gates.Preactivations(
+                                zi: zp + at, zf: zp + f * nn + at, zg: zp + 2 * f * nn + at, zo: zp + 3 * f * nn + at)
+                            Gates.forward(count: hw, zs, c0: cp + at, w, into: state.offset(by: at))
                         }
                     }
                 }
@@ -130,13 +125,19 @@ public final class ConvLSTMForecaster {
             m: f2, k: f, n: nn, weight: p + at.head1Weight, bias: p + at.head1Bias, x: hLast, out: y1.pointer)
         Conv3x3.denseForward(
             m: 1, k: f2, n: nn, weight: p + at.head2Weight, bias: p + at.head2Bias, x: y1.pointer, out: pre.pointer)
-        for j in 0..<nn { output.pointer[j] = shape.relu ? max(0, pre.pointer[j]) : pre.pointer[j] }
+        StepPhases.time(.reductions) {
+            for j in 0..<nn { output.pointer[j] = shape.relu ? max(0, pre.pointer[j]) : pre.pointer[j] }
+        }
     }
 
     /// Latitude-weighted MSE of `output` against target[B][1][H][W]; leaves dLoss/dOutput for `backward`,
     /// multiplied by `gradientScale` (B / global batch when micro-batches add up to one global batch).
     @discardableResult
     public func loss(target: UnsafePointer<Float>, gradientScale: Float = 1) -> Double {
+        StepPhases.time(.reductions) { lossAndGradient(target: target, gradientScale: gradientScale) }
+    }
+
+    private func lossAndGradient(target: UnsafePointer<Float>, gradientScale: Float) -> Double {
         let hw = shape.plane, w = shape.width, scale = gradientScale / Float(n)
         var sum = 0.0
         for j in 0..<n {
@@ -161,56 +162,38 @@ public final class ConvLSTMForecaster {
         Conv3x3.denseBackward(
             m: f2, k: f, n: nn, weight: p + at.head1Weight, x: hLast, dOut: dy1.pointer,
             dWeight: g + at.head1Weight, dBias: g + at.head1Bias, dX: dh.pointer)
-        dc.zero()
+        StepPhases.time(.reductions) { dc.zero() }
+        conv.beginBackward()
         let wci = p + at.wci, wcf = p + at.wcf, wco = p + at.wco
         let gci = g + at.wci, gcf = g + at.wcf, gco = g + at.wco
         for t in stride(from: steps - 1, through: 0, by: -1) {
             let cp = t > 0 ? UnsafePointer(slot(t - 1, .cell)) : UnsafePointer(zeros.pointer)
-            let si = slot(t, .inputGate), sf = slot(t, .forgetGate), sg = slot(t, .candidate),
-                so = slot(t, .outputGate), sc = slot(t, .cell), stc = slot(t, .tanhCell)
-            let dzp = dz.pointer, dhp = dh.pointer, dcp = dc.pointer
+            let state = gateState(t), dzp = dz.pointer, dhp = dh.pointer, dcp = dc.pointer
             // Channels are independent (peephole gradients are per channel), so they split across threads.
-            Parallel.forEach(f) { chs in
-                for ch in chs {
-                    for b in 0..<batch {
-                        let base = ch * nn + b * hw
-                        for q in 0..<hw {
-                            let idx = base + q, pi = ch * hw + q
-                            let i = si[idx], fg = sf[idx], gg = sg[idx], o = so[idx], c = sc[idx], tc = stc[idx],
-                                c0 = cp[idx]
-                            let dhv = dhp[idx]
-                            var dcv = dcp[idx] + dhv * o * (1 - tc * tc)
-                            let dzo = dhv * tc * o * (1 - o)
-                            dcv += dzo * wco[pi]
-                            gco[pi] += dzo * c
-                            let dzi = dcv * gg * i * (1 - i)
-                            let dzf = dcv * c0 * fg * (1 - fg)
-                            let dzg = dcv * i * (1 - gg * gg)
-                            gci[pi] += dzi * c0
-                            gcf[pi] += dzf * c0
-                            dcp[idx] = dcv * fg + dzi * wci[pi] + dzf * wcf[pi]
-                            dzp[idx] = dzi
-                            dzp[f * nn + idx] = dzf
-                            dzp[2 * f * nn + idx] = dzg
-                            dzp[3 * f * nn + idx] = dzo
+            StepPhases.time(.gates) {
+                Parallel.forEach(f) { chs in
+                    for ch in chs {
+                        let w = Gates.Peepholes(wci: wci + ch * hw, wcf: wcf + ch * hw, wco: wco + ch * hw)
+                        for b in 0..<batch {
+                            let at = ch * nn + b * hw
+                            let d = Gates.Gradients(
+                                dzi: dzp + at, dzf: dzp + f * nn + at, dzg: dzp + 2 * f * nn + at,
+                                dzo: dzp + 3 * f * nn + at, gci: gci + ch * hw, gcf: gcf + ch * hw, gco: gco + ch * hw)
+                            Gates.backward(
+                                count: hw, state.offset(by: at), c0: cp + at, w, dh: dhp + at, dc: dcp + at, d)
                         }
                     }
                 }
             }
-            fillColumns(t, input: x)
-            // No gradient flows into h₀ = 0 or the data, so the first step skips the input-gradient GEMM.
-            Conv3x3.backward(
-                m: 4 * f, k: k, n: nn, weight: p + at.convWeight, col: col.pointer, dOut: dz.pointer,
-                dWeight: g + at.convWeight, dBias: g + at.convBias, dCol: t > 0 ? dcol.pointer : nil)
-            if t > 0 {
-                dh.zero()
-                let cin = shape.cin
-                Conv3x3.col2im(
-                    channels: cin..<(cin + f), batch: batch, height: shape.height, width: shape.width,
-                    col: dcol.pointer,
-                    grad: { c, b in dhp + (c - cin) * nn + b * hw })
-            }
+            // dh is consumed: it now collects step t−1's gradient. None flows into h₀ = 0 or the data,
+            // so the first step skips the input gradient.
+            if t > 0 { StepPhases.time(.reductions) { dh.zero() } }
+            let cin = shape.cin
+            conv.backward(
+                source: planes(t, input: x), dOut: dz.pointer, dWeight: g + at.convWeight, dBias: g + at.convBias,
+                grad: t > 0 ? { c, b in dhp + (c - cin) * nn + b * hw } : nil)
         }
+        conv.finishBackward(weightGradient: g + at.convWeight)
     }
 }
 
@@ -227,7 +210,11 @@ extension ConvLSTMForecaster {
     }
 }
 
-@inline(__always) func sigmoid(_ x: Float) -> Float { 1 / (1 + expf(-x)) }
+extension Gates.State {
+    func offset(by k: Int) -> Gates.State {
+        Gates.State(i: i + k, f: f + k, g: g + k, o: o + k, c: c + k, tc: tc + k, h: h + k)
+    }
+}
 
 extension Conv3x3 {
     /// 1×1 convolution: out[M][N] = w[M][K] · x[K][N] + bias.

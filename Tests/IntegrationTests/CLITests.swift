@@ -126,3 +126,57 @@ final class BLASKernelReexecTests: XCTestCase {
         XCTAssertTrue(user.hasPrefix("OpenBLAS kernel Prescott (OPENBLAS_CORETYPE=Prescott)"), user)
     }
 }
+
+/// `bench step --pytorch` against stand-in peers: real processes speaking the script's protocol.
+final class BenchPeerTests: XCTestCase {
+    func testAPeerRunsInTurnsOnTheSameShapeAndItsRatioIsReported() throws {
+        let dir = temporaryDirectory("peer")
+        let script = dir.appendingPathComponent("peer.py"), log = dir.appendingPathComponent("peer.log")
+        // Answers 0.5 s per step and records its arguments and how many steps it was asked for.
+        try """
+        import sys
+        log = open("\(log.path)", "a")
+        log.write(" ".join(sys.argv[1:]) + "\\n")
+        threads = sys.argv[sys.argv.index("--threads") + 1]
+        print(f"ready 9.9 {threads} stand-in", flush=True)
+        for line in sys.stdin:
+            log.write(line)
+            print("0.5", flush=True)
+        """.write(to: script, atomically: true, encoding: .utf8)
+        let r = try runProcess(
+            Binaries.swiftrain,
+            [
+                "bench", "step", "--model", "quick", "--threads", "1", "--steps", "2", "--pytorch", "--pytorch-script",
+                script.path, "--json",
+            ])
+        XCTAssertEqual(r.status, 0, r.err)
+        let lines = try String(contentsOf: log, encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(lines.count, 3, "started once, then asked for 2 steps: \(lines)")
+        for flag in ["--serve", "--hidden 32", "--head 16", "--batch 8", "--threads 1", "--seq 5", "--height 32"] {
+            XCTAssertTrue(lines[0].contains(flag), "\(flag) in \(lines[0])")
+        }
+        XCTAssertEqual(lines.dropFirst().map(String.init), ["step", "step"])
+        XCTAssertTrue(r.out.contains("Side by side with PyTorch 9.9 (1 threads, stand-in)"), r.out)
+        let json = try XCTUnwrap(r.out.range(of: "\n{").map { String(r.out[$0.lowerBound...]) })
+        let report = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
+        let row = try XCTUnwrap((report["rows"] as? [[String: Any]])?.first)
+        let ours = try XCTUnwrap(row["seconds_per_step"] as? Double)
+        XCTAssertEqual(row["peer_seconds_per_step"] as? Double, 0.5)
+        XCTAssertEqual(try XCTUnwrap(row["speedup_over_peer"] as? Double), 0.5 / ours, accuracy: 1e-9)
+        XCTAssertEqual(report["conv"] as? String, "winograd")
+    }
+
+    func testAPeerWithoutTorchSaysHowToInstallIt() throws {
+        let script = temporaryDirectory("peer").appendingPathComponent("peer.py")
+        try "raise ModuleNotFoundError(\"No module named 'torch'\")\n".write(
+            to: script, atomically: true, encoding: .utf8)
+        let r = try runProcess(
+            Binaries.swiftrain,
+            [
+                "bench", "step", "--model", "quick", "--threads", "1", "--steps", "1", "--pytorch", "--pytorch-script",
+                script.path,
+            ])
+        XCTAssertEqual(r.status, 1, r.err)
+        XCTAssertTrue(r.err.contains("PyTorch did not start") && r.err.contains("pip install torch"), r.err)
+    }
+}

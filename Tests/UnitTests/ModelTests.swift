@@ -15,7 +15,10 @@ final class ModelTests: XCTestCase {
     /// gradient to 1e-4, and each of two Adam updates (after − before) to 2e-3, all relative to the
     /// reference tensor's largest magnitude. (Float32 compute deviates ~1e-6 relative; an Adam update
     /// is ~5e-5 on parameters ~0.1, so float32 rounding of the parameter is ~1.5e-4 of the update.)
-    func testMatchesPyTorchFixture() throws {
+    func testMatchesPyTorchFixtureWinograd() throws { try matchesPyTorchFixture(.winograd) }
+    func testMatchesPyTorchFixtureDirect() throws { try matchesPyTorchFixture(.direct) }
+
+    private func matchesPyTorchFixture(_ algorithm: ConvAlgorithm) throws {
         let dir = URL(fileURLWithPath: Self.fixture)
         let manifest = try XCTUnwrap(
             JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("manifest.json")))
@@ -46,7 +49,8 @@ final class ModelTests: XCTestCase {
         let shape = ModelShape(
             cin: try int("Cin"), hidden: try int("F"), head: try int("F2"), height: try int("H"),
             width: try int("W"), relu: try XCTUnwrap(config["relu"] as? Bool))
-        let model = ConvLSTMForecaster(shape: shape, batch: b, steps: s)
+        let model = ConvLSTMForecaster(shape: shape, batch: b, steps: s, algorithm: algorithm)
+        XCTAssertEqual(model.algorithm, algorithm)
         let l = model.layout
         XCTAssertEqual(l.entries.map(\.name), manifest["param_order"] as? [String])
         func parameters(_ prefix: String) throws -> FlatBuffer {
@@ -194,7 +198,17 @@ final class ModelTests: XCTestCase {
         ]
         var rng = SplitMix(42)
         for (shape, b, s) in cases {
-            let model = ConvLSTMForecaster(shape: shape, batch: b, steps: s)
+            for algorithm in ConvAlgorithm.allCases {
+                finiteDifferences(shape, batch: b, steps: s, algorithm, &rng)
+            }
+        }
+    }
+
+    private func finiteDifferences(
+        _ shape: ModelShape, batch b: Int, steps s: Int, _ algorithm: ConvAlgorithm, _ rng: inout SplitMix
+    ) {
+        do {
+            let model = ConvLSTMForecaster(shape: shape, batch: b, steps: s, algorithm: algorithm)
             let l = model.layout
             let params = FlatBuffer.initialParameters(l, seed: 3)
             for t in [ParameterTensor.wci, .wcf, .wco] {
@@ -225,7 +239,7 @@ final class ModelTests: XCTestCase {
                 let numeric = (loss(plus) - loss(minus)) / Double(2 * eps)
                 XCTAssertEqual(
                     analytic, numeric, accuracy: 2e-3 * max(1e-2, abs(numeric)) + 1e-5,
-                    "\(e.name) for \(shape), B \(b), S \(s): analytic \(analytic), numeric \(numeric)")
+                    "\(e.name) for \(shape), B \(b), S \(s), \(algorithm): analytic \(analytic), numeric \(numeric)")
             }
         }
     }

@@ -1,0 +1,50 @@
+#ifndef SWIFTRAIN_CKERNELS_H
+#define SWIFTRAIN_CKERNELS_H
+// SwiftRain's element-wise kernels: the ConvLSTM gates, vectorised for the widest instruction set the
+// CPU has (chosen at run time), with their own exp and tanh. Every variant gives the same bits: no
+// fused multiply-add (contraction is off), only correctly rounded +, −, ×, ÷ in the same order.
+
+/// The instruction set the gate kernels use: 3 AVX-512F, 2 AVX2+FMA, 0 baseline (SSE2).
+int swiftrain_gates_isa(void);
+/// Forces a variant (tests, benchmarks); −1 returns to the best the CPU has. Returns the one in use.
+int swiftrain_gates_force_isa(int isa);
+
+/// σ(x) = 1 / (1 + e^−x) and tanh(x), element-wise over n values (the kernels' own functions).
+void swiftrain_sigmoid(long n, const float *x, float *y);
+void swiftrain_tanh(long n, const float *x, float *y);
+
+/// One LSTM step with peepholes over n elements of one channel (PyRain's ConvLSTM cell):
+///   i = σ(zi + wci⊙c0), f = σ(zf + wcf⊙c0), g = tanh(zg), c = f⊙c0 + i⊙g,
+///   o = σ(zo + wco⊙c), tc = tanh(c), h = o⊙tc
+void swiftrain_gates_forward(
+    long n, const float *zi, const float *zf, const float *zg, const float *zo, const float *c0,
+    const float *wci, const float *wcf, const float *wco,
+    float *i, float *f, float *g, float *o, float *c, float *tc, float *h);
+
+/// Its backward over the same n elements: dc (in: the gradient from step t+1; out: the one for step
+/// t−1) and the pre-activation gradients dz*; the peephole gradients are added into gci, gcf, gco.
+void swiftrain_gates_backward(
+    long n, const float *i, const float *f, const float *g, const float *o, const float *c, const float *tc,
+    const float *c0, const float *wci, const float *wcf, const float *wco, const float *dh, float *dc,
+    float *dzi, float *dzf, float *dzg, float *dzo, float *gci, float *gcf, float *gco);
+
+
+// Winograd F(2×2, 3×3) (winograd.c): tiles T = B·⌈H/2⌉·⌈W/2⌉; each call covers channels (or output
+// rows) [lo, hi) so the caller can share the work among threads.
+/// V[16][C][T] from planes[c·B + b] (each H·W, NULL for a zero plane).
+void swiftrain_wino_input(long channels, long batch, long h, long w, const float *const *planes, float *v,
+                          long lo, long hi);
+/// Adds the adjoint of the input transform of dV[16][C][T] into grads[c·B + b].
+void swiftrain_wino_input_adjoint(long channels, long batch, long h, long w, const float *dv,
+                                  float *const *grads, long lo, long hi);
+/// out[M][B·H·W] = bias + the inverse transform of M[16][M][T].
+void swiftrain_wino_output(long rows, long batch, long h, long w, const float *m, const float *bias, float *out,
+                           long lo, long hi);
+/// dM[16][M][T] = the adjoint of the output transform of dz[M][B·H·W].
+void swiftrain_wino_output_adjoint(long rows, long batch, long h, long w, const float *dz, float *dm, long lo,
+                                   long hi);
+/// U[16][M][C] from the weights w[M][C][3][3].
+void swiftrain_wino_weights(long rows, long channels, const float *w, float *u, long lo, long hi);
+/// dw[M][C][3][3] += the adjoint of the weight transform of dU[16][M][C].
+void swiftrain_wino_weights_adjoint(long rows, long channels, const float *du, float *dw, long lo, long hi);
+#endif

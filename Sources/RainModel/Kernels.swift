@@ -1,0 +1,152 @@
+// The only file that imports CKernels: the gate kernels and the Winograd transforms, typed.
+import CKernels
+
+/// The ConvLSTM gates (PyRain's peephole cell), fused and vectorised in C for the widest instruction
+/// set the CPU has: AVX-512, AVX2 or baseline SSE2, chosen at run time. Every variant gives the same
+/// bits (no fused multiply-add), so a run does not change with the host's vector width.
+///
+///     forward   i = σ(zi + wci⊙c0), f = σ(zf + wcf⊙c0), g = tanh(zg), c = f⊙c0 + i⊙g,
+///               o = σ(zo + wco⊙c), tc = tanh(c), h = o⊙tc                 all [n]
+///     backward  dc (from step t+1) → dc (for step t−1); dz_i, dz_f, dz_g, dz_o; gci, gcf, gco +=
+///
+/// σ and tanh are the kernels' own (exp by Cephes's reduction and polynomial): within 2 ulp of the
+/// correctly rounded value, as libm's expf/tanhf composed are.
+public enum Gates {
+    /// The instruction sets, as the C side numbers them.
+    public enum ISA: Int32, CaseIterable, Sendable {
+        case baseline = 0, avx2 = 2, avx512 = 3
+        public var name: String { [0: "SSE2", 2: "AVX2", 3: "AVX-512"][Int(rawValue)]! }
+    }
+
+    /// The variant in use.
+    public static var isa: ISA { ISA(rawValue: swiftrain_gates_isa()) ?? .baseline }
+
+    /// Uses `isa` (or the best the CPU has, if it has less, or when nil); returns the one in use.
+    @discardableResult
+    public static func force(_ isa: ISA?) -> ISA {
+        ISA(rawValue: swiftrain_gates_force_isa(isa?.rawValue ?? -1)) ?? .baseline
+    }
+
+    public static func sigmoid(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
+        swiftrain_sigmoid(count, x, y)
+    }
+
+    public static func tanh(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
+        swiftrain_tanh(count, x, y)
+    }
+
+    /// The pre-activations z_i, z_f, z_g, z_o (the convolution's four row blocks).
+    public struct Preactivations {
+        public var zi, zf, zg, zo: UnsafePointer<Float>
+        public init(
+            zi: UnsafePointer<Float>, zf: UnsafePointer<Float>, zg: UnsafePointer<Float>, zo: UnsafePointer<Float>
+        ) {
+            (self.zi, self.zf, self.zg, self.zo) = (zi, zf, zg, zo)
+        }
+    }
+
+    /// The peephole weights of one channel, one per pixel.
+    public struct Peepholes {
+        public var wci, wcf, wco: UnsafePointer<Float>
+        public init(wci: UnsafePointer<Float>, wcf: UnsafePointer<Float>, wco: UnsafePointer<Float>) {
+            (self.wci, self.wcf, self.wco) = (wci, wcf, wco)
+        }
+    }
+
+    /// What the forward pass keeps: the gates, the new cell, its tanh, the new hidden state.
+    public struct State {
+        public var i, f, g, o, c, tc, h: UnsafeMutablePointer<Float>
+        public init(
+            i: UnsafeMutablePointer<Float>, f: UnsafeMutablePointer<Float>, g: UnsafeMutablePointer<Float>,
+            o: UnsafeMutablePointer<Float>, c: UnsafeMutablePointer<Float>, tc: UnsafeMutablePointer<Float>,
+            h: UnsafeMutablePointer<Float>
+        ) {
+            (self.i, self.f, self.g, self.o, self.c, self.tc, self.h) = (i, f, g, o, c, tc, h)
+        }
+    }
+
+    /// The pre-activation gradients the backward pass writes, and the peephole gradients it adds to.
+    public struct Gradients {
+        public var dzi, dzf, dzg, dzo, gci, gcf, gco: UnsafeMutablePointer<Float>
+        public init(
+            dzi: UnsafeMutablePointer<Float>, dzf: UnsafeMutablePointer<Float>, dzg: UnsafeMutablePointer<Float>,
+            dzo: UnsafeMutablePointer<Float>, gci: UnsafeMutablePointer<Float>, gcf: UnsafeMutablePointer<Float>,
+            gco: UnsafeMutablePointer<Float>
+        ) {
+            (self.dzi, self.dzf, self.dzg, self.dzo) = (dzi, dzf, dzg, dzo)
+            (self.gci, self.gcf, self.gco) = (gci, gcf, gco)
+        }
+    }
+
+    /// One step forward over `n` elements: c0 is the previous cell state.
+    public static func forward(
+        count n: Int, _ z: Preactivations, c0: UnsafePointer<Float>, _ w: Peepholes, into s: State
+    ) {
+        swiftrain_gates_forward(n, z.zi, z.zf, z.zg, z.zo, c0, w.wci, w.wcf, w.wco, s.i, s.f, s.g, s.o, s.c, s.tc, s.h)
+    }
+
+    /// Its backward: `s` as the forward pass left it (`s.h` unused), `dh` the hidden state's gradient,
+    /// `dc` the cell's (updated in place).
+    public static func backward(
+        count n: Int, _ s: State, c0: UnsafePointer<Float>, _ w: Peepholes, dh: UnsafePointer<Float>,
+        dc: UnsafeMutablePointer<Float>, _ d: Gradients
+    ) {
+        swiftrain_gates_backward(
+            n, s.i, s.f, s.g, s.o, s.c, s.tc, c0, w.wci, w.wcf, w.wco, dh, dc, d.dzi, d.dzf, d.dzg, d.dzo,
+            d.gci, d.gcf, d.gco)
+    }
+}
+
+/// The Winograd F(2×2, 3×3) transforms (winograd.c), each over a range of channels (or output rows) so
+/// callers can share the work among threads. T = B·⌈H/2⌉·⌈W/2⌉ tiles; ξ = 4i + j the 16 frequencies.
+enum WinogradTransforms {
+    /// V[16][C][T] from planes[c·B + b] (nil: a zero plane).
+    static func input(
+        channels: Int, batch: Int, height: Int, width: Int, planes: [UnsafePointer<Float>?],
+        into v: UnsafeMutablePointer<Float>, _ r: Range<Int>
+    ) {
+        planes.withUnsafeBufferPointer { p in
+            swiftrain_wino_input(channels, batch, height, width, p.baseAddress, v, r.lowerBound, r.upperBound)
+        }
+    }
+
+    /// grads[c·B + b] += the adjoint of `input` applied to dV[16][C][T].
+    static func inputAdjoint(
+        channels: Int, batch: Int, height: Int, width: Int, dv: UnsafePointer<Float>,
+        into grads: [UnsafeMutablePointer<Float>?], _ r: Range<Int>
+    ) {
+        grads.withUnsafeBufferPointer { g in
+            swiftrain_wino_input_adjoint(channels, batch, height, width, dv, g.baseAddress, r.lowerBound, r.upperBound)
+        }
+    }
+
+    /// out[M][B·H·W] = bias + the inverse transform of M[16][M][T].
+    static func output(
+        rows: Int, batch: Int, height: Int, width: Int, m: UnsafePointer<Float>, bias: UnsafePointer<Float>,
+        into out: UnsafeMutablePointer<Float>, _ r: Range<Int>
+    ) {
+        swiftrain_wino_output(rows, batch, height, width, m, bias, out, r.lowerBound, r.upperBound)
+    }
+
+    /// dM[16][M][T] = the adjoint of `output` applied to dz[M][B·H·W].
+    static func outputAdjoint(
+        rows: Int, batch: Int, height: Int, width: Int, dz: UnsafePointer<Float>, into dm: UnsafeMutablePointer<Float>,
+        _ r: Range<Int>
+    ) {
+        swiftrain_wino_output_adjoint(rows, batch, height, width, dz, dm, r.lowerBound, r.upperBound)
+    }
+
+    /// U[16][M][C] from w[M][C][3][3].
+    static func weights(
+        rows: Int, channels: Int, w: UnsafePointer<Float>, into u: UnsafeMutablePointer<Float>, _ r: Range<Int>
+    ) {
+        swiftrain_wino_weights(rows, channels, w, u, r.lowerBound, r.upperBound)
+    }
+
+    /// dw[M][C][3][3] += the adjoint of `weights` applied to dU[16][M][C].
+    static func weightsAdjoint(
+        rows: Int, channels: Int, du: UnsafePointer<Float>, into dw: UnsafeMutablePointer<Float>, _ r: Range<Int>
+    ) {
+        swiftrain_wino_weights_adjoint(rows, channels, du, dw, r.lowerBound, r.upperBound)
+    }
+}
