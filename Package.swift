@@ -55,7 +55,8 @@ let package = Package(
         .target(name: "RainData", dependencies: ["RainSupport", "RainConfig"], swiftSettings: release),
         /// The ConvLSTM forecaster on OpenBLAS, Adam, the scheduler, and running samples through it.
         .target(
-            name: "RainModel", dependencies: ["RainSupport", "RainConfig", "RainData", "COpenBLAS", "CPeak", "CKernels"],
+            name: "RainModel",
+            dependencies: ["RainSupport", "RainConfig", "RainData", "COpenBLAS", "CPeak", "CKernels"],
             swiftSettings: release),
         /// What and when: messages, sharding, transports as protocols and their in-memory twin. No sockets.
         .target(name: "RainProtocol", dependencies: ["RainSupport"], swiftSettings: release),

@@ -37,7 +37,8 @@ struct BenchStepCommand: ParsableCommand {
     @Flag(help: "The small model at B = 8 only (a smoke run); the same as --model quick.") var quick = false
     @Option(help: "Rows to run: all, full (F = 384, B = 1 and 4), small (F = 32, B = 8 and 32), quick.")
     var model: BenchStep.Selection = .all
-    @Option(help: "The 3×3 convolution: winograd (the default) or direct (im2col).") var conv: ConvAlgorithm = .standard
+    @Option(help: "The 3×3 convolution: winograd (the default) or direct (im2col).")
+    var conv: ConvAlgorithm = .standard
     @Flag(help: "Time PyTorch's step (tools/bench_pytorch.py; pip install torch) in turns with each row.")
     var pytorch = false
     @Option(help: "The PyTorch script (default: tools/bench_pytorch.py of this checkout).") var pytorchScript: String?

@@ -25,7 +25,8 @@ public enum ConvAlgorithm: String, Codable, CaseIterable, Sendable {
 ///
 ///     weights   w[M][C][3][3] → U[16][M][C]                  (once per forward)
 ///     forward   planes → V[16][C][T];  Mξ = Uξ · Vξ  (16 sgemms);  out[M][N] = bias + Aᵀ M A
-///     backward  dz[M][N] → dM[16][M][T];  dUξ += dMξ · Vξᵀ;  dVξ = Uξ[:, rows]ᵀ · dMξ;  planes += Bᵀ-adjoint
+///     backward  dz[M][N] → dM[16][M][T];  dUξ += dMξ · Vξᵀ;  dVξ = Uξ[:, rows]ᵀ · dMξ;
+///               planes += the input transform's adjoint of dV
 ///               and, once per backward pass, dw += the weight transform's adjoint of dU
 ///
 /// The 16 products of a pass are one `BLAS.sgemm(batch:)`: each computed whole by one thread, so the
