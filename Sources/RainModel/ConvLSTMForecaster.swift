@@ -84,6 +84,23 @@ public final class ConvLSTMForecaster {
             c: slot(t, .cell), tc: slot(t, .tanhCell), h: slot(t, .hidden))
     }
 
+    /// Calls `body(channel, offset, peepholes)` for each H·W run of the gate slots, channels split
+    /// across threads (each channel's peephole gradients are its own, so no two threads share one).
+    private func forEachGateRun(
+        wci: UnsafePointer<Float>, wcf: UnsafePointer<Float>, wco: UnsafePointer<Float>,
+        _ body: (_ ch: Int, _ at: Int, Gates.Peepholes) -> Void
+    ) {
+        let hw = shape.plane, nn = n
+        StepPhases.time(.gates) {
+            Parallel.forEach(shape.hidden) { chs in
+                for ch in chs {
+                    let w = Gates.Peepholes(wci: wci + ch * hw, wcf: wcf + ch * hw, wco: wco + ch * hw)
+                    for b in 0..<batch { body(ch, ch * nn + b * hw, w) }
+                }
+            }
+        }
+    }
+
     /// The planes of [x_t, h_{t−1}] for channel c and sample b (nil: h₀ = 0).
     private func planes(_ t: Int, input x: UnsafePointer<Float>) -> Conv3x3.PlaneSource {
         let cin = shape.cin, hw = shape.plane, s = steps, nn = n
@@ -104,18 +121,10 @@ public final class ConvLSTMForecaster {
             conv.forward(source: planes(t, input: x), bias: p + at.convBias, out: z.pointer)
             let cp = t > 0 ? UnsafePointer(slot(t - 1, .cell)) : UnsafePointer(zeros.pointer)
             let state = gateState(t), zp = UnsafePointer(z.pointer)
-            StepPhases.time(.gates) {
-                Parallel.forEach(f) { chs in
-                    for ch in chs {
-                        let w = Gates.Peepholes(wci: wci + ch * hw, wcf: wcf + ch * hw, wco: wco + ch * hw)
-                        for b in 0..<batch {
-                            let at = ch * nn + b * hw
-                            let zs = Gates.Preactivations(
-                                zi: zp + at, zf: zp + f * nn + at, zg: zp + 2 * f * nn + at, zo: zp + 3 * f * nn + at)
-                            Gates.forward(count: hw, zs, c0: cp + at, w, into: state.offset(by: at))
-                        }
-                    }
-                }
+            forEachGateRun(wci: wci, wcf: wcf, wco: wco) { _, at, w in
+                let zs = Gates.Preactivations(
+                    zi: zp + at, zf: zp + f * nn + at, zg: zp + 2 * f * nn + at, zo: zp + 3 * f * nn + at)
+                Gates.forward(count: hw, zs, c0: cp + at, w, into: state.offset(by: at))
             }
         }
         // Heads: two 1×1 convolutions are two GEMMs over the channel dimension.
@@ -170,20 +179,12 @@ public final class ConvLSTMForecaster {
             let cp = t > 0 ? UnsafePointer(slot(t - 1, .cell)) : UnsafePointer(zeros.pointer)
             let state = gateState(t), dzp = dz.pointer, dhp = dh.pointer, dcp = dc.pointer
             // Channels are independent (peephole gradients are per channel), so they split across threads.
-            StepPhases.time(.gates) {
-                Parallel.forEach(f) { chs in
-                    for ch in chs {
-                        let w = Gates.Peepholes(wci: wci + ch * hw, wcf: wcf + ch * hw, wco: wco + ch * hw)
-                        for b in 0..<batch {
-                            let at = ch * nn + b * hw
-                            let d = Gates.Gradients(
-                                dzi: dzp + at, dzf: dzp + f * nn + at, dzg: dzp + 2 * f * nn + at,
-                                dzo: dzp + 3 * f * nn + at, gci: gci + ch * hw, gcf: gcf + ch * hw, gco: gco + ch * hw)
-                            Gates.backward(
-                                count: hw, state.offset(by: at), c0: cp + at, w, dh: dhp + at, dc: dcp + at, d)
-                        }
-                    }
-                }
+            forEachGateRun(wci: wci, wcf: wcf, wco: wco) { ch, at, w in
+                let d = Gates.Gradients(
+                    dzi: dzp + at, dzf: dzp + f * nn + at, dzg: dzp + 2 * f * nn + at,
+                    dzo: dzp + 3 * f * nn + at, gci: gci + ch * hw, gcf: gcf + ch * hw, gco: gco + ch * hw)
+                Gates.backward(
+                    count: hw, state.offset(by: at), c0: cp + at, w, dh: dhp + at, dc: dcp + at, d)
             }
             // dh is consumed: it now collects step t−1's gradient. None flows into h₀ = 0 or the data,
             // so the first step skips the input gradient.
