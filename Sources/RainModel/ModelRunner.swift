@@ -1,3 +1,4 @@
+import Dispatch
 import RainConfig
 import RainData
 import RainSupport
@@ -32,7 +33,10 @@ public final class ModelRunner {
     public let params: FlatBuffer
     public let grads: FlatBuffer
     private var models: [Int: ConvLSTMForecaster] = [:]
-    private var input: [Float], target: [Float]
+    /// Two micro-batches of inputs and targets: the next is assembled while the current one computes.
+    private let buffers: [ChunkBuffer]
+    /// Where the next micro-batch is assembled (one at a time, in order).
+    private let assembly = DispatchQueue(label: "swiftrain.assembly")
 
     /// Maps `config`'s data and builds the index and assembler; parameters start at zero (load them
     /// with `load(parameters:)`).
@@ -49,8 +53,8 @@ public final class ModelRunner {
         params = FlatBuffer(count: layout.count)
         grads = FlatBuffer(count: layout.count)
         let mb = max(1, config.microBatch)
-        input = [Float](repeating: 0, count: mb * assembler.inputCount)
-        target = [Float](repeating: 0, count: mb * assembler.targetCount)
+        let (ic, tc) = (mb * assembler.inputCount, mb * assembler.targetCount)
+        buffers = (0..<2).map { _ in ChunkBuffer(input: ic, target: tc) }
     }
 
     /// Copies `values` (laid out by `layout`) into the runner's parameters.
@@ -83,16 +87,17 @@ public final class ModelRunner {
         return m
     }
 
-    /// Assembles `samples` of `partition` into the input/target buffers.
-    private func assemble(_ part: PartitionSamples, _ samples: ArraySlice<Int>) throws {
+    /// Assembles `samples` of `partition` into `buffer`; a failure is kept in the buffer, to be thrown
+    /// by the step that uses it.
+    private func assemble(_ part: PartitionSamples, _ samples: ArraySlice<Int>, into buffer: ChunkBuffer) {
         let ic = assembler.inputCount, tc = assembler.targetCount
-        try input.withUnsafeMutableBufferPointer { i in
-            try target.withUnsafeMutableBufferPointer { t in
-                for (j, s) in samples.enumerated() {
-                    try assembler.assemble(
-                        part.sample(s), input: i.baseAddress! + j * ic, target: t.baseAddress! + j * tc)
-                }
+        do {
+            for (j, s) in samples.enumerated() {
+                try assembler.assemble(part.sample(s), input: buffer.input + j * ic, target: buffer.target + j * tc)
             }
+            buffer.error = nil
+        } catch {
+            buffer.error = error
         }
     }
 
@@ -109,7 +114,7 @@ public final class ModelRunner {
     /// summing every worker's `grads` gives the gradient over the whole global batch.
     public func train(samples: [Int], globalBatch: Int) throws -> ShardSums {
         grads.zero()
-        let lossSum = try forwardInChunks(samples, index.samples(.train), backwardOver: globalBatch) { _, _, _ in }
+        let lossSum = try forwardInChunks(samples, index.samples(.train), backwardOver: globalBatch) { _, _, _, _ in }
         return ShardSums(count: samples.count, lossSum: lossSum)
     }
 
@@ -119,24 +124,35 @@ public final class ModelRunner {
     /// `grads`. Returns Σ loss.
     private func forwardInChunks(
         _ samples: [Int], _ part: PartitionSamples, backwardOver globalBatch: Int? = nil,
-        _ each: (_ start: Int, _ chunk: ArraySlice<Int>, ConvLSTMForecaster) -> Void
+        _ each: (_ start: Int, _ chunk: ArraySlice<Int>, ConvLSTMForecaster, _ target: UnsafePointer<Float>) -> Void
     ) throws -> Double {
         try check(samples, part)
         var lossSum = 0.0
         let mb = max(1, config.microBatch)
-        for start in stride(from: 0, to: samples.count, by: mb) {
-            let chunk = samples[start..<min(samples.count, start + mb)]
-            try assemble(part, chunk)
-            let m = model(chunk.count)
-            input.withUnsafeBufferPointer { i in
-                m.forward(params: params, input: i.baseAddress!)
-                let scale = Float(chunk.count) / Float(globalBatch ?? chunk.count)
-                lossSum +=
-                    target.withUnsafeBufferPointer { m.loss(target: $0.baseAddress!, gradientScale: scale) }
-                    * Double(chunk.count)
-                if globalBatch != nil { m.backward(params: params, grads: grads, input: i.baseAddress!) }
+        let chunks = stride(from: 0, to: samples.count, by: mb).map { samples[$0..<min(samples.count, $0 + mb)] }
+        // Micro-batch k + 1 is assembled on `assembly` while k computes here (its page faults and copies
+        // overlap the GEMMs); `ready` is signalled once per assembled chunk.
+        let ready = DispatchSemaphore(value: 0)
+        func prefetch(_ k: Int) {
+            let buffer = buffers[k % 2], chunk = chunks[k]
+            assembly.async {
+                self.assemble(part, chunk, into: buffer)
+                ready.signal()
             }
-            each(start, chunk, m)
+        }
+        if !chunks.isEmpty { prefetch(0) }
+        for (k, chunk) in chunks.enumerated() {
+            ready.wait()
+            let buffer = buffers[k % 2]
+            // Nothing of this pass is pending here (k + 1 starts below), so throwing leaves no work behind.
+            if let error = buffer.error { throw error }
+            if k + 1 < chunks.count { prefetch(k + 1) }
+            let m = model(chunk.count)
+            m.forward(params: params, input: buffer.input)
+            let scale = Float(chunk.count) / Float(globalBatch ?? chunk.count)
+            lossSum += m.loss(target: buffer.target, gradientScale: scale) * Double(chunk.count)
+            if globalBatch != nil { m.backward(params: params, grads: grads, input: buffer.input) }
+            each(chunk.startIndex - samples.startIndex, chunk, m, buffer.target)
         }
         return lossSum
     }
@@ -147,7 +163,7 @@ public final class ModelRunner {
         let leads = index.spec.leads.count, hw = shape.plane, std = assembler.targetStd,
             scale = Double(index.spec.targetUnits.scale)
         var sq = [Double](repeating: 0, count: leads), wsum = [Double](repeating: 0, count: leads)
-        let lossSum = try forwardInChunks(samples, part) { _, chunk, m in
+        let lossSum = try forwardInChunks(samples, part) { _, chunk, m, target in
             for (j, s) in chunk.enumerated() {
                 let l = index.spec.leadIndex(part.sample(s).lead)!
                 for q in 0..<hw {
@@ -170,11 +186,29 @@ public final class ModelRunner {
     public func forecast(samples: [Int], partition: Partition.Name) throws -> (forecast: [Float], lossSum: Double) {
         let hw = shape.plane, std = assembler.targetStd
         var out = [Float](repeating: 0, count: samples.count * hw)
-        let lossSum = try forwardInChunks(samples, index.samples(partition)) { start, chunk, m in
+        let lossSum = try forwardInChunks(samples, index.samples(partition)) { start, chunk, m, _ in
             for q in 0..<(chunk.count * hw) {
                 out[start * hw + q] = Normalisation.inverse(m.output.pointer[q], std: std)
             }
         }
         return (out, lossSum)
+    }
+}
+
+/// One micro-batch's inputs and targets, and the error its assembly met, if any.
+final class ChunkBuffer {
+    let input: UnsafeMutablePointer<Float>, target: UnsafeMutablePointer<Float>
+    private let counts: (Int, Int)
+    var error: Error?
+    init(input: Int, target: Int) {
+        counts = (max(1, input), max(1, target))
+        self.input = .allocate(capacity: counts.0)
+        self.input.initialize(repeating: 0, count: counts.0)
+        self.target = .allocate(capacity: counts.1)
+        self.target.initialize(repeating: 0, count: counts.1)
+    }
+    deinit {
+        input.deallocate()
+        target.deallocate()
     }
 }
