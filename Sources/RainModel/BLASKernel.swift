@@ -70,6 +70,9 @@ public enum BLASKernel {
     static let reexecKey = "SWIFTRAIN_BLAS_REEXEC"
     /// Test hook: act as if OpenBLAS had chosen this kernel (to exercise the re-execution anywhere).
     static let assumeKey = "SWIFTRAIN_BLAS_ASSUME_CORENAME"
+    /// Fault hook: the re-executed process treats the kernel it asked for as failing its self-check
+    /// (to exercise the way back to OpenBLAS's own choice, which no healthy library takes).
+    static let failCheckKey = "SWIFTRAIN_BLAS_FAIL_CHECK"
 
     /// Call first thing in `main`: may replace the process (execv) with itself under a better kernel.
     public static func ensureBest() {
@@ -78,7 +81,7 @@ public enum BLASKernel {
         if let marker, !marker.hasPrefix("rejected:") {
             let parts = marker.split(separator: ":").map(String.init)
             let picked = parts.count > 1 ? parts[1] : "?"
-            if selfCheck() {
+            if env[failCheckKey] == nil && selfCheck() {
                 note = "OpenBLAS kernel \(BLAS.coreName) (SwiftRain's choice: OpenBLAS picked \(picked) on this CPU)"
                 return
             }
@@ -89,7 +92,9 @@ public enum BLASKernel {
             return
         }
         if let marker {
-            note = "OpenBLAS kernel \(BLAS.coreName) (\(marker.dropFirst(9)) gave wrong products and was not used)"
+            note =
+                "OpenBLAS kernel \(BLAS.coreName), OpenBLAS's own choice (OPENBLAS_CORETYPE=\(marker.dropFirst(9)) "
+                + "gave wrong products in the self-check and was not used)"
             return
         }
         if let user = env["OPENBLAS_CORETYPE"] {

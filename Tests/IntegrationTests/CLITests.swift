@@ -125,6 +125,23 @@ final class BLASKernelReexecTests: XCTestCase {
         let user = try kernel(["OPENBLAS_CORETYPE": "Prescott", "SWIFTRAIN_BLAS_ASSUME_CORENAME": "Prescott"])
         XCTAssertTrue(user.hasPrefix("OpenBLAS kernel Prescott (OPENBLAS_CORETYPE=Prescott)"), user)
     }
+
+    /// The better kernel fails its check in the re-executed process: the process goes back to
+    /// OpenBLAS's own choice (a second re-execution, without OPENBLAS_CORETYPE), says so, and works.
+    func testAKernelThatFailsItsCheckIsNotUsed() throws {
+        let cpuinfo = try String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)
+        let flags = Set(cpuinfo.split(separator: "\n").first { $0.hasPrefix("flags") }!.split(separator: " "))
+        let pretend = ["SWIFTRAIN_BLAS_ASSUME_CORENAME": "Prescott"]
+        let chosen = try kernel(pretend)
+        guard flags.contains("avx2") && flags.contains("fma"),
+            let open = chosen.range(of: "OpenBLAS kernel "), let space = chosen[open.upperBound...].firstIndex(of: " ")
+        else { return XCTAssertFalse(chosen.contains("SwiftRain's choice"), chosen) }
+        let better = chosen[open.upperBound..<space]
+        let r = try kernel(pretend.merging(["SWIFTRAIN_BLAS_FAIL_CHECK": "1"]) { $1 })
+        XCTAssertTrue(r.contains("own choice (OPENBLAS_CORETYPE=\(better) gave wrong products"), r)
+        XCTAssertFalse(r.contains("SwiftRain's choice"), r)
+        XCTAssertTrue(r.contains("self-check (sgemm against a plain loop): ok"), r)
+    }
 }
 
 /// `bench step --pytorch` against stand-in peers: real processes speaking the script's protocol.
