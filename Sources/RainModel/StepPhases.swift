@@ -8,7 +8,7 @@ public enum StepPhases {
     public enum Phase: Int, CaseIterable, Codable, Sendable {
         /// Every sgemm (the 3×3 convolution's three products, the heads).
         case gemm
-        /// im2col and col2im (and Winograd's transforms, when on).
+        /// The convolution's data movement: Winograd's transforms, or im2col and col2im (--conv direct).
         case columns
         /// The LSTM gates, forward and backward.
         case gates
@@ -16,7 +16,7 @@ public enum StepPhases {
         case reductions
         case adam
 
-        public var name: String { ["GEMM", "im2col/col2im", "gates", "reductions", "Adam"][rawValue] }
+        public var name: String { ["GEMM", "transforms", "gates", "reductions", "Adam"][rawValue] }
     }
 
     nonisolated(unsafe) public static var enabled = false
