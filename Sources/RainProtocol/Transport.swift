@@ -26,10 +26,12 @@ extension ClientTransport {
 public protocol GradientRing: AnyObject {
     /// Where this worker receives ring chunks (sent to the coordinator in `ready`).
     var address: String { get }
-    /// Replaces `buffer` with the sum of every member's buffer; throws when a neighbour fails.
+    /// Replaces `buffer` with the sum of every member's buffer, the same bits on every member; false if
+    /// the sum is not finite. Throws when a neighbour fails.
+    @discardableResult
     func allreduce(
         _ buffer: UnsafeMutableBufferPointer<Float>, ring: [String], position: Int, step: Int, round: Int,
-        timeoutMs: Int) throws
+        timeoutMs: Int) throws -> Bool
     func close()
 }
 

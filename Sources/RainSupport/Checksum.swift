@@ -10,8 +10,13 @@ public enum Checksum {
 
     /// The same checksum over raw memory (zero-copy ring chunks).
     public static func of(_ body: UnsafeRawBufferPointer, _ payload: UnsafeRawBufferPointer) -> UInt32 {
+        of(parts: [body, payload])
+    }
+
+    /// The same sums over several pieces of memory in turn (a checkpoint slice: parameters, m, v).
+    public static func of(parts: [UnsafeRawBufferPointer]) -> UInt32 {
         var a: UInt64 = 1, b: UInt64 = 0
-        for raw in [body, payload] {
+        for raw in parts {
             // Eight lanes at once, giving the sequential sums exactly (wrapping arithmetic is exact mod 2^64):
             // after G groups of 8 words, b gains 8G·a + Σ_l (8·t_l − l·s_l), where s_l sums lane l's words and
             // t_l sums lane l's running sums; a gains Σ_l s_l.

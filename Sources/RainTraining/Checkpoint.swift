@@ -54,19 +54,32 @@ public enum Checkpoint {
         return d
     }
 
-    /// Writes atomically: a temporary file, fsync, rename over `path`, fsync of the directory.
+    /// Writes a whole checkpoint in one file (format 1): what tools and tests write; a training run
+    /// writes a manifest and its workers' slices instead (`Checkpoint+Slices.swift`).
     public static func write(path: String, state: TrainingState, params: FlatBuffer, m: FlatBuffer, v: FlatBuffer)
         throws
     {
         var s = state
-        let payload = [params, m, v].map { [UInt8](UnsafeRawBufferPointer($0.buffer)) }
-        s.payloadChecksum = Checksum.of([], payload.flatMap { $0 })
-        let header = [UInt8](try encoder.encode(s))
+        let parts = [params, m, v].map { UnsafeRawBufferPointer($0.buffer) }
+        s.payloadChecksum = Checksum.of([], parts.flatMap { [UInt8]($0) })  // over the concatenation
+        try writeAtomically(path: path, parts: [container(version: 1, header: try encoder.encode(s))] + parts)
+    }
+
+    /// `magic` | UInt32 version | UInt32 header length | header.
+    static func container(magic: [UInt8] = magic, version: UInt32, header: Data) -> UnsafeRawBufferPointer {
         var bytes = magic
-        withUnsafeBytes(of: UInt32(1).littleEndian) { bytes.append(contentsOf: $0) }
+        withUnsafeBytes(of: version.littleEndian) { bytes.append(contentsOf: $0) }
         withUnsafeBytes(of: UInt32(header.count).littleEndian) { bytes.append(contentsOf: $0) }
         bytes += header
-        for p in payload { bytes += p }
+        let raw = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 8)
+        raw.copyBytes(from: bytes)
+        return UnsafeRawBufferPointer(raw)  // freed by writeAtomically
+    }
+
+    /// Writes `parts` (the first freed afterwards) to a temporary file, fsync, rename over `path`, fsync
+    /// of the directory: a reader sees the old file or the new one, never a torn one.
+    static func writeAtomically(path: String, parts: [UnsafeRawBufferPointer]) throws {
+        defer { parts[0].deallocate() }
         let dir = (path as NSString).deletingLastPathComponent
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let tmp = path + ".tmp-\(getpid())"
@@ -76,20 +89,25 @@ public enum Checkpoint {
                 tmp, "cannot write checkpoint: \(String(cString: strerror(errno)))",
                 hint: "check the run directory is writable and the disk has space")
         }
-        let ok = bytes.withUnsafeBytes { b -> Bool in
+        var ok = true
+        for b in parts where ok && b.count > 0 {
             var done = 0
             while done < b.count {
                 let n = Glibc.write(fd, b.baseAddress! + done, b.count - done)
-                if n <= 0 { return false }
+                if n <= 0 {
+                    ok = false
+                    break
+                }
                 done += n
             }
-            return fsync(fd) == 0
         }
+        ok = ok && fsync(fd) == 0
         close(fd)
         guard ok, rename(tmp, path) == 0 else {
+            let why = String(cString: strerror(errno))
             unlink(tmp)
             throw SwiftRainError(
-                path, "checkpoint write failed: \(String(cString: strerror(errno)))",
+                path, "checkpoint write failed: \(why)",
                 hint: "check free disk space; the previous checkpoint is intact")
         }
         let dfd = open(dir, O_RDONLY)
@@ -99,36 +117,53 @@ public enum Checkpoint {
         }
     }
 
-    /// Reads a checkpoint, checking magic, version, layout against `layout` and the checksum.
-    public static func read(path: String, layout: ParameterLayout) throws -> (
-        TrainingState, FlatBuffer, FlatBuffer, FlatBuffer
+    /// The version, header and what follows of a file written by `container`.
+    static func readContainer(path: String, magic: [UInt8] = magic, what: String) throws -> (
+        version: UInt32, header: Data, payload: Data
     ) {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw SwiftRainError(
-                path, "checkpoint not found", hint: "pass the run directory of an earlier `swiftrain train`")
+                path, "\(what) not found", hint: "pass the run directory of an earlier `swiftrain train`")
         }
-        let b = [UInt8](data)
-        guard b.count >= 16, Array(b[0..<8]) == magic else {
+        guard data.count >= 16, Array(data.prefix(8)) == magic else {
             throw SwiftRainError(
-                path, "not a SwiftRain checkpoint", expected: "a file starting with SWRNCKPT",
+                path, "not a SwiftRain \(what)",
+                expected: "a file starting with \(String(decoding: magic, as: UTF8.self))",
                 hint: "pass checkpoints/last.ckpt of a run")
         }
-        let version = b[8..<12].withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) }
-        let hlen = Int(b[12..<16].withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) })
-        guard version == 1, b.count >= 16 + hlen else {
-            throw SwiftRainError(
-                path, "unsupported or truncated checkpoint", expected: "format version 1",
-                found: "version \(version), \(b.count) bytes", hint: "the file is damaged or from a newer SwiftRain")
+        let word = { (o: Int) in
+            data.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: o, as: UInt32.self)) }
         }
-        let state = try decoder.decode(TrainingState.self, from: Data(b[16..<(16 + hlen)]))
-        for e in state.layout { try layout.check(e.name, shape: e.shape, source: path) }
-        guard state.layout.count == layout.entries.count, b.count == 16 + hlen + 12 * layout.count else {
+        let version = word(8), hlen = Int(word(12))
+        guard data.count >= 16 + hlen else {
             throw SwiftRainError(
-                path, "checkpoint size does not match the model", expected: "\(16 + hlen + 12 * layout.count) bytes",
-                found: "\(b.count) bytes", hint: "the file is truncated or from another model configuration")
+                path, "truncated \(what)", found: "\(data.count) bytes",
+                hint: "the file is damaged; use an earlier copy")
         }
-        let payload = Array(b[(16 + hlen)...])
-        guard Checksum.of([], payload) == state.payloadChecksum else {
+        return (version, data.subdata(in: 16..<(16 + hlen)), data.subdata(in: (16 + hlen)..<data.count))
+    }
+
+    /// Reads a checkpoint (one file, or a manifest and its slices), checking magic, version, layout
+    /// against `layout` and the checksums.
+    public static func read(path: String, layout: ParameterLayout) throws -> (
+        TrainingState, FlatBuffer, FlatBuffer, FlatBuffer
+    ) {
+        let (version, header, payload) = try readContainer(path: path, what: "checkpoint")
+        if version == 2 { return try readManifest(path: path, header: header, layout: layout) }
+        guard version == 1 else {
+            throw SwiftRainError(
+                path, "unsupported checkpoint", expected: "format version 1 or 2", found: "version \(version)",
+                hint: "the file is damaged or from a newer SwiftRain")
+        }
+        let state = try decoder.decode(TrainingState.self, from: header)
+        try check(state, layout: layout, path: path)
+        guard payload.count == 12 * layout.count else {
+            throw SwiftRainError(
+                path, "checkpoint size does not match the model",
+                expected: "\(12 * layout.count) bytes after the header", found: "\(payload.count)",
+                hint: "the file is truncated or from another model configuration")
+        }
+        guard Checksum.of([], [UInt8](payload)) == state.payloadChecksum else {
             throw SwiftRainError(
                 path, "checkpoint checksum mismatch",
                 hint: "the file is damaged; use checkpoints/best.ckpt or an earlier copy")
@@ -142,6 +177,15 @@ public enum Checkpoint {
             return f
         }
         return (state, bufs[0], bufs[1], bufs[2])
+    }
+
+    static func check(_ state: TrainingState, layout: ParameterLayout, path: String) throws {
+        for e in state.layout { try layout.check(e.name, shape: e.shape, source: path) }
+        guard state.layout.count == layout.entries.count else {
+            throw SwiftRainError(
+                path, "checkpoint does not match the model", expected: "\(layout.entries.count) tensors",
+                found: "\(state.layout.count)", hint: "the checkpoint is from another model configuration")
+        }
     }
 }
 

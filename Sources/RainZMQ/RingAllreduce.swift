@@ -81,15 +81,19 @@ public final class RingAllreduce: GradientRing {
         return s
     }
 
-    /// Sums `buffer` across the ring in place. Throws a `SwiftRainError` if a neighbour is silent for
-    /// `timeoutMs`, the coordinator abandons the round, or a piece is invalid; the buffer's contents are
-    /// then undefined (the coordinator restarts the step, which recomputes the gradient).
+    /// Sums `buffer` across the ring in place; returns false if a piece held NaN or Inf (the sum then
+    /// does too, on every member, and the round still completes: each member sees the same verdict).
+    /// Throws a `SwiftRainError` if a neighbour is silent for `timeoutMs`, the coordinator abandons the
+    /// round, or a piece is invalid; the buffer's contents are then undefined (the coordinator restarts
+    /// the step, which recomputes the gradient).
+    @discardableResult
     public func allreduce(
         _ buffer: UnsafeMutableBufferPointer<Float>, ring: [String], position p: Int, step: Int, round: Int,
         timeoutMs: Int
-    ) throws {
+    ) throws -> Bool {
         let n = ring.count
-        guard n > 1 else { return }
+        guard n > 1 else { return true }
+        var finite = true
         let right = try outbox(ring[(p + 1) % n])
         let total = buffer.count
         func chunk(_ c: Int) -> Range<Int> { (total * c / n)..<(total * (c + 1) / n) }
@@ -132,7 +136,7 @@ public final class RingAllreduce: GradientRing {
                         timeoutMs: timeoutMs
                     ) { src in
                         let dst = UnsafeMutableBufferPointer(rebasing: buffer[r])
-                        return stage == 0 ? Self.add(src, into: dst) : Self.copy(src, into: dst)
+                        if !(stage == 0 ? Self.add(src, into: dst) : Self.copy(src, into: dst)) { finite = false }
                     }
                     if let next { try send(stage: next.stage, k: next.k, chunk: c, piece: j, r) }
                 }
@@ -143,15 +147,18 @@ public final class RingAllreduce: GradientRing {
                 "ring", "the right neighbour took no data for \(timeoutMs / 1000) s (step \(step))",
                 hint: "a worker died; the coordinator restarts the step among the survivors")
         }
+        return finite
     }
 
-    /// dst += src; false if src holds NaN or Inf. The check is an integer max over the exponent bits
+    /// dst += src; false if the sum holds NaN or Inf. The check is an integer max over the exponent bits
     /// (all ones exactly for NaN and Inf), which vectorises, unlike a strict floating-point reduction.
+    /// It looks at the sum, not at src: a member's last add makes its own chunk final, and the other
+    /// members see that chunk in `copy`, so every member judges every final element (one verdict).
     static func add(_ src: UnsafeBufferPointer<Float>, into dst: UnsafeMutableBufferPointer<Float>) -> Bool {
         var exponent: UInt32 = 0
         for i in 0..<src.count {
             dst[i] += src[i]
-            exponent = max(exponent, src[i].bitPattern & 0x7F80_0000)
+            exponent = max(exponent, dst[i].bitPattern & 0x7F80_0000)
         }
         return exponent != 0x7F80_0000
     }
@@ -166,10 +173,10 @@ public final class RingAllreduce: GradientRing {
     }
 
     /// Receives the expected piece, validates it (header, size, checksum, order) and hands its floats,
-    /// still in ZeroMQ's buffer, to `use`, which returns false if they are not all finite.
+    /// still in ZeroMQ's buffer, to `use`.
     private func receive(
         step: Int, round: Int, stage: Int, k: Int, chunk: Int, piece: Int, count: Int, timeoutMs: Int,
-        _ use: (UnsafeBufferPointer<Float>) -> Bool
+        _ use: (UnsafeBufferPointer<Float>) -> Void
     ) throws {
         func fail(_ problem: String) -> SwiftRainError {
             SwiftRainError(
@@ -203,8 +210,18 @@ public final class RingAllreduce: GradientRing {
             }
             guard frames[2].bytes.count == 4 * count else { throw fail("a piece of the wrong size") }
             // The frames own ZeroMQ's buffers: keep them alive while their bytes are read.
-            let ok = withExtendedLifetime(frames) { frames[2].bytes.withMemoryRebound(to: Float.self) { use($0) } }
-            guard ok else { throw fail("NaN or Inf in a gradient piece") }
+            withExtendedLifetime(frames) {
+                let raw = frames[2].bytes
+                // ZeroMQ may hand out a message at any byte offset of its receive buffer.
+                if Int(bitPattern: raw.baseAddress) % MemoryLayout<Float>.alignment == 0 {
+                    raw.withMemoryRebound(to: Float.self) { use($0) }
+                } else {
+                    [Float](unsafeUninitializedCapacity: count) { b, n in
+                        UnsafeMutableRawBufferPointer(b).copyMemory(from: raw)
+                        n = count
+                    }.withUnsafeBufferPointer { use($0) }
+                }
+            }
             return
         }
     }

@@ -13,6 +13,15 @@ final class RingAllreduceTests: XCTestCase {
         _ buffers: [UnsafeMutableBufferPointer<Float>], pieceFloats: Int, curve: CurveKeys? = nil,
         timeoutMs: Int = 20_000
     ) throws -> [Error?] {
+        var finite: [Bool?] = []
+        return try ringRound(buffers, pieceFloats: pieceFloats, curve: curve, timeoutMs: timeoutMs, finite: &finite)
+    }
+
+    /// Runs one round, a thread per member; `finite` gets each member's verdict (nil if it failed).
+    func ringRound(
+        _ buffers: [UnsafeMutableBufferPointer<Float>], pieceFloats: Int, curve: CurveKeys? = nil,
+        timeoutMs: Int = 20_000, finite: inout [Bool?]
+    ) throws -> [Error?] {
         let n = buffers.count
         let contexts = try (0..<n).map { _ in try ZMQContext() }
         let rings = try contexts.map {
@@ -24,10 +33,12 @@ final class RingAllreduceTests: XCTestCase {
         let addresses = rings.map(\.address)
         final class Shared: @unchecked Sendable {  // each thread writes only its own slot
             var errors: [Error?]
+            var finite: [Bool?]
             let buffers: [UnsafeMutableBufferPointer<Float>]
             init(_ b: [UnsafeMutableBufferPointer<Float>]) {
                 buffers = b
                 errors = Array(repeating: nil, count: b.count)
+                finite = Array(repeating: nil, count: b.count)
             }
         }
         let shared = Shared(buffers), group = DispatchGroup()
@@ -35,7 +46,7 @@ final class RingAllreduceTests: XCTestCase {
             group.enter()
             Thread.detachNewThread {
                 do {
-                    try rings[p].allreduce(
+                    shared.finite[p] = try rings[p].allreduce(
                         shared.buffers[p], ring: addresses, position: p, step: 1, round: 1, timeoutMs: timeoutMs)
                 } catch {
                     shared.errors[p] = error
@@ -44,6 +55,7 @@ final class RingAllreduceTests: XCTestCase {
             }
         }
         group.wait()
+        finite = shared.finite
         return shared.errors
     }
 
@@ -68,14 +80,25 @@ final class RingAllreduceTests: XCTestCase {
         }
     }
 
-    func testNonFiniteGradientIsRejectedNotAdded() throws {
-        let buffers = (0..<2).map { _ in UnsafeMutableBufferPointer<Float>.allocate(capacity: 100) }
-        defer { buffers.forEach { $0.deallocate() } }
-        for b in buffers { for i in 0..<100 { b[i] = 1 } }
-        buffers[1][60] = .nan  // in chunk 1, which member 1 sends to member 0 first
-        let errors = try ringRound(buffers, pieceFloats: 16, timeoutMs: 2000)
-        XCTAssertTrue("\(errors[0] as Any)".contains("NaN or Inf"), "\(errors)")
-        XCTAssertNotNil(errors[1], "member 1 finished a ring whose partner refused its data")
+    /// A NaN in one member's gradient: the round completes and every member reports the same verdict
+    /// (so all of them skip the update together and none diverges).
+    func testNonFiniteGradientIsReportedByEveryMember() throws {
+        for n in [2, 3] {
+            let buffers = (0..<n).map { _ in UnsafeMutableBufferPointer<Float>.allocate(capacity: 100) }
+            defer { buffers.forEach { $0.deallocate() } }
+            for b in buffers { for i in 0..<100 { b[i] = 1 } }
+            buffers[1][60] = .nan  // member 1's own chunk for N = 2 (its last add makes it final)
+            buffers[n - 1][3] = .infinity
+            var finite: [Bool?] = []
+            let errors = try ringRound(buffers, pieceFloats: 16, timeoutMs: 2000, finite: &finite)
+            XCTAssertTrue(errors.allSatisfy { $0 == nil }, "\(errors)")
+            XCTAssertEqual(finite, [Bool?](repeating: false, count: n), "N=\(n)")
+            for b in buffers {
+                XCTAssertTrue(b[60].isNaN)
+                XCTAssertEqual(b[3], .infinity)
+                XCTAssertEqual(b[0], Float(n))
+            }
+        }
     }
 
     func testCurveRingAdmitsOnlyTheRunsWorkers() throws {
