@@ -31,7 +31,8 @@ public protocol GradientRing: AnyObject {
     @discardableResult
     func allreduce(
         _ buffer: UnsafeMutableBufferPointer<Float>, ring: [String], position: Int, step: Int, round: Int,
-        timeoutMs: Int) throws -> Bool
+        timeoutMs: Int
+    ) throws -> Bool
     func close()
 }
 
