@@ -6,11 +6,14 @@ import RainSupport
 /// receiver validates the header (magic, version, run id, kind, sizes, checksum) before it uses a byte.
 public struct MessageHeader: Equatable {
     public static let magic: UInt32 = 0x4E52_5753  // "SWRN"
-    public static let version: UInt16 = 1
+    /// 2: workers own the model state; steps carry no parameters and results no gradients.
+    public static let version: UInt16 = 2
     public static let size = 40
 
     public enum Kind: UInt8, CaseIterable {
         case hello = 1, welcome, ready, step, result, shutdown, abort, heartbeat, ring
+        /// Write your slice of the checkpoint; its answer.
+        case save, saved
     }
     public enum Phase: UInt8 { case none = 0, train, valid }
 
@@ -135,11 +138,20 @@ public enum Body {
         public var config: String
         public var parameterCount: Int
         public var blasThreads: Int
-        public init(rank: Int, config: String, parameterCount: Int, blasThreads: Int) {
+        /// The run's checkpoints directory (absolute, as the coordinator sees it) and the contents of the
+        /// probe file the coordinator wrote there: a worker that reads them shares the run directory.
+        public var checkpoints: String = ""
+        public var probe: String = ""
+        public init(
+            rank: Int, config: String, parameterCount: Int, blasThreads: Int, checkpoints: String = "",
+            probe: String = ""
+        ) {
             self.rank = rank
             self.config = config
             self.parameterCount = parameterCount
             self.blasThreads = blasThreads
+            self.checkpoints = checkpoints
+            self.probe = probe
         }
     }
     public struct Ready: Codable {
@@ -149,11 +161,17 @@ public enum Body {
         public var ringAddress: String? = nil
         /// Train samples per lead time (samples are indexed lead by lead, times ascending): locality sharding.
         public var trainLeadCounts: [Int]? = nil
-        public init(trainSamples: Int, validSamples: Int, ringAddress: String? = nil, trainLeadCounts: [Int]? = nil) {
+        /// The worker read the coordinator's probe file: it can write checkpoint slices the coordinator sees.
+        public var sharesRunDirectory: Bool = false
+        public init(
+            trainSamples: Int, validSamples: Int, ringAddress: String? = nil, trainLeadCounts: [Int]? = nil,
+            sharesRunDirectory: Bool = false
+        ) {
             self.trainSamples = trainSamples
             self.validSamples = validSamples
             self.ringAddress = ringAddress
             self.trainLeadCounts = trainLeadCounts
+            self.sharesRunDirectory = sharesRunDirectory
         }
     }
     public struct Step: Codable {
@@ -165,11 +183,20 @@ public enum Body {
         public var globalBatch: Int
         /// Which shard of the round this is (a dead worker's shard is re-split under new ids).
         public var shard: Int = 0
-        /// Ring allreduce: the ring's addresses in order, this worker's position, and the round id
-        /// (chunks of an abandoned round are recognised and dropped). Nil: star (gradient to the coordinator).
+        /// The ring's addresses in order, sent when they change (nil: the last ones sent), this worker's
+        /// position, and the round id (chunks of an abandoned round are recognised and dropped).
         public var ring: [String]? = nil
         public var position: Int = 0
         public var round: Int = 0
+        /// The update this round's gradient makes: learning rate and Adam's step number t.
+        public var lr: Double = 0
+        public var adamStep: Int = 0
+        /// The last round whose update every member reached: apply it (if it is the one pending) before
+        /// anything else; a pending update of any other round was abandoned and is dropped.
+        public var commit: Int? = nil
+        /// Load the model state from this checkpoint (absolute path) first: a resumed run, or a worker
+        /// that joined after the start.
+        public var load: String? = nil
         public init(
             epoch: Int, step: Int, samples: [Int], globalBatch: Int, shard: Int = 0, ring: [String]? = nil,
             position: Int = 0, round: Int = 0
@@ -211,6 +238,10 @@ public enum Body {
         public var round: Int = 0
         /// Seconds the worker spent computing (assembly, forward, backward), to separate compute from waiting.
         public var computeSeconds: Double = 0
+        /// The allreduced gradient held NaN or Inf (every member says the same; none applies it).
+        public var nonFinite: Bool = false
+        /// Checksum of the worker's parameters (at validation: the replicas must agree bit for bit).
+        public var paramsChecksum: UInt32? = nil
         public var count: Int
         /// Σ over samples of the transformed-space loss.
         public var lossSum: Double
@@ -227,6 +258,40 @@ public enum Body {
             self.lossSum = lossSum
             self.leadSquaredError = leadSquaredError
             self.leadWeight = leadWeight
+        }
+    }
+    /// Write part `part` of `parts` of the model state under `checkpoints/directory`.
+    public struct Save: Codable {
+        public var directory: String
+        public var part: Int
+        public var parts: Int
+        public var globalStep: Int
+        public var commit: Int?
+        /// Load this checkpoint first (a resumed run saved before its first step).
+        public var load: String?
+        public init(directory: String, part: Int, parts: Int, globalStep: Int, commit: Int?, load: String? = nil) {
+            self.directory = directory
+            self.part = part
+            self.parts = parts
+            self.globalStep = globalStep
+            self.commit = commit
+            self.load = load
+        }
+    }
+    /// A slice written: its file (relative to the checkpoints directory), range and checksum.
+    public struct Saved: Codable {
+        public var part: Int
+        public var file: String
+        public var lower: Int, upper: Int
+        public var checksum: UInt32
+        public var paramsChecksum: UInt32
+        public init(part: Int, file: String, lower: Int, upper: Int, checksum: UInt32, paramsChecksum: UInt32) {
+            self.part = part
+            self.file = file
+            self.lower = lower
+            self.upper = upper
+            self.checksum = checksum
+            self.paramsChecksum = paramsChecksum
         }
     }
     public static func encode<T: Encodable>(_ v: T) -> [UInt8] { [UInt8](try! JSONEncoder().encode(v)) }

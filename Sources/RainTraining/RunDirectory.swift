@@ -14,6 +14,7 @@ public final class RunDirectory {
     }
     public var configPath: String { url.appendingPathComponent("config.yaml").path }
     public var metricsPath: String { url.appendingPathComponent("metrics.jsonl").path }
+    public var checkpointsPath: String { url.appendingPathComponent("checkpoints").path }
     public var lastCheckpoint: String { url.appendingPathComponent("checkpoints/last.ckpt").path }
     public var bestCheckpoint: String { url.appendingPathComponent("checkpoints/best.ckpt").path }
     /// The run's trained model: its configuration and the parameters of `checkpoint` (default:

@@ -9,41 +9,46 @@ extension TrainingCoordinator {
     /// silent past `workerTimeoutMs` while it owes a shard is declared dead and its shard is split
     /// among the survivors, so the round's sum covers the same samples. Results come back in shard order.
     func dispatch(
-        _ phase: MessageHeader.Phase, shards: [[Int]], globalBatch: Int, epoch: Int, step: Int,
-        params: FlatBuffer, timeoutMs: Int
-    ) throws -> [(Body.Result, [Float])] {
-        let payload = UnsafeBufferPointer(params.buffer)
+        _ phase: MessageHeader.Phase, shards: [[Int]], globalBatch: Int, epoch: Int, step: Int, timeoutMs: Int
+    ) throws -> [Body.Result] {
         var assigned: [(samples: [Int], rank: Int)] = []
         var replaced = Set<Int>()
-        var results: [Int: (Body.Result, [Float])] = [:]
+        var results: [Int: Body.Result] = [:]
         func send(_ id: Int) throws {
-            let body = Body.Step(
+            var body = Body.Step(
                 epoch: epoch, step: step, samples: assigned[id].samples, globalBatch: globalBatch, shard: id)
-            try transport.send(
+            body.commit = committedRound
+            body.load = loadFor.removeValue(forKey: assigned[id].rank)
+            try self.send(
                 to: peers[assigned[id].rank],
-                Message.frames(
-                    .step, phase: phase, runId: runId, step: UInt64(step), body: Body.encode(body), payload: payload))
+                Message.frames(.step, phase: phase, runId: runId, step: UInt64(step), body: Body.encode(body)))
         }
-        let ranks = live
+        let ranks = holding
+        let shards = shards.count == ranks.count ? shards : Sharding.shards(shards.flatMap { $0 }, workers: ranks.count)
         for (i, s) in shards.enumerated() where !s.isEmpty {
             assigned.append((s, ranks[i]))
             lastSeen[ranks[i]] = clock.now
             try send(assigned.count - 1)
         }
         func declareDead(_ rank: Int, _ why: String) throws {
-            live.removeAll { $0 == rank }
+            remove(rank)
             deaths.append((rank, why))
             log("worker \(rank) declared dead (\(why)); \(live.count) live")
             if live.count < max(1, options.minWorkers) { throw NotEnoughWorkers(reason: "worker \(rank) \(why)") }
+            let survivors = holding
+            guard !survivors.isEmpty else { throw NotEnoughWorkers(reason: "no live worker holds the model state") }
             for id in assigned.indices where assigned[id].rank == rank && results[id] == nil && !replaced.contains(id) {
                 replaced.insert(id)
-                for part in Sharding.shards(assigned[id].samples, workers: live.count).enumerated()
+                for part in Sharding.shards(assigned[id].samples, workers: survivors.count).enumerated()
                 where !part.element.isEmpty {
-                    assigned.append((part.element, live[part.offset]))
-                    lastSeen[live[part.offset]] = max(lastSeen[live[part.offset]] ?? clock.now, clock.now)
+                    let r = survivors[part.offset]
+                    assigned.append((part.element, r))
+                    lastSeen[r] = max(lastSeen[r] ?? clock.now, clock.now)
                     try send(assigned.count - 1)
                 }
-                log("step \(step): worker \(rank)'s \(assigned[id].samples.count) sample(s) re-assigned to \(live)")
+                log(
+                    "step \(step): worker \(rank)'s \(assigned[id].samples.count) sample(s) re-assigned to \(survivors)"
+                )
             }
         }
         let start = clock.now
@@ -58,15 +63,10 @@ extension TrainingCoordinator {
                     reject(.unexpected, from: peers[rank])
                     continue
                 }
-                guard m.payload.allSatisfy({ $0.isFinite }) else {
-                    reject(.nonFinite, from: peers[rank])
-                    try declareDead(rank, "sent a non-finite gradient")
-                    continue
-                }
-                results[r.shard] = (r, m.payload)
+                results[r.shard] = r
             case .abort(let rank, let m)?:
                 try declareDead(rank, "aborted: \(String(decoding: m.body, as: UTF8.self).prefix(200))")
-            case nil: break
+            default: break
             }
             let owing = Set(
                 assigned.indices.filter { results[$0] == nil && !replaced.contains($0) }.map { assigned[$0].rank })
@@ -88,18 +88,18 @@ extension TrainingCoordinator {
         return assigned.indices.filter { !replaced.contains($0) }.map { results[$0]! }
     }
 
-    /// A ring round: every live worker gets a (possibly empty) contiguous shard and the ring; they
-    /// allreduce among themselves and the first returns the sum. If a member dies or the ring breaks,
-    /// the round is abandoned (survivors are told through their ring inboxes) and restarted among the
-    /// survivors with the same batch.
-    func dispatchRing(shards: [[Int]], globalBatch: Int, epoch: Int, step: Int, params: FlatBuffer) throws -> [(
-        Body.Result, [Float]
-    )] {
-        let payload = UnsafeBufferPointer(params.buffer)
+    /// A training round: every live worker gets a (possibly empty) contiguous shard, the update's
+    /// learning rate and step number, and (when they changed) the ring's addresses; they allreduce
+    /// among themselves and hold the update until the next message commits the round. If a member
+    /// dies or the ring breaks, the round is abandoned (survivors are told through their ring inboxes;
+    /// their held updates are dropped) and restarted among the survivors with the same batch.
+    func dispatchRing(shards: [[Int]], globalBatch: Int, epoch: Int, step: Int, lr: Double, adamStep: Int) throws
+        -> [Body.Result]
+    {
         let start = clock.now
         while true {
             roundCounter += 1
-            let round = roundCounter, members = live
+            let round = roundCounter, members = holding
             guard members.allSatisfy({ ringAddress[$0] != nil }) else {
                 throw SwiftRainError(
                     "workers", "a worker reported no ring address", hint: "run the same SwiftRain version on every host"
@@ -110,17 +110,21 @@ extension TrainingCoordinator {
             let parts =
                 shards.count == members.count ? shards : Sharding.shards(shards.flatMap { $0 }, workers: members.count)
             for (pos, part) in parts.enumerated() {
-                let body = Body.Step(
-                    epoch: epoch, step: step, samples: part, globalBatch: globalBatch,
-                    shard: pos, ring: ring, position: pos, round: round)
-                lastSeen[members[pos]] = clock.now
-                try transport.send(
-                    to: peers[members[pos]],
-                    Message.frames(
-                        .step, phase: .train, runId: runId, step: UInt64(step), body: Body.encode(body),
-                        payload: payload))
+                let r = members[pos]
+                var body = Body.Step(
+                    epoch: epoch, step: step, samples: part, globalBatch: globalBatch, shard: pos,
+                    ring: ringSent[r] == ring ? nil : ring, position: pos, round: round)
+                body.lr = lr
+                body.adamStep = adamStep
+                body.commit = committedRound
+                body.load = loadFor.removeValue(forKey: r)
+                ringSent[r] = ring
+                lastSeen[r] = clock.now
+                try send(
+                    to: peers[r],
+                    Message.frames(.step, phase: .train, runId: runId, step: UInt64(step), body: Body.encode(body)))
             }
-            var results: [Int: (Body.Result, [Float])] = [:]
+            var results: [Int: Body.Result] = [:]
             var broken: String? = nil
             while broken == nil && results.count < members.count {
                 switch try pump(timeoutMs: 200) {
@@ -131,19 +135,19 @@ extension TrainingCoordinator {
                     if r.ringFailed {
                         broken = "worker \(rank) lost its ring neighbour"
                     } else {
-                        results[pos] = (r, m.payload)
+                        results[pos] = r
                     }
                 case .abort(let rank, let m)?:
-                    live.removeAll { $0 == rank }
+                    remove(rank)
                     deaths.append((rank, "aborted"))
                     broken = "worker \(rank) aborted: \(String(decoding: m.body, as: UTF8.self).prefix(200))"
-                case nil: break
+                default: break
                 }
                 for rank in members
                 where live.contains(rank) && results[members.firstIndex(of: rank)!] == nil
                     && (clock.now - (lastSeen[rank] ?? start)) * 1000 > Double(workerTimeoutMs)
                 {
-                    live.removeAll { $0 == rank }
+                    remove(rank)
                     deaths.append((rank, "silent"))
                     log("worker \(rank) declared dead (silent for \(workerTimeoutMs / 1000) s); \(live.count) live")
                     broken = "worker \(rank) died"
@@ -160,6 +164,7 @@ extension TrainingCoordinator {
                     runId: runId, round: round, step: step,
                     addresses: members.filter { live.contains($0) }.compactMap { ringAddress[$0] })
                 if live.count < max(1, options.minWorkers) { throw NotEnoughWorkers(reason: broken) }
+                if holding.isEmpty { throw NotEnoughWorkers(reason: "no live worker holds the model state") }
                 continue
             }
             return (0..<members.count).map { results[$0]! }

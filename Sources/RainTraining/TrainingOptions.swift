@@ -1,13 +1,5 @@
 import ArgumentParser
 
-/// Gradient averaging: through the coordinator, or among the workers.
-public enum Allreduce: String, CaseIterable, Codable, ExpressibleByArgument {
-    /// Every worker's gradient to the coordinator, which adds them in rank order.
-    case star
-    /// Chunked reduce-scatter + allgather among the workers; only the first returns the sum.
-    case ring
-}
-
 /// The order in which workers read the train samples.
 public enum SampleOrder: String, CaseIterable, Codable, ExpressibleByArgument {
     /// One seeded permutation per epoch, cut into global batches: results independent of N.
@@ -43,8 +35,6 @@ public struct TrainingOptions: ParsableArguments {
     public var joinTimeout = 120.0
     @Option(name: .customLong("min-workers"), help: "Below this many live workers, checkpoint and exit non-zero.")
     public var minWorkers = 1
-    @Option(help: "Gradient averaging: star (through the coordinator) or ring (among the workers).")
-    public var allreduce = Allreduce.star
     @Option(
         help: """
             Sample order: global (one seeded permutation, results independent of N) or locality (each worker \

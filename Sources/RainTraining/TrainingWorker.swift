@@ -114,6 +114,9 @@ public final class TrainingWorker {
         }
         let ring = try makeRing?(runId)
         defer { ring?.close() }
+        let replica = Replica(runner: compute, config: config)
+        let probe = try? String(contentsOfFile: welcome.checkpoints + "/" + Self.probeName(runId), encoding: .utf8)
+        let shares = !welcome.probe.isEmpty && probe == welcome.probe
         log(
             """
             worker \(welcome.rank): \(compute.index.samples(.train).count) train, \
@@ -128,71 +131,14 @@ public final class TrainingWorker {
                     Body.Ready(
                         trainSamples: compute.index.samples(.train).count,
                         validSamples: compute.index.samples(.valid).count, ringAddress: ring?.address,
-                        trainLeadCounts: compute.index.samples(.train).leads.map(\.times.count)))))
-        while true {
-            guard let frames = try transport.receive(timeoutMs: idleTimeoutMs) else {
-                throw SwiftRainError(
-                    "coordinator", "silent for \(idleTimeoutMs / 1000) s",
-                    hint: "the coordinator probably died; restart it with --resume, then the workers")
-            }
-            let m: Message
-            do { m = try Message.decode(frames, runId: runId, maxPayloadBytes: 4 * compute.layout.count) } catch {
-                log("worker \(welcome.rank): rejected a message (\(error))")
-                continue
-            }
-            switch m.header.kind {
-            case .shutdown:
-                log("worker \(welcome.rank): \(compute.mappedSummary())")
-                return
-            case .step:
-                let step = try m.decodeBody(Body.Step.self)
-                guard m.payload.count == compute.layout.count else {
-                    throw SwiftRainError(
-                        "coordinator", "parameters of the wrong size", expected: "\(compute.layout.count)",
-                        found: "\(m.payload.count)", hint: "run the same SwiftRain version and configuration everywhere"
-                    )
-                }
-                _ = compute.params.buffer.update(from: m.payload)
-                do {
-                    if m.header.phase == .train {
-                        let t0 = Date()
-                        let sums = try compute.train(samples: step.samples, globalBatch: step.globalBatch)
-                        var r = Body.Result(step: step.step, shard: step.shard, sums)
-                        r.computeSeconds = Date().timeIntervalSince(t0)
-                        r.round = step.round
-                        var sendGradient = true
-                        if let members = step.ring, let ring {
-                            do {
-                                try ring.allreduce(
-                                    compute.grads.buffer, ring: members, position: step.position, step: step.step,
-                                    round: step.round, timeoutMs: ringTimeoutMs)
-                                sendGradient = step.position == 0  // every member holds the sum; one copy suffices
-                            } catch {
-                                log("worker \(welcome.rank): \(error)")
-                                r.ringFailed = true
-                                sendGradient = false
-                            }
-                        }
-                        try transport.send(
-                            Message.frames(
-                                .result, phase: .train, runId: runId, step: m.header.step, body: Body.encode(r),
-                                payload: sendGradient ? UnsafeBufferPointer(compute.grads.buffer) : nil))
-                    } else {
-                        let r = Body.Result(
-                            step: step.step, shard: step.shard, try compute.evaluate(samples: step.samples))
-                        try transport.send(
-                            Message.frames(
-                                .result, phase: .valid, runId: runId, step: m.header.step, body: Body.encode(r)))
-                    }
-                } catch {
-                    try? transport.send(Message.frames(.abort, runId: runId, body: Array("\(error)".utf8)))
-                    throw error
-                }
-            default:
-                log("worker \(welcome.rank): ignored a \(m.header.kind) message")
-            }
-        }
+                        trainLeadCounts: compute.index.samples(.train).leads.map(\.times.count),
+                        sharesRunDirectory: shares))))
+        try serve(
+            runId: runId, rank: welcome.rank, replica: replica, ring: ring, checkpoints: welcome.checkpoints)
     }
+
+    /// The probe file a coordinator writes in its checkpoints directory for run `runId`.
+    public static func probeName(_ runId: UInt64) -> String { ".probe-\(String(runId, radix: 16))" }
 }
 
 extension Body.Result {

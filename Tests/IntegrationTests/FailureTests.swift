@@ -48,7 +48,8 @@ final class FailureTests: XCTestCase {
         XCTAssertEqual(c.process.terminationStatus, 0, c.errors())
         let log = c.errors()
         XCTAssertTrue(log.contains("declared dead (silent for 2 s)"), log)
-        XCTAssertTrue(log.contains(extra.contains("ring") ? "abandoned" : "re-assigned to"), log)
+        // The ring round is abandoned (survivors released through their inboxes) and redone among them.
+        XCTAssertTrue(log.contains("abandoned"), log)
         let a = try params("\(run)-clean"), b = try params(run)
         let worst = zip(a, b).map { abs($0 - $1) }.max()!
         // Same batches, another summation order.
@@ -59,11 +60,6 @@ final class FailureTests: XCTestCase {
     func testKilledWorkerIsRecoveredAndTheResultIsUnchanged() throws { _ = try survive(SIGKILL, run: "killed") }
 
     func testFrozenWorkerIsRecoveredAndTheResultIsUnchanged() throws { _ = try survive(SIGSTOP, run: "frozen") }
-
-    /// Ring mode: the survivors are released from the broken ring and the step is redone among them.
-    func testKilledWorkerDuringRingIsRecovered() throws {
-        _ = try survive(SIGKILL, run: "ring-killed", extra: ["--allreduce", "ring"])
-    }
 
     func testBelowMinWorkersCheckpointsAndExplainsHowToResume() throws {
         var args = trainArgs("minw", steps: 200, workers: 2)
@@ -105,6 +101,8 @@ final class FailureTests: XCTestCase {
         second.wait()
         XCTAssertEqual(c.process.terminationStatus, 0, c.errors())
         XCTAssertTrue(c.errors().contains("worker 1 ready; 2 live"), c.errors())
+        // It had no model state: the first worker wrote a checkpoint, the newcomer loaded it.
+        XCTAssertTrue(c.errors().contains("worker(s) [1] joined: writing a checkpoint for them to load"), c.errors())
         XCTAssertEqual(second.process.terminationStatus, 0, second.errors())
         // One worker or two: the same global batches, so the same parameters up to summation order.
         let clean = try runProcess(Binaries.swiftrain, trainArgs("late-clean", steps: 40, workers: 1))

@@ -1,5 +1,6 @@
 import Foundation
 import RainConfig
+import RainModel
 import RainProtocol
 import RainSupport
 import RainTraining
@@ -15,10 +16,17 @@ final class CoordinatorProtocolTests: XCTestCase {
         let trainSamples: Int, validSamples: Int
         private(set) var welcome: Body.Welcome?
         private(set) var runId: UInt64 = 0
-        /// Every step message received: (phase, global step, shard, samples).
-        private(set) var received: [(phase: MessageHeader.Phase, step: Int, shard: Int, samples: [Int])] = []
-        /// What it answered: (phase, global step, samples), in order.
-        private(set) var answered: [(phase: MessageHeader.Phase, step: Int, samples: [Int])] = []
+        /// Every step message received: (phase, global step, shard, samples, checkpoint to load).
+        private(set) var received:
+            [(phase: MessageHeader.Phase, step: Int, shard: Int, samples: [Int], load: String?)] = []
+        /// What it answered: (phase, global step, samples, round), in order.
+        private(set) var answered: [(phase: MessageHeader.Phase, step: Int, samples: [Int], round: Int)] = []
+        /// Rounds the coordinator declared complete (the `commit` of later messages).
+        private(set) var commits: Set<Int> = []
+        /// Checkpoint slices it wrote: (global step, part, parts).
+        private(set) var saves: [(step: Int, part: Int, parts: Int)] = []
+        /// Its "model state": zeros, written as real slices when the coordinator asks.
+        private var state: (FlatBuffer, FlatBuffer, FlatBuffer)?
         private(set) var toldToShutDown = false
         /// From this global step on, the worker stops answering (a hung or SIGSTOPped process).
         var silentFrom: Int?
@@ -49,16 +57,36 @@ final class CoordinatorProtocolTests: XCTestCase {
                 case .welcome:
                     welcome = try! m.decodeBody(Body.Welcome.self)
                     runId = m.header.runId
-                    let ready = Body.Ready(trainSamples: trainSamples, validSamples: validSamples)
+                    let n = welcome!.parameterCount
+                    state = (FlatBuffer(count: n), FlatBuffer(count: n), FlatBuffer(count: n))
+                    let probe = try? String(
+                        contentsOfFile: welcome!.checkpoints + "/" + TrainingWorker.probeName(runId), encoding: .utf8)
+                    let ready = Body.Ready(
+                        trainSamples: trainSamples, validSamples: validSamples, ringAddress: "inproc://\(n)",
+                        sharesRunDirectory: probe == welcome!.probe)
                     try! client.send(Message.frames(.ready, runId: runId, body: Body.encode(ready)))
                 case .step:
                     let step = try! m.decodeBody(Body.Step.self)
-                    received.append((m.header.phase, step.step, step.shard, step.samples))
+                    received.append((m.header.phase, step.step, step.shard, step.samples, step.load))
+                    if let c = step.commit { commits.insert(c) }
                     if let s = silentFrom, step.step >= s {
                         if heldBack == nil { heldBack = (m, step) }
                     } else {
                         answer(m, step)
                     }
+                case .save:
+                    let save = try! m.decodeBody(Body.Save.self)
+                    if let c = save.commit { commits.insert(c) }
+                    let (p, mo, v) = state!
+                    let slice = try! Checkpoint.writeSlice(
+                        checkpoints: welcome!.checkpoints, directory: save.directory, part: save.part, of: save.parts,
+                        globalStep: save.globalStep, params: p, m: mo, v: v)
+                    saves.append((save.globalStep, save.part, save.parts))
+                    let saved = Body.Saved(
+                        part: save.part, file: slice.file, lower: slice.lower, upper: slice.upper,
+                        checksum: slice.checksum, paramsChecksum: 7)
+                    try! client.send(
+                        Message.frames(.saved, runId: runId, step: m.header.step, body: Body.encode(saved)))
                 case .shutdown:
                     toldToShutDown = true
                 default:
@@ -67,8 +95,8 @@ final class CoordinatorProtocolTests: XCTestCase {
             }
         }
 
-        /// A result whose loss is Σ (sample + 1) and whose gradient is 10⁻³ per sample in every
-        /// element: the coordinator's sums are then checkable by hand.
+        /// A result whose loss is Σ (sample + 1): the coordinator's sums are then checkable by hand.
+        /// (No gradient travels: the workers sum them among themselves.)
         private func answer(_ m: Message, _ step: Body.Step) {
             let leads = 5
             var result = Body.Result(
@@ -77,16 +105,11 @@ final class CoordinatorProtocolTests: XCTestCase {
                 leadSquaredError: [Double](repeating: 1, count: leads),
                 leadWeight: [Double](repeating: 4, count: leads))
             result.computeSeconds = 0.5
-            let grad =
-                m.header.phase == .train
-                ? [Float](repeating: 1e-3 * Float(step.samples.count), count: welcome!.parameterCount) : []
-            let frames = grad.withUnsafeBufferPointer {
+            result.round = step.round
+            try! client.send(
                 Message.frames(
-                    .result, phase: m.header.phase, runId: runId, step: m.header.step, body: Body.encode(result),
-                    payload: grad.isEmpty ? nil : $0)
-            }
-            try! client.send(frames)
-            answered.append((m.header.phase, step.step, step.samples))
+                    .result, phase: m.header.phase, runId: runId, step: m.header.step, body: Body.encode(result)))
+            answered.append((m.header.phase, step.step, step.samples, step.round))
         }
     }
 
@@ -100,9 +123,10 @@ final class CoordinatorProtocolTests: XCTestCase {
         return c
     }
 
-    /// Joins, a worker that falls silent mid-round (declared dead on the manual clock, its shard
-    /// re-split among the survivors), a worker joining mid-run, foreign and garbage messages, and
-    /// the dead worker waking up: training still finishes, and every step's results cover its batch.
+    /// Joins, a worker that falls silent mid-round (declared dead on the manual clock, the round
+    /// restarted among the survivors), a worker joining mid-run (it loads a checkpoint the others write
+    /// first), foreign and garbage messages, and the dead worker waking up: training still finishes,
+    /// and every committed round's results cover its batch.
     func testJoinsDeathResplitLateJoinAndForeignMessages() throws {
         let dir = temporaryDirectory(self)
         let hub = InMemoryHub()
@@ -162,24 +186,32 @@ final class CoordinatorProtocolTests: XCTestCase {
         XCTAssertEqual(coordinator.deaths.map(\.rank), [2])
         XCTAssertTrue(coordinator.deaths.first?.reason.contains("silent") ?? false, "\(coordinator.deaths)")
         XCTAssertGreaterThan(hub.clock.now - (silentSince ?? .infinity), 10)
-        // Its shard of step 3 went to the survivors: that step's answered samples are the whole batch,
+        // Step 3 was redone among the survivors: the committed round's samples are the whole batch,
         // with the dead worker's samples computed once, by someone else.
         let held = try XCTUnwrap(w[2].received.first { $0.step == 3 && $0.phase == .train })
         XCTAssertFalse(held.samples.isEmpty)
-        /// The samples answered for `step`, without the dead worker's stale answer.
+        let commits = w.reduce(Set<Int>()) { $0.union($1.commits) }
+        /// The samples answered for `step` in rounds the coordinator committed.
         func answered(_ step: Int) -> [Int] {
-            w.enumerated().flatMap { i, worker in
-                worker.answered.filter { $0.step == step && $0.phase == .train && !(i == 2 && step >= 3) }.flatMap(
-                    \.samples)
+            w.flatMap { worker in
+                worker.answered.filter { $0.step == step && $0.phase == .train && commits.contains($0.round) }
+                    .flatMap(\.samples)
             }
         }
+        XCTAssertEqual(commits.count, 10, "one committed round per step: \(commits.sorted())")
         XCTAssertTrue(Set(held.samples).isSubset(of: Set(answered(3))))
         // It woke up at step 6 and sent its stale result: refused, and told to leave.
         XCTAssertTrue(w[2].answered.contains { $0.step == 3 }, "the silent worker never woke up")
         XCTAssertEqual(coordinator.rejected[MessageHeader.Rejection.unexpected.rawValue], 1)
 
-        // The late joiner took part in later steps.
+        // The late joiner took part in later steps, after loading the checkpoint the others wrote for it.
         XCTAssertTrue(w[3].answered.contains { $0.phase == .train }, "the late joiner never got a shard")
+        let firstStep = try XCTUnwrap(w[3].received.first)
+        XCTAssertEqual(firstStep.load, dir.appendingPathComponent("run/checkpoints/last.ckpt").path)
+        XCTAssertTrue(
+            w[0].saves.contains { $0.step == firstStep.step }, "no checkpoint just before the joiner's first step")
+        // Epoch ends: every live holder wrote one slice of each checkpoint.
+        XCTAssertEqual(w[0].saves.filter { $0.step == 10 }.map(\.parts), [3])
 
         // Foreign and garbage messages were refused and counted, and changed nothing.
         XCTAssertEqual(coordinator.rejected[MessageHeader.Rejection.malformed.rawValue], 1)

@@ -1,0 +1,113 @@
+import Foundation
+import RainModel
+import RainProtocol
+import RainSupport
+
+/// Checkpoints without a central copy: the workers holding the state write one slice each, the
+/// coordinator commits the manifest last (DESIGN.md §6), and joiners load what was committed.
+extension TrainingCoordinator {
+    /// Writes the probe file workers read to show that they share the run directory.
+    func writeProbe() throws {
+        let path = run.checkpointsPath + "/" + TrainingWorker.probeName(runId)
+        do { try probe.write(toFile: path, atomically: true, encoding: .utf8) } catch {
+            throw SwiftRainError(
+                path, "cannot write in the run directory: \(error.localizedDescription)",
+                hint: "pass a writable --run directory")
+        }
+    }
+
+    func removeProbe() {
+        try? FileManager.default.removeItem(atPath: run.checkpointsPath + "/" + TrainingWorker.probeName(runId))
+    }
+
+    /// Live workers that joined after the state left the seed or the checkpoint get it: the holders
+    /// write a checkpoint, the joiners load it with their next message.
+    func syncJoiners() throws {
+        let waiting = live.filter { !holders.contains($0) }
+        guard !waiting.isEmpty else { return }
+        guard live.contains(where: holders.contains) else {
+            throw NotEnoughWorkers(reason: "no live worker holds the model state")
+        }
+        log("worker(s) \(waiting) joined: writing a checkpoint for them to load")
+        let path = try saveCheckpoint()
+        for r in waiting where live.contains(r) {
+            loadFor[r] = path
+            holders.insert(r)
+        }
+    }
+
+    /// The holders write their slices; the manifest goes to last.ckpt (and best.ckpt). A holder that
+    /// dies meanwhile restarts the save among the others. Returns last.ckpt's path.
+    @discardableResult
+    func saveCheckpoint(best: Bool = false) throws -> String {
+        let start = clock.now
+        while true {
+            let members = holding
+            guard !members.isEmpty else { throw NotEnoughWorkers(reason: "no live worker holds the model state") }
+            saveCounter += 1
+            let directory = "slices/\(String(runId, radix: 16).prefix(8))-g\(state.globalStep)-\(saveCounter)"
+            for (i, r) in members.enumerated() {
+                let body = Body.Save(
+                    directory: directory, part: i, parts: members.count, globalStep: state.globalStep,
+                    commit: committedRound, load: loadFor[r])
+                lastSeen[r] = clock.now
+                try send(
+                    to: peers[r],
+                    Message.frames(.save, runId: runId, step: UInt64(state.globalStep), body: Body.encode(body)))
+                loadFor[r] = nil
+            }
+            var saved: [Int: Body.Saved] = [:]
+            var lost: String? = nil
+            while lost == nil && saved.count < members.count {
+                switch try pump(timeoutMs: 200) {
+                case .saved(let r, let m)?:
+                    guard let s = try? m.decodeBody(Body.Saved.self), let i = members.firstIndex(of: r), s.part == i,
+                        m.header.step == UInt64(state.globalStep)
+                    else { continue }
+                    saved[i] = s
+                case .abort(let r, let m)?:
+                    remove(r)
+                    deaths.append((r, "aborted"))
+                    lost =
+                        "worker \(r) failed to write its slice: \(String(decoding: m.body, as: UTF8.self).prefix(300))"
+                default: break
+                }
+                for r in members
+                where live.contains(r) && saved[members.firstIndex(of: r)!] == nil
+                    && (clock.now - (lastSeen[r] ?? start)) * 1000 > Double(workerTimeoutMs)
+                {
+                    remove(r)
+                    deaths.append((r, "silent"))
+                    lost = "worker \(r) went silent"
+                }
+                if (clock.now - start) * 1000 > Double(stepTimeoutMs) {
+                    throw SwiftRainError(
+                        "checkpoint", "not written within \(stepTimeoutMs / 1000) s",
+                        hint: "check the run directory's disk; the previous checkpoint stands")
+                }
+            }
+            if let lost {
+                log("checkpoint at step \(state.globalStep): \(lost); writing it again among \(live)")
+                continue
+            }
+            let sums = Set(saved.values.map(\.paramsChecksum))
+            guard sums.count == 1 else {
+                throw SwiftRainError(
+                    "workers", "the workers' parameters differ (\(sums.count) versions among \(members.count))",
+                    hint: "a worker computes differently (another SwiftRain build?); resume from the last checkpoint")
+            }
+            let slices = (0..<members.count).map {
+                let s = saved[$0]!
+                return CheckpointSlice(file: s.file, lower: s.lower, upper: s.upper, checksum: s.checksum)
+            }
+            try Checkpoint.commit(path: run.lastCheckpoint, state: state, slices: slices, parameters: trainParamsCount)
+            if best {
+                try Checkpoint.commit(
+                    path: run.bestCheckpoint, state: state, slices: slices, parameters: trainParamsCount)
+            }
+            Checkpoint.removeUnreferencedSlices(
+                checkpoints: run.checkpointsPath, keep: [run.lastCheckpoint, run.bestCheckpoint])
+            return run.lastCheckpoint
+        }
+    }
+}

@@ -1,0 +1,104 @@
+import Foundation
+import RainModel
+import RainProtocol
+import RainSupport
+
+/// The worker's loop after `ready`: steps, validation shards and checkpoint slices until shutdown.
+/// Nothing large crosses the control socket: the worker holds the model state (`Replica`), sums
+/// gradients with the other workers over the ring, and writes its own checkpoint slice.
+extension TrainingWorker {
+    func serve(runId: UInt64, rank: Int, replica: Replica, ring: GradientRing?, checkpoints: String) throws {
+        let compute = replica.runner
+        var members: [String] = []
+        func answer(_ kind: MessageHeader.Kind, phase: MessageHeader.Phase = .none, step: UInt64, _ body: [UInt8])
+            throws
+        {
+            try transport.send(Message.frames(kind, phase: phase, runId: runId, step: step, body: body))
+        }
+        while true {
+            guard let frames = try transport.receive(timeoutMs: idleTimeoutMs) else {
+                throw SwiftRainError(
+                    "coordinator", "silent for \(idleTimeoutMs / 1000) s",
+                    hint: "the coordinator probably died; restart it with --resume, then the workers")
+            }
+            let m: Message
+            do { m = try Message.decode(frames, runId: runId, maxPayloadBytes: 0) } catch {
+                log("worker \(rank): rejected a message (\(error))")
+                continue
+            }
+            do {
+                switch m.header.kind {
+                case .shutdown:
+                    log("worker \(rank): \(compute.mappedSummary())")
+                    return
+                case .save:
+                    let save = try m.decodeBody(Body.Save.self)
+                    replica.settle(commit: save.commit)
+                    if let path = save.load { try replica.load(checkpoint: path) }
+                    let slice = try Checkpoint.writeSlice(
+                        checkpoints: checkpoints, directory: save.directory, part: save.part, of: save.parts,
+                        globalStep: save.globalStep, params: compute.params, m: replica.m, v: replica.v)
+                    let saved = Body.Saved(
+                        part: save.part, file: slice.file, lower: slice.lower, upper: slice.upper,
+                        checksum: slice.checksum, paramsChecksum: replica.paramsChecksum)
+                    try answer(.saved, step: m.header.step, Body.encode(saved))
+                case .step:
+                    let step = try m.decodeBody(Body.Step.self)
+                    replica.settle(commit: step.commit)
+                    if let path = step.load { try replica.load(checkpoint: path) }
+                    if let ring = step.ring { members = ring }
+                    if m.header.phase == .train {
+                        try answer(
+                            .result, phase: .train, step: m.header.step,
+                            Body.encode(try train(step, replica: replica, ring: ring, members: members, rank: rank)))
+                    } else {
+                        var r = Body.Result(
+                            step: step.step, shard: step.shard, try compute.evaluate(samples: step.samples))
+                        r.paramsChecksum = replica.paramsChecksum
+                        try answer(.result, phase: .valid, step: m.header.step, Body.encode(r))
+                    }
+                default:
+                    log("worker \(rank): ignored a \(m.header.kind) message")
+                }
+            } catch {
+                try? transport.send(Message.frames(.abort, runId: runId, body: Array("\(error)".utf8)))
+                throw error
+            }
+        }
+    }
+
+    /// One round: this worker's shard's gradient, summed over the ring; its update held until the
+    /// coordinator commits the round.
+    private func train(_ step: Body.Step, replica: Replica, ring: GradientRing?, members: [String], rank: Int) throws
+        -> Body.Result
+    {
+        let compute = replica.runner
+        let t0 = Date()
+        let sums = try compute.train(samples: step.samples, globalBatch: step.globalBatch)
+        var r = Body.Result(step: step.step, shard: step.shard, sums)
+        r.computeSeconds = Date().timeIntervalSince(t0)
+        r.round = step.round
+        var finite = true
+        if members.count > 1 {
+            guard let ring, members.indices.contains(step.position) else {
+                throw SwiftRainError(
+                    "coordinator", "a ring step without the ring's members",
+                    hint: "run the same SwiftRain version everywhere")
+            }
+            do {
+                finite = try ring.allreduce(
+                    compute.grads.buffer, ring: members, position: step.position, step: step.step,
+                    round: step.round, timeoutMs: ringTimeoutMs)
+            } catch {
+                log("worker \(rank): \(error)")
+                r.ringFailed = true
+                return r
+            }
+        } else {
+            finite = compute.grads.buffer.allSatisfy { $0.isFinite }
+        }
+        if finite { replica.hold(round: step.round, lr: step.lr, t: step.adamStep) }
+        r.nonFinite = !finite
+        return r
+    }
+}
