@@ -163,9 +163,9 @@ public enum BenchAllreduce {
         try control.setMaxMessageSize(-1)
         try control.connect(endpoint)
         let ring = try RingAllreduce(
-            context: ctx, bind: "tcp://127.0.0.1:*", advertiseHost: "127.0.0.1", runId: 1, curve: nil)
+            context: ctx, bind: "tcp://127.0.0.1:*", advertiseHost: "127.0.0.1", runId: 1, curve: nil, floats: floats,
+            pieceFloats: pieceFloats)
         defer { ring.close() }
-        ring.pieceFloats = pieceFloats
         try control.send([Array("\(rank)".utf8), Array(ring.address.utf8)])
         let members = String(decoding: try control.receive()[1], as: UTF8.self).split(separator: " ").map(String.init)
         let buffer = FlatBuffer(count: floats)

@@ -83,9 +83,7 @@ public enum Train {
                 """
             )
         }
-        let server = try ZMQServer(
-            context: context, bind: address, maxMessageBytes: Int64(64 << 20) + 4 * 16_000_000,
-            curveSecretKey: keys?.serverSecret)
+        let server = try ZMQServer(context: context, bind: address, curveSecretKey: keys?.serverSecret)
         let coordinator = TrainingCoordinator(
             config: config, run: run, transport: server, options: options, expectedWorkers: plan.workers,
             blasThreadsPerWorker: plan.blasThreadsPerWorker,

@@ -77,10 +77,10 @@ public enum WorkerProcess {
         worker.coordinatorTimeoutMs = Int(o.coordinatorTimeout * 1000)
         // The ring inbox: loopback when the coordinator is, else every interface, advertised by host name.
         let local = Endpoint.isLoopback(connect)
-        worker.makeRing = { runId in
+        worker.makeRing = { runId, floats in
             try RingAllreduce(
                 context: context, bind: local ? "tcp://127.0.0.1:*" : "tcp://*:*",
-                advertiseHost: ProcessInfo.processInfo.hostName, runId: runId, curve: curve, log: log)
+                advertiseHost: ProcessInfo.processInfo.hostName, runId: runId, curve: curve, floats: floats, log: log)
         }
         try withExtendedLifetime(usr1) { try worker.run(rank: o.rank ?? launch.map { $0.rank - 1 }) }
     }

@@ -81,6 +81,9 @@ public struct MessageHeader: Equatable {
 
 /// A decoded message: header, JSON body, optional float payload.
 public struct Message {
+    /// The largest frame of a control message (a worker's results, hello, ready): the coordinator's
+    /// socket refuses larger ones. A welcome (the whole configuration) goes the other way.
+    public static let maxControlBytes = 64 << 10
     public var header: MessageHeader
     public var body: [UInt8]
     public var payload: [Float]
@@ -242,6 +245,8 @@ public enum Body {
         public var nonFinite: Bool = false
         /// Checksum of the worker's parameters (at validation: the replicas must agree bit for bit).
         public var paramsChecksum: UInt32? = nil
+        /// Bytes this worker sent over the ring in this round.
+        public var ringBytes: Int = 0
         public var count: Int
         /// Σ over samples of the transformed-space loss.
         public var lossSum: Double

@@ -26,6 +26,8 @@ extension ClientTransport {
 public protocol GradientRing: AnyObject {
     /// Where this worker receives ring chunks (sent to the coordinator in `ready`).
     var address: String { get }
+    /// Bytes sent to the right neighbour so far, headers included.
+    var bytesSent: Int { get }
     /// Replaces `buffer` with the sum of every member's buffer, the same bits on every member; false if
     /// the sum is not finite. Throws when a neighbour fails.
     @discardableResult

@@ -132,7 +132,7 @@ extension TrainingCoordinator {
                     "kind": "step", "epoch": state.epoch, "step": state.step, "global_step": state.globalStep,
                     "loss": loss / Double(n), "lr": state.adam.lr, "samples": n, "seconds": seconds,
                     "compute_seconds": lastComputeSeconds, "wait_seconds": max(0, seconds - lastComputeSeconds),
-                    "coordinator_bytes": bytesIn + bytesOut - bytes0,
+                    "coordinator_bytes": bytesIn + bytesOut - bytes0, "ring_bytes": lastRingBytes,
                 ])
                 let remaining =
                     options.maxSteps > 0
@@ -202,6 +202,7 @@ extension TrainingCoordinator {
             shards: shards, globalBatch: globalBatch, epoch: state.epoch, step: state.globalStep,
             lr: state.adam.lr, adamStep: state.adam.step + 1)
         lastComputeSeconds = results.map(\.computeSeconds).max() ?? 0
+        lastRingBytes = results.map(\.ringBytes)
         if results.contains(where: \.nonFinite) {
             shutdown()
             throw SwiftRainError(

@@ -54,6 +54,8 @@ public final class TrainingCoordinator {
     var saveCounter = 0
     /// Seconds of the last step's slowest worker compute (the rest of the step is communication and waiting).
     var lastComputeSeconds = 0.0
+    /// Bytes each member of the last round sent over the ring, by ring position.
+    var lastRingBytes: [Int] = []
     let probe = String(UInt64.random(in: 1...UInt64.max), radix: 36)
     var trainCount = 0, validCount = 0
     var trainLeadCounts: [Int] = []

@@ -85,6 +85,8 @@ extension TrainingWorker {
                     "coordinator", "a ring step without the ring's members",
                     hint: "run the same SwiftRain version everywhere")
             }
+            let before = ring.bytesSent
+            defer { r.ringBytes = ring.bytesSent - before }
             do {
                 finite = try ring.allreduce(
                     compute.grads.buffer, ring: members, position: step.position, step: step.step,

@@ -19,8 +19,8 @@ public final class TrainingWorker {
     public var coordinatorTimeoutMs = 60_000
     /// For workers spawned by `swiftrain train`: exit when that process is gone (no orphans).
     public var parentPid: Int32? = nil
-    /// Creates this worker's ring endpoint once the run id is known (nil: star only).
-    public var makeRing: ((UInt64) throws -> GradientRing)? = nil
+    /// Creates this worker's ring endpoint once the run id and the gradient's size (floats) are known.
+    public var makeRing: ((UInt64, Int) throws -> GradientRing)? = nil
     /// The worker's own --threads flag was given: it wins over the coordinator's --blas-threads.
     public var threadsFixed = false
     /// How long to wait for a ring neighbour's chunk.
@@ -112,7 +112,7 @@ public final class TrainingWorker {
         if welcome.rank == 0 {  // the quirks survived, said once per run rather than once per worker
             for w in compute.catalog.warnings { log("warning: \(w)") }
         }
-        let ring = try makeRing?(runId)
+        let ring = try makeRing?(runId, compute.layout.count)
         defer { ring?.close() }
         let replica = Replica(runner: compute, config: config)
         let probe = try? String(contentsOfFile: welcome.checkpoints + "/" + Self.probeName(runId), encoding: .utf8)

@@ -28,21 +28,32 @@ public final class RingAllreduce: GradientRing {
     private let zap: ZAPHandler?
     /// Floats per piece (1 MiB: fits in L2 between its checksum and its reduction).
     public static let defaultPieceFloats = 1 << 18
-    public var pieceFloats = defaultPieceFloats
+    /// A piece's JSON body (round, stage, chunk numbers) is far smaller than this.
+    static let maxBodyBytes = 4096
+    /// Floats per piece; set at creation, since the inbox's frame limit follows from it.
+    public let pieceFloats: Int
+    /// Bytes this member has sent to its right neighbour so far (headers included).
+    public private(set) var bytesSent = 0
 
     /// Binds the inbox on `bind` (e.g. tcp://127.0.0.1:*); `advertiseHost` replaces a wildcard host.
     /// With CURVE, a ZAP handler on `context` admits only peers holding the run's worker key.
+    /// `floats` (the gradient's size) bounds what the inbox accepts: frames of one piece at most, and
+    /// no more queued pieces than the whole gradient has.
     public init(
         context: ZMQContext, bind: String, advertiseHost: String, runId: UInt64, curve: CurveKeys?,
+        floats: Int = 1 << 26, pieceFloats: Int = RingAllreduce.defaultPieceFloats,
         log: @escaping (String) -> Void = { _ in }
     ) throws {
         self.context = context
         self.runId = runId
         self.curve = curve
+        self.pieceFloats = pieceFloats
         Self.keepMessageBuffers()
         zap = try curve.map { try ZAPHandler(context: context, allowedPublicKey: $0.workerPublic, log: log) }
         inbox = try ZMQSocket(context, .pull)
-        try inbox.setMaxMessageSize(1 << 30)
+        try inbox.setMaxMessageSize(Int64(MessageHeader.size + Self.maxBodyBytes + 4 * pieceFloats))
+        let pieces = (floats + pieceFloats - 1) / pieceFloats
+        try inbox.setHighWaterMarks(send: 1000, receive: Int32(clamping: pieces + 16))
         if let curve { try inbox.makeCurveServer(secretKey: curve.workerSecret) }
         try inbox.bind(bind)
         address = try inbox.lastEndpoint().replacingOccurrences(of: "0.0.0.0", with: advertiseHost)
@@ -117,6 +128,7 @@ public final class RingAllreduce: GradientRing {
                 kind: .ring, phase: .train, runId: runId, step: UInt64(step), bodyBytes: UInt32(body.count),
                 payloadBytes: UInt64(payload.count), checksum: body.withUnsafeBytes { Checksum.of($0, payload) })
             try right.send([header.encoded(), body], noCopyPayload: payload, tracker: sent[stage])
+            bytesSent += MessageHeader.size + body.count + payload.count
         }
 
         for (j, r) in pieces(p).enumerated() { try send(stage: 0, k: 0, chunk: p, piece: j, r) }
@@ -190,7 +202,7 @@ public final class RingAllreduce: GradientRing {
             // Pieces of an abandoned round, or anything malformed, are dropped.
             guard frames.count == 3, let h = try? MessageHeader.decode(Array(frames[0].bytes)), h.runId == runId,
                 h.kind == .ring,
-                frames[1].bytes.count == Int(h.bodyBytes), frames[1].bytes.count <= 4096,
+                frames[1].bytes.count == Int(h.bodyBytes), frames[1].bytes.count <= Self.maxBodyBytes,
                 frames[2].bytes.count == Int(h.payloadBytes),
                 let b = try? JSONDecoder().decode(Body.RingChunk.self, from: Data(frames[1].bytes)), b.round == round
             else {

@@ -6,10 +6,16 @@ public final class ZMQServer: ServerTransport {
     let socket: ZMQSocket
     public let endpoint: String
     /// With `curveSecretKey`, every connection is encrypted and must pass the context's ZAP handler.
-    public init(context: ZMQContext, bind: String, maxMessageBytes: Int64, curveSecretKey: String? = nil) throws {
+    /// Nothing a worker sends carries a payload, so each frame is at most `Message.maxControlBytes`,
+    /// and a peer's queue holds at most `queuedPerPeer` messages: bounded memory whatever it sends.
+    public init(
+        context: ZMQContext, bind: String, maxMessageBytes: Int64 = Int64(Message.maxControlBytes),
+        queuedPerPeer: Int32 = 64, curveSecretKey: String? = nil
+    ) throws {
         // LINGER 2 s: the final shutdown messages must leave before the coordinator exits.
         socket = try ZMQSocket(context, .router, lingerMs: 2000)
         try socket.setMaxMessageSize(maxMessageBytes)
+        try socket.setHighWaterMarks(send: 1000, receive: queuedPerPeer)
         if let curveSecretKey { try socket.makeCurveServer(secretKey: curveSecretKey) }
         try socket.bind(bind)
         endpoint = try socket.lastEndpoint()

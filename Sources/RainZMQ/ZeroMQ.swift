@@ -133,6 +133,13 @@ public final class ZMQSocket {
         try check(zmq_setsockopt(handle, ZMQ_MAXMSGSIZE, &v, MemoryLayout<Int64>.size), "zmq_setsockopt(MAXMSGSIZE)")
     }
 
+    /// Messages queued per peer before ZeroMQ blocks (send) or stops reading (receive): with the
+    /// message size limit, the memory a peer can make this socket hold.
+    public func setHighWaterMarks(send: Int32, receive: Int32) throws {
+        try setInt(ZMQ_SNDHWM, send)
+        try setInt(ZMQ_RCVHWM, receive)
+    }
+
     /// Receives one multipart message within `timeoutMs`, or nil when the deadline passes.
     public func receive(timeoutMs: Int32) throws -> [[UInt8]]? {
         try setInt(ZMQ_RCVTIMEO, timeoutMs)

@@ -233,3 +233,48 @@ final class TrainingTests: XCTestCase {
         XCTAssertEqual(try checkpoint("locality").0.globalStep, 8)
     }
 }
+
+/// The coordinator off the data path: its bytes per step are control messages only (the same for a
+/// model 16× larger), while each worker sends its share of the ring, 2(N−1)/N of the gradient.
+final class ControlPlaneTests: XCTestCase {
+    static let root = TrainingData.make("control")
+    override class func tearDown() { try? FileManager.default.removeItem(at: root) }
+
+    func steps(hidden: Int, workers: Int) throws -> (params: Int, lines: [[String: Any]]) {
+        let run = Self.root.appendingPathComponent("h\(hidden)-n\(workers)")
+        let r = try runProcess(
+            Binaries.swiftrain,
+            [
+                "train", "--config", Self.root.appendingPathComponent("c.yaml").path, "--run", run.path,
+                "--workers", "\(workers)", "--max-steps", "4", "--blas-threads", "1", "--set", "hidden_1=\(hidden)",
+            ])
+        XCTAssertEqual(r.status, 0, r.err)
+        var c = TrainingData.config(Self.root)
+        c.hidden1 = hidden
+        let lines = try String(contentsOf: run.appendingPathComponent("metrics.jsonl"), encoding: .utf8)
+            .split(separator: "\n").map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+        return (ParameterLayout(try ModelShape(config: c)).count, lines.filter { $0["kind"] as? String == "step" })
+    }
+
+    func testTheCoordinatorMovesControlMessagesOnly() throws {
+        var perStep: [Int: [Int]] = [:]
+        for hidden in [8, 32] {
+            let (params, lines) = try steps(hidden: hidden, workers: 3)
+            XCTAssertEqual(lines.count, 4)
+            perStep[hidden] = lines.map { $0["coordinator_bytes"] as! Int }
+            XCTAssertTrue(perStep[hidden]!.allSatisfy { $0 > 0 && $0 <= 64 << 10 }, "\(perStep)")
+            // Each member sends 2(N−1) = 4 chunks of ~P/3 floats, plus a header and body per piece.
+            let payload = 4 * params * 2 * 2 / 3
+            for line in lines {
+                let ring = line["ring_bytes"] as! [Int]
+                XCTAssertEqual(ring.count, 3)
+                for b in ring {
+                    XCTAssertGreaterThanOrEqual(b, payload - 16, "\(ring) for P = \(params)")
+                    XCTAssertLessThan(b, payload + 16 + 4 * 200, "\(ring) for P = \(params)")
+                }
+            }
+        }
+        let (small, large) = (perStep[8]!.sorted()[1], perStep[32]!.sorted()[1])
+        XCTAssertLessThan(abs(small - large), 512, "coordinator bytes per step follow the model's size: \(perStep)")
+    }
+}

@@ -26,10 +26,10 @@ final class RingAllreduceTests: XCTestCase {
         let contexts = try (0..<n).map { _ in try ZMQContext() }
         let rings = try contexts.map {
             try RingAllreduce(
-                context: $0, bind: "tcp://127.0.0.1:*", advertiseHost: "127.0.0.1", runId: 9, curve: curve)
+                context: $0, bind: "tcp://127.0.0.1:*", advertiseHost: "127.0.0.1", runId: 9, curve: curve,
+                floats: buffers[0].count, pieceFloats: pieceFloats)
         }
         defer { rings.forEach { $0.close() } }
-        for r in rings { r.pieceFloats = pieceFloats }
         let addresses = rings.map(\.address)
         final class Shared: @unchecked Sendable {  // each thread writes only its own slot
             var errors: [Error?]
