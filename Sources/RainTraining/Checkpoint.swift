@@ -21,6 +21,10 @@ public struct TrainingState: Codable, Equatable {
     public var scheduler: PlateauScheduler
     public var bestValLoss: Double?
     public var payloadChecksum: UInt32 = 0
+    /// The global batch the run was started with, and its learning-rate warm-up (nil: `batch_size`,
+    /// none). Kept so a resumed run, whatever its N, continues the same schedule.
+    public var globalBatch: Int?
+    public var warmup: LRWarmup?
 
     public init(
         layout: [ParameterEntry], configHash: String, epoch: Int, step: Int, globalStep: Int, adam: Adam,

@@ -67,14 +67,39 @@ extension TrainingCoordinator {
                 )
             }
             log("resuming at epoch \(state.epoch), step \(state.step) (global step \(state.globalStep))")
+        } else if let b = options.batchPerWorker {
+            guard b >= 1 else {
+                throw SwiftRainError(
+                    "--batch-per-worker", "must be at least 1", found: "\(b)", hint: "pass a positive sample count")
+            }
+            state.globalBatch = b * expectedWorkers
+            let scale = Double(b * expectedWorkers) / Double(config.batchSize)
+            state.adam.lr = config.lr * scale
+            let epochSteps = Sharding.stepsPerEpoch(count: trainCount, batch: b * expectedWorkers)
+            state.warmup = LRWarmup(scale: scale, steps: options.warmupSteps ?? epochSteps)
+            log(
+                """
+                global batch \(b) × \(expectedWorkers) = \(b * expectedWorkers): lr \(config.lr) × \
+                \(String(format: "%.3g", scale)) = \(state.adam.lr), reached over \(state.warmup!.steps) step(s)
+                """
+            )
+        }
+        let batch = state.globalBatch ?? config.batchSize
+        if resume, let b = options.batchPerWorker, b * expectedWorkers != batch {
+            log(
+                """
+                warning: --batch-per-worker \(b) × \(expectedWorkers) asks for a global batch of \
+                \(b * expectedWorkers); the checkpoint's run uses \(batch), and continues with it
+                """
+            )
         }
         let stepsPerEpoch =
             options.sharding == .locality
             ? Sharding.LocalityPlan(
-                segments: trainLeadCounts, workers: expectedWorkers, batch: config.batchSize, seed: config.seed,
+                segments: trainLeadCounts, workers: expectedWorkers, batch: batch, seed: config.seed,
                 epoch: 0
             ).stepsPerEpoch
-            : Sharding.stepsPerEpoch(count: trainCount, batch: config.batchSize)
+            : Sharding.stepsPerEpoch(count: trainCount, batch: batch)
         var stepsThisRun = 0, lastVal: Double? = nil
         let progress = Progress(
             plainEverySeconds: options.progressEvery, write: { FileHandle.standardError.write(Data($0.utf8)) })
@@ -105,24 +130,25 @@ extension TrainingCoordinator {
             let plan =
                 options.sharding == .locality
                 ? Sharding.LocalityPlan(
-                    segments: trainLeadCounts, workers: expectedWorkers, batch: config.batchSize,
+                    segments: trainLeadCounts, workers: expectedWorkers, batch: batch,
                     seed: config.seed, epoch: state.epoch) : nil
             while state.step < (plan?.stepsPerEpoch ?? stepsPerEpoch) {
                 let t0 = clock.now, bytes0 = bytesIn + bytesOut
                 do { try syncJoiners() } catch let e as NotEnoughWorkers { throw notEnough(e, during: "") }
                 let n0 = holding.count
                 var shards = Sharding.shards(
-                    Sharding.batch(perm, step: state.step, size: config.batchSize), workers: n0)
+                    Sharding.batch(perm, step: state.step, size: batch), workers: n0)
                 if let plan {
-                    shards = plan.shards(step: state.step, batch: config.batchSize)
+                    shards = plan.shards(step: state.step, batch: batch)
                     if shards.count != n0 { shards = Sharding.shards(shards.flatMap { $0 }, workers: n0) }
                 }
                 let batchCount = shards.reduce(0) { $0 + $1.count }
                 let (loss, n): (Double, Int)
-                do { (loss, n) = try runStep(shards: shards, globalBatch: batchCount) } catch let e as NotEnoughWorkers
-                {
-                    throw notEnough(e, during: "")
-                }
+                // The scheduler's rate, ramped up during a warm-up (--batch-per-worker).
+                let lr = state.warmup?.rate(state.adam.lr, step: state.globalStep) ?? state.adam.lr
+                do { (loss, n) = try runStep(shards: shards, globalBatch: batchCount, lr: lr) } catch let e
+                    as NotEnoughWorkers
+                { throw notEnough(e, during: "") }
                 state.adam.step += 1
                 state.step += 1
                 state.globalStep += 1
@@ -130,7 +156,7 @@ extension TrainingCoordinator {
                 let seconds = clock.now - t0
                 run.appendMetrics([
                     "kind": "step", "epoch": state.epoch, "step": state.step, "global_step": state.globalStep,
-                    "loss": loss / Double(n), "lr": state.adam.lr, "samples": n, "seconds": seconds,
+                    "loss": loss / Double(n), "lr": lr, "samples": n, "seconds": seconds,
                     "compute_seconds": lastComputeSeconds, "wait_seconds": max(0, seconds - lastComputeSeconds),
                     "coordinator_bytes": bytesIn + bytesOut - bytes0, "ring_bytes": lastRingBytes,
                 ])
@@ -197,10 +223,10 @@ extension TrainingCoordinator {
 
     /// One training round among the live workers; returns Σ loss and the sample count. The round's
     /// update is committed by the next message the workers get.
-    private func runStep(shards: [[Int]], globalBatch: Int) throws -> (Double, Int) {
+    private func runStep(shards: [[Int]], globalBatch: Int, lr: Double) throws -> (Double, Int) {
         let results = try dispatchRing(
             shards: shards, globalBatch: globalBatch, epoch: state.epoch, step: state.globalStep,
-            lr: state.adam.lr, adamStep: state.adam.step + 1)
+            lr: lr, adamStep: state.adam.step + 1)
         lastComputeSeconds = results.map(\.computeSeconds).max() ?? 0
         lastRingBytes = results.map(\.ringBytes)
         if results.contains(where: \.nonFinite) {
@@ -218,7 +244,7 @@ extension TrainingCoordinator {
         let longest = shards.map(\.count).max() ?? 0
         let results = try dispatch(
             .valid, shards: shards, globalBatch: 0, epoch: epoch, step: step,
-            timeoutMs: max(stepTimeoutMs, stepTimeoutMs / max(1, config.batchSize) * longest * 4))
+            timeoutMs: max(stepTimeoutMs, stepTimeoutMs / max(1, state.globalBatch ?? config.batchSize) * longest * 4))
         let sums = Set(results.compactMap(\.paramsChecksum))
         guard sums.count <= 1 else {
             shutdown()

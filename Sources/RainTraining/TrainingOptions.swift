@@ -41,6 +41,17 @@ public struct TrainingOptions: ParsableArguments {
             reads one contiguous block of sample times, rotated every epoch).
             """)
     public var sharding = SampleOrder.global
+    @Option(
+        name: .customLong("batch-per-worker"),
+        help: """
+            Samples per worker per step: the global batch becomes B × workers and the learning rate scales \
+            with it (linear scaling rule, reached over --warmup-steps). Default: batch_size whatever N is.
+            """)
+    public var batchPerWorker: Int?
+    @Option(
+        name: .customLong("warmup-steps"),
+        help: "Steps over which a scaled learning rate is reached (default: one epoch).")
+    public var warmupSteps: Int?
     @Flag(help: "Encrypt and authenticate with CURVE even on loopback (always on beyond loopback).")
     public var curve = false
     @Option(

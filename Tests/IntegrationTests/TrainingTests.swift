@@ -112,6 +112,31 @@ final class TrainingTests: XCTestCase {
         XCTAssertLessThan(worst, 1e-5, "max |Δparam| \(worst)")
     }
 
+    /// `--batch-per-worker 8` with 2 workers: global batch 16 (twice batch_size), so the rate doubles,
+    /// reached linearly over 3 warm-up steps from the configuration's own (the linear scaling rule).
+    func testBatchPerWorkerScalesTheBatchAndTheRateWithAWarmUp() throws {
+        let run = "per-worker"
+        _ = try train(
+            [
+                "--workers", "2", "--max-steps", "5", "--blas-threads", "1", "--batch-per-worker", "8",
+                "--warmup-steps", "3",
+            ],
+            run: run)
+        let c = Self.config(Self.root)
+        XCTAssertEqual(c.batchSize, 8)
+        let lines = try String(
+            contentsOf: Self.root.appendingPathComponent("\(run)/metrics.jsonl"), encoding: .utf8
+        ).split(separator: "\n").map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+        let steps = lines.filter { $0["kind"] as? String == "step" }
+        XCTAssertEqual(steps.map { $0["samples"] as! Int }, [16, 16, 16, 16, 16])
+        let expected = [4.0 / 3, 5.0 / 3, 2, 2, 2].map { $0 * c.lr }
+        for (line, lr) in zip(steps, expected) { XCTAssertEqual(line["lr"] as! Double, lr, accuracy: 1e-12 * lr) }
+        // The schedule survives a resume with another N (the checkpoint keeps the global batch).
+        let state = try checkpoint(run).0
+        XCTAssertEqual(state.globalBatch, 16)
+        XCTAssertEqual(state.warmup, LRWarmup(scale: 2, steps: 3))
+    }
+
     func testValidationLossEveryEpochDrivesTheScheduler() throws {
         var c = Self.config(Self.root)
         c.epochs = 3
