@@ -189,6 +189,8 @@ public enum Body {
         /// The ring's addresses in order, sent when they change (nil: the last ones sent), this worker's
         /// position, and the round id (chunks of an abandoned round are recognised and dropped).
         public var ring: [String]? = nil
+        /// With `ring`: each position's host group (nil: one flat ring), for hierarchical sums.
+        public var hosts: [Int]? = nil
         public var position: Int = 0
         public var round: Int = 0
         /// The update this round's gradient makes: learning rate and Adam's step number t.

@@ -35,6 +35,12 @@ public protocol GradientRing: AnyObject {
         _ buffer: UnsafeMutableBufferPointer<Float>, ring: [String], position: Int, step: Int, round: Int,
         timeoutMs: Int
     ) throws -> Bool
+    /// The same sum over workers grouped by host: a chain within each host onto its leader (`chain`,
+    /// leader first; `link` is this worker's place), the ring among `leaders`, a chain back out.
+    func hierarchicalAllreduce(
+        _ buffer: UnsafeMutableBufferPointer<Float>, chain: [String], link: Int, leaders: [String],
+        leaderPosition: Int, step: Int, round: Int, timeoutMs: Int
+    ) throws -> Bool
     func close()
 }
 

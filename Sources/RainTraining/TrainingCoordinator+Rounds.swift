@@ -88,6 +88,23 @@ extension TrainingCoordinator {
         return assigned.indices.filter { !replaced.contains($0) }.map { results[$0]! }
     }
 
+    /// The round's members in ring order and, for hierarchical sums, each position's host group:
+    /// workers of one host sit together (hosts in order of their first rank), so only the leaders'
+    /// ring crosses hosts.
+    func ringOrder(_ ranks: [Int]) -> ([Int], [Int]?) {
+        var groups: [String] = []
+        for r in ranks where !groups.contains(hostOf[r] ?? "") { groups.append(hostOf[r] ?? "") }
+        let byHost = ranks.sorted {
+            (groups.firstIndex(of: hostOf[$0] ?? "")!, $0) < (groups.firstIndex(of: hostOf[$1] ?? "")!, $1)
+        }
+        let shared = groups.count < ranks.count
+        switch options.hierarchy {
+        case .flat: return (ranks, nil)
+        case .auto where !(groups.count > 1 && shared): return (ranks, nil)
+        default: return (byHost, byHost.map { groups.firstIndex(of: hostOf[$0] ?? "")! })
+        }
+    }
+
     /// A training round: every live worker gets a (possibly empty) contiguous shard, the update's
     /// learning rate and step number, and (when they changed) the ring's addresses; they allreduce
     /// among themselves and hold the update until the next message commits the round. If a member
@@ -99,7 +116,8 @@ extension TrainingCoordinator {
         let start = clock.now
         while true {
             roundCounter += 1
-            let round = roundCounter, members = holding
+            let round = roundCounter
+            let (members, hosts) = ringOrder(holding)
             guard members.allSatisfy({ ringAddress[$0] != nil }) else {
                 throw SwiftRainError(
                     "workers", "a worker reported no ring address", hint: "run the same SwiftRain version on every host"
@@ -111,9 +129,12 @@ extension TrainingCoordinator {
                 shards.count == members.count ? shards : Sharding.shards(shards.flatMap { $0 }, workers: members.count)
             for (pos, part) in parts.enumerated() {
                 let r = members[pos]
+                let changed = ringSent[r] != ring || hostsSent[r] != hosts
                 var body = Body.Step(
                     epoch: epoch, step: step, samples: part, globalBatch: globalBatch, shard: pos,
-                    ring: ringSent[r] == ring ? nil : ring, position: pos, round: round)
+                    ring: changed ? ring : nil, position: pos, round: round)
+                body.hosts = changed ? hosts : nil
+                hostsSent[r] = hosts
                 body.lr = lr
                 body.adamStep = adamStep
                 body.commit = committedRound

@@ -40,6 +40,8 @@ public final class TrainingCoordinator {
     var joining: Set<Int> = []  // welcomed, index not yet built
     var lastSeen: [Int: Double] = [:]
     var ringAddress: [Int: String] = [:]
+    /// Each rank's host name (from its hello): the topology hierarchical sums follow.
+    var hostOf: [Int: String] = [:]
     var roundCounter = 0
     /// Live workers whose model state is current (the others load a checkpoint with their next step).
     var holders: Set<Int> = []
@@ -47,6 +49,7 @@ public final class TrainingCoordinator {
     var loadFor: [Int: String] = [:]
     /// The ring addresses last sent to each worker (sent again only when they change).
     var ringSent: [Int: [String]] = [:]
+    var hostsSent: [Int: [Int]?] = [:]
     /// The last round every member reached: the workers apply its update before anything else.
     var committedRound: Int? = nil
     /// Bytes through the coordinator's socket, both ways (control messages only, by design).
@@ -81,6 +84,7 @@ public final class TrainingCoordinator {
     /// (resumed run), or waits for the holders to write a checkpoint (`syncJoiners`).
     func joined(_ r: Int) {
         ringSent[r] = nil
+        hostsSent[r] = nil
         switch origin {
         case .seed: holders.insert(r)
         case .checkpoint(let path):
@@ -157,6 +161,7 @@ public final class TrainingCoordinator {
                     else { throw MessageHeader.Rejection.badVersion }
                     let r = peers.count
                     peers.append(peer)
+                    hostOf[r] = hello.host
                     joining.insert(r)
                     lastSeen[r] = clock.now
                     try send(

@@ -8,6 +8,16 @@ public enum SampleOrder: String, CaseIterable, Codable, ExpressibleByArgument {
     case locality
 }
 
+/// How the workers' gradients are summed.
+public enum Hierarchy: String, CaseIterable, Codable, ExpressibleByArgument {
+    /// By host when workers share hosts and there are several hosts; else one flat ring.
+    case auto
+    /// One ring over every worker.
+    case flat
+    /// A chain within each host onto its leader, the ring among leaders, a chain back out.
+    case hosts
+}
+
 /// Every `swiftrain train` option that shapes a run beyond its configuration: parsed once by the
 /// command line and passed whole to the launcher and the coordinator.
 public struct TrainingOptions: ParsableArguments {
@@ -52,6 +62,12 @@ public struct TrainingOptions: ParsableArguments {
         name: .customLong("warmup-steps"),
         help: "Steps over which a scaled learning rate is reached (default: one epoch).")
     public var warmupSteps: Int?
+    @Option(
+        help: """
+            Gradient sums: auto (by host when workers share several hosts), flat (one ring), hosts (within each \
+            host onto a leader, a ring among the leaders, back out).
+            """)
+    public var hierarchy = Hierarchy.auto
     @Flag(help: "Encrypt and authenticate with CURVE even on loopback (always on beyond loopback).")
     public var curve = false
     @Option(

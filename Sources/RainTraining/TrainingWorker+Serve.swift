@@ -9,7 +9,7 @@ import RainSupport
 extension TrainingWorker {
     func serve(runId: UInt64, rank: Int, replica: Replica, ring: GradientRing?, checkpoints: String) throws {
         let compute = replica.runner
-        var members: [String] = []
+        var members: [String] = [], hosts: [Int]? = nil
         func answer(_ kind: MessageHeader.Kind, phase: MessageHeader.Phase = .none, step: UInt64, _ body: [UInt8])
             throws
         {
@@ -46,11 +46,17 @@ extension TrainingWorker {
                     let step = try m.decodeBody(Body.Step.self)
                     replica.settle(commit: step.commit)
                     if let path = step.load { try replica.load(checkpoint: path) }
-                    if let ring = step.ring { members = ring }
+                    if let ring = step.ring {
+                        members = ring
+                        hosts = step.hosts
+                    }
                     if m.header.phase == .train {
                         try answer(
                             .result, phase: .train, step: m.header.step,
-                            Body.encode(try train(step, replica: replica, ring: ring, members: members, rank: rank)))
+                            Body.encode(
+                                try train(
+                                    step, replica: replica, ring: ring, members: members, hosts: hosts, rank: rank)
+                            ))
                     } else {
                         var r = Body.Result(
                             step: step.step, shard: step.shard, try compute.evaluate(samples: step.samples))
@@ -69,9 +75,9 @@ extension TrainingWorker {
 
     /// One round: this worker's shard's gradient, summed over the ring; its update held until the
     /// coordinator commits the round.
-    private func train(_ step: Body.Step, replica: Replica, ring: GradientRing?, members: [String], rank: Int) throws
-        -> Body.Result
-    {
+    private func train(
+        _ step: Body.Step, replica: Replica, ring: GradientRing?, members: [String], hosts: [Int]?, rank: Int
+    ) throws -> Body.Result {
         let compute = replica.runner
         let t0 = Date()
         let sums = try compute.train(samples: step.samples, globalBatch: step.globalBatch)
@@ -88,9 +94,21 @@ extension TrainingWorker {
             let before = ring.bytesSent
             defer { r.ringBytes = ring.bytesSent - before }
             do {
-                finite = try ring.allreduce(
-                    compute.grads.buffer, ring: members, position: step.position, step: step.step,
-                    round: step.round, timeoutMs: ringTimeoutMs)
+                if let hosts, hosts.count == members.count {
+                    // This host's chain (leader first) and the leaders' ring, in the coordinator's order.
+                    let mine = hosts[step.position]
+                    let chain = members.indices.filter { hosts[$0] == mine }
+                    let leaders = members.indices.filter { $0 == 0 || hosts[$0] != hosts[$0 - 1] }
+                    finite = try ring.hierarchicalAllreduce(
+                        compute.grads.buffer, chain: chain.map { members[$0] },
+                        link: chain.firstIndex(of: step.position)!, leaders: leaders.map { members[$0] },
+                        leaderPosition: leaders.firstIndex(of: chain[0])!, step: step.step, round: step.round,
+                        timeoutMs: ringTimeoutMs)
+                } else {
+                    finite = try ring.allreduce(
+                        compute.grads.buffer, ring: members, position: step.position, step: step.step,
+                        round: step.round, timeoutMs: ringTimeoutMs)
+                }
             } catch {
                 log("worker \(rank): \(error)")
                 r.ringFailed = true

@@ -32,8 +32,11 @@ public final class RingAllreduce: GradientRing {
     static let maxBodyBytes = 4096
     /// Floats per piece; set at creation, since the inbox's frame limit follows from it.
     public let pieceFloats: Int
+    /// Pieces that arrived before their phase (see `receive`), and how many may wait.
+    var early: [(round: Int, stage: Int, k: Int, chunk: Int, piece: Int, frames: [ZMQFrame])] = []
+    var maxEarly: Int
     /// Bytes this member has sent to its right neighbour so far (headers included).
-    public private(set) var bytesSent = 0
+    public internal(set) var bytesSent = 0
 
     /// Binds the inbox on `bind` (e.g. tcp://127.0.0.1:*); `advertiseHost` replaces a wildcard host.
     /// With CURVE, a ZAP handler on `context` admits only peers holding the run's worker key.
@@ -53,6 +56,7 @@ public final class RingAllreduce: GradientRing {
         inbox = try ZMQSocket(context, .pull)
         try inbox.setMaxMessageSize(Int64(MessageHeader.size + Self.maxBodyBytes + 4 * pieceFloats))
         let pieces = (floats + pieceFloats - 1) / pieceFloats
+        maxEarly = pieces + 16
         try inbox.setHighWaterMarks(send: 1000, receive: Int32(clamping: pieces + 16))
         if let curve { try inbox.makeCurveServer(secretKey: curve.workerSecret) }
         try inbox.bind(bind)
@@ -80,7 +84,7 @@ public final class RingAllreduce: GradientRing {
     /// Connections refused by the ring's ZAP handler.
     public var refused: Int { zap?.refused ?? 0 }
 
-    private func outbox(_ address: String) throws -> ZMQSocket {
+    func outbox(_ address: String) throws -> ZMQSocket {
         if let s = outboxes[address] { return s }
         let s = try ZMQSocket(context, .push, lingerMs: 1000)
         if let curve {
@@ -122,13 +126,9 @@ public final class RingAllreduce: GradientRing {
             _ = sent[1].waitAll(timeoutMs: 1000)
         }
         func send(stage: Int, k: Int, chunk c: Int, piece j: Int, _ r: Range<Int>) throws {
-            let payload = UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: buffer[r]))
-            let body = Body.encode(Body.RingChunk(round: round, stage: stage, k: k, chunk: c, piece: j))
-            let header = MessageHeader(
-                kind: .ring, phase: .train, runId: runId, step: UInt64(step), bodyBytes: UInt32(body.count),
-                payloadBytes: UInt64(payload.count), checksum: body.withUnsafeBytes { Checksum.of($0, payload) })
-            try right.send([header.encoded(), body], noCopyPayload: payload, tracker: sent[stage])
-            bytesSent += MessageHeader.size + body.count + payload.count
+            try sendPiece(
+                to: right, UnsafeBufferPointer(rebasing: buffer[r]), step: step, round: round, stage: stage, k: k,
+                chunk: c, piece: j, tracker: sent[stage])
         }
 
         for (j, r) in pieces(p).enumerated() { try send(stage: 0, k: 0, chunk: p, piece: j, r) }
@@ -162,6 +162,20 @@ public final class RingAllreduce: GradientRing {
         return finite
     }
 
+    /// Sends `floats` without a copy as one piece; they must stay untouched until `tracker` says sent.
+    func sendPiece(
+        to socket: ZMQSocket, _ floats: UnsafeBufferPointer<Float>, step: Int, round: Int, stage: Int, k: Int,
+        chunk: Int, piece: Int, tracker: ZMQSendTracker
+    ) throws {
+        let payload = UnsafeRawBufferPointer(floats)
+        let body = Body.encode(Body.RingChunk(round: round, stage: stage, k: k, chunk: chunk, piece: piece))
+        let header = MessageHeader(
+            kind: .ring, phase: .train, runId: runId, step: UInt64(step), bodyBytes: UInt32(body.count),
+            payloadBytes: UInt64(payload.count), checksum: body.withUnsafeBytes { Checksum.of($0, payload) })
+        try socket.send([header.encoded(), body], noCopyPayload: payload, tracker: tracker)
+        bytesSent += MessageHeader.size + body.count + payload.count
+    }
+
     /// dst += src; false if the sum holds NaN or Inf. The check is an integer max over the exponent bits
     /// (all ones exactly for NaN and Inf), which vectorises, unlike a strict floating-point reduction.
     /// It looks at the sum, not at src: a member's last add makes its own chunk final, and the other
@@ -186,7 +200,7 @@ public final class RingAllreduce: GradientRing {
 
     /// Receives the expected piece, validates it (header, size, checksum, order) and hands its floats,
     /// still in ZeroMQ's buffer, to `use`.
-    private func receive(
+    func receive(
         step: Int, round: Int, stage: Int, k: Int, chunk: Int, piece: Int, count: Int, timeoutMs: Int,
         _ use: (UnsafeBufferPointer<Float>) -> Void
     ) throws {
@@ -195,8 +209,18 @@ public final class RingAllreduce: GradientRing {
                 "ring", "\(problem) (step \(step), round \(round))",
                 hint: "the coordinator restarts the step among the survivors")
         }
+        early.removeAll { $0.round != round }
         while true {
-            guard let frames = try inbox.receiveFrames(timeoutMs: Int32(clamping: timeoutMs)) else {
+            // A leader can get the leaders' ring pieces while its host's chain still feeds it (and
+            // the other way round): those wait here, within the inbox's queue limit, until asked for.
+            let frames: [ZMQFrame]
+            if let i = early.firstIndex(where: {
+                $0.stage == stage && $0.k == k && $0.chunk == chunk && $0.piece == piece
+            }) {
+                frames = early.remove(at: i).frames
+            } else if let f = try inbox.receiveFrames(timeoutMs: Int32(clamping: timeoutMs)) {
+                frames = f
+            } else {
                 throw fail("no chunk from the left neighbour within \(timeoutMs / 1000) s: a worker died")
             }
             // Pieces of an abandoned round, or anything malformed, are dropped.
@@ -215,6 +239,11 @@ public final class RingAllreduce: GradientRing {
                 continue
             }
             guard b.stage == stage, b.k == k, b.chunk == chunk, b.piece == piece else {
+                // Another phase's piece (ring vs chain) is kept; within a phase, order is the protocol.
+                if (b.stage >= Self.chainReduce) != (stage >= Self.chainReduce) && early.count <= maxEarly {
+                    early.append((round, b.stage, b.k, b.chunk, b.piece, frames))
+                    continue
+                }
                 throw fail("out-of-order piece")
             }
             guard Checksum.of(frames[1].bytes, frames[2].bytes) == h.checksum else {

@@ -43,6 +43,9 @@ final class TrainingTests: XCTestCase {
         for n in 1...4 {
             _ = try train(["--workers", "\(n)", "--max-steps", "\(steps)", "--blas-threads", "1"], run: "n\(n)")
         }
+        // The same sum by host: one host here, so a chain through all three onto the first and back.
+        _ = try train(
+            ["--workers", "3", "--max-steps", "\(steps)", "--blas-threads", "1", "--hierarchy", "hosts"], run: "hosts3")
         var c = Self.config(Self.root)
         c.microBatch = c.batchSize
         let compute = try ModelRunner(config: c)
@@ -57,7 +60,7 @@ final class TrainingTests: XCTestCase {
             adam.update(params: compute.params, grads: compute.grads, m: m, v: v)
         }
         let reference = compute.params.values
-        for run in ["n1", "n2", "n3", "n4"] {
+        for run in ["n1", "n2", "n3", "n4", "hosts3"] {
             let n = run
             let (state, p, _, _) = try checkpoint(run)
             XCTAssertEqual(state.globalStep, steps)

@@ -80,6 +80,58 @@ final class RingAllreduceTests: XCTestCase {
         }
     }
 
+    /// Five workers on two "hosts" (3 + 2): chains onto the leaders, the leaders' ring, chains back.
+    /// Every member ends with the same bits, the sum of all five (float64 oracle), and a NaN anywhere is
+    /// every member's verdict.
+    func testHierarchicalSumOverHostsIsTheSameOnEveryMember() throws {
+        let count = 1003, hosts = [0, 0, 0, 1, 1]
+        for poison in [false, true] {
+            let buffers = (0..<5).map { p in
+                let b = UnsafeMutableBufferPointer<Float>.allocate(capacity: count)
+                for i in 0..<count { b[i] = Float(p + 1) * 0.001 * Float(i % 97) + Float(p) * 1e-7 }
+                return b
+            }
+            defer { buffers.forEach { $0.deallocate() } }
+            if poison { buffers[4][700] = .nan }
+            let expected = (0..<count).map { i in (0..<5).reduce(0.0) { $0 + Double(buffers[$1][i]) } }
+            let contexts = try (0..<5).map { _ in try ZMQContext() }
+            let rings = try contexts.map {
+                try RingAllreduce(
+                    context: $0, bind: "tcp://127.0.0.1:*", advertiseHost: "127.0.0.1", runId: 9, curve: nil,
+                    floats: count, pieceFloats: 64)
+            }
+            defer { rings.forEach { $0.close() } }
+            let chains = [[0, 1, 2], [3, 4]].map { $0.map { rings[$0].address } }
+            let leaders = [rings[0].address, rings[3].address]
+            final class Shared: @unchecked Sendable {  // each thread writes only its own slot
+                var errors = [Error?](repeating: nil, count: 5), finite = [Bool?](repeating: nil, count: 5)
+            }
+            let shared = Shared(), group = DispatchGroup()
+            for p in 0..<5 {
+                let host = hosts[p], link = p - (host == 0 ? 0 : 3)
+                let buffer = buffers[p]
+                group.enter()
+                Thread.detachNewThread {
+                    do {
+                        shared.finite[p] = try rings[p].hierarchicalAllreduce(
+                            buffer, chain: chains[host], link: link, leaders: leaders, leaderPosition: host,
+                            step: 1, round: 1, timeoutMs: 20_000)
+                    } catch { shared.errors[p] = error }
+                    group.leave()
+                }
+            }
+            group.wait()
+            XCTAssertTrue(shared.errors.allSatisfy { $0 == nil }, "\(shared.errors)")
+            XCTAssertEqual(shared.finite, [Bool?](repeating: !poison, count: 5))
+            for i in 0..<count where !(poison && i == 700) {
+                XCTAssertEqual(Double(buffers[0][i]), expected[i], accuracy: 1e-5, "element \(i)")
+                for p in 1..<5 {
+                    XCTAssertEqual(buffers[p][i].bitPattern, buffers[0][i].bitPattern, "member \(p), \(i)")
+                }
+            }
+        }
+    }
+
     /// A NaN in one member's gradient: the round completes and every member reports the same verdict
     /// (so all of them skip the update together and none diverges).
     func testNonFiniteGradientIsReportedByEveryMember() throws {
