@@ -6,7 +6,7 @@ DEMO_DIR ?= demo
 APT_PKGS := libzmq3-dev libopenblas-dev libpng-dev pkg-config time python3
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build lint test test-kernels test-slurm demo clean
+.PHONY: deps build lint test test-kernels test-slurm test-hosts demo clean
 
 ## Install the system libraries (through sudo when not root) if any is missing.
 deps:
@@ -32,7 +32,13 @@ lint: deps
 ## Unit and integration tests (release build: synthetic data over real date ranges is generated in the tests).
 test: deps
 	$(SWIFT) build -c $(CONFIG)
-	SWIFTRAIN_BIN=$(CURDIR)/$(BIN) $(SWIFT) test -c $(CONFIG) --disable-swift-testing
+	SWIFTRAIN_BIN=$(CURDIR)/$(BIN) $(SWIFT) test -c $(CONFIG) --disable-swift-testing --skip MultiHostTests
+
+## Four workers on two "hosts" (network namespaces, ../shared/tools/netns-hosts.sh), bytes counted at the
+## coordinator, the workers and the hosts' interfaces against the model (root or sudo; under a minute).
+test-hosts: deps
+	$(SWIFT) build -c $(CONFIG)
+	$(SUDO) env SWIFTRAIN_BIN=$(CURDIR)/$(BIN) $(SWIFT) test -c $(CONFIG) --disable-swift-testing --filter MultiHostTests
 
 ## The bit-for-bit tests (thread count, CURVE, garbage, resume) again under OpenBLAS's generic SSE3 and AVX2
 ## kernels, whose threaded sums differ by thread count where this CPU's own kernel may not.
