@@ -202,6 +202,11 @@ public enum Body {
         /// Load the model state from this checkpoint (absolute path) first: a resumed run, or a worker
         /// that joined after the start.
         public var load: String? = nil
+        // One per worker per step, so the keys are short: the coordinator's bytes grow with N only.
+        enum CodingKeys: String, CodingKey {
+            case epoch = "e", step = "s", samples = "x", globalBatch = "b", shard = "h", ring = "ring", hosts = "hosts"
+            case position = "p", round = "r", lr = "l", adamStep = "t", commit = "c", load = "load"
+        }
         public init(
             epoch: Int, step: Int, samples: [Int], globalBatch: Int, shard: Int = 0, ring: [String]? = nil,
             position: Int = 0, round: Int = 0
@@ -255,6 +260,11 @@ public enum Body {
         /// Per lead time: Σ latitude-weighted squared error in physical units, and pixel-weight count.
         public var leadSquaredError: [Double]
         public var leadWeight: [Double]
+        enum CodingKeys: String, CodingKey {
+            case step = "s", shard = "h", ringFailed = "f", round = "r", computeSeconds = "u", nonFinite = "nf"
+            case paramsChecksum = "pc", ringBytes = "y", count = "n", lossSum = "L", leadSquaredError = "E"
+            case leadWeight = "W"
+        }
         public init(
             step: Int = 0, shard: Int = 0, count: Int, lossSum: Double, leadSquaredError: [Double] = [],
             leadWeight: [Double] = []

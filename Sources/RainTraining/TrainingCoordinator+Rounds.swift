@@ -88,9 +88,11 @@ extension TrainingCoordinator {
         return assigned.indices.filter { !replaced.contains($0) }.map { results[$0]! }
     }
 
-    /// The round's members in ring order and, for hierarchical sums, each position's host group:
-    /// workers of one host sit together (hosts in order of their first rank), so only the leaders'
-    /// ring crosses hosts.
+    /// The round's members in ring order and, for sums by host, each position's host group. Workers
+    /// of one host always sit together (hosts in order of their first rank), so one ring crosses each
+    /// host's link once. `auto` sums by host only with two hosts sharing workers: the chains cost two
+    /// intra-host copies of the gradient, which the measured costs (README, "Scaling") repay only while
+    /// the leaders' ring is short; with more hosts one ring is faster.
     func ringOrder(_ ranks: [Int]) -> ([Int], [Int]?) {
         var groups: [String] = []
         for r in ranks where !groups.contains(hostOf[r] ?? "") { groups.append(hostOf[r] ?? "") }
@@ -99,8 +101,8 @@ extension TrainingCoordinator {
         }
         let shared = groups.count < ranks.count
         switch options.hierarchy {
-        case .flat: return (ranks, nil)
-        case .auto where !(groups.count > 1 && shared): return (ranks, nil)
+        case .flat: return (byHost, nil)
+        case .auto where !(groups.count == 2 && shared): return (byHost, nil)
         default: return (byHost, byHost.map { groups.firstIndex(of: hostOf[$0] ?? "")! })
         }
     }

@@ -10,7 +10,7 @@ public enum SampleOrder: String, CaseIterable, Codable, ExpressibleByArgument {
 
 /// How the workers' gradients are summed.
 public enum Hierarchy: String, CaseIterable, Codable, ExpressibleByArgument {
-    /// By host when workers share hosts and there are several hosts; else one flat ring.
+    /// By host with two hosts that each have several workers; else one ring (grouped by host).
     case auto
     /// One ring over every worker.
     case flat
@@ -64,8 +64,8 @@ public struct TrainingOptions: ParsableArguments {
     public var warmupSteps: Int?
     @Option(
         help: """
-            Gradient sums: auto (by host when workers share several hosts), flat (one ring), hosts (within each \
-            host onto a leader, a ring among the leaders, back out).
+            Gradient sums: auto (by host with two hosts sharing workers, else one ring), flat (one ring, workers \
+            grouped by host), hosts (within each host onto a leader, a ring among the leaders, back out).
             """)
     public var hierarchy = Hierarchy.auto
     @Flag(help: "Encrypt and authenticate with CURVE even on loopback (always on beyond loopback).")

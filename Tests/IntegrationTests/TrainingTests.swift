@@ -291,6 +291,8 @@ final class ControlPlaneTests: XCTestCase {
             XCTAssertEqual(lines.count, 4)
             perStep[hidden] = lines.map { $0["coordinator_bytes"] as! Int }
             XCTAssertTrue(perStep[hidden]!.allSatisfy { $0 > 0 && $0 <= 64 << 10 }, "\(perStep)")
+            // A step and a result per worker, in short-keyed JSON (and the odd heartbeat).
+            XCTAssertTrue(perStep[hidden]!.allSatisfy { $0 / 3 < 600 }, "bytes per worker per step: \(perStep)")
             // Each member sends 2(N−1) = 4 chunks of ~P/3 floats, plus a header and body per piece.
             let payload = 4 * params * 2 * 2 / 3
             for line in lines {
