@@ -38,6 +38,37 @@ final class TrainingTests: XCTestCase {
     /// independent in-process computation over the same global batches (whole batch through the model
     /// at once, one process). The batch of 8 splits 3/3/2 at N = 3. (N = 4 puts 4 one-thread processes
     /// on a 2-core machine: the model is tiny, and the issue asks for N = 4.)
+    /// The parameters after `steps` global batches of `batch`, computed in this process in one pass.
+    func reference(steps: Int, batch: Int) throws -> (ModelRunner, [Float]) {
+        var c = Self.config(Self.root)
+        c.batchSize = batch
+        c.microBatch = batch
+        let compute = try ModelRunner(config: c)
+        _ = compute.params.buffer.update(
+            from: FlatBuffer.initialParameters(compute.layout, seed: UInt64(c.seed)).values)
+        let m = FlatBuffer(count: compute.layout.count), v = FlatBuffer(count: compute.layout.count)
+        var adam = Adam(lr: c.lr)
+        let perm = Sharding.permutation(count: compute.index.samples(.train).count, seed: c.seed, epoch: 0)
+        for s in 0..<steps {
+            _ = try compute.train(samples: Array(Sharding.batch(perm, step: s, size: batch)), globalBatch: batch)
+            adam.update(params: compute.params, grads: compute.grads, m: m, v: v)
+        }
+        return (compute, compute.params.values)
+    }
+
+    /// A global batch of 2 among 3 workers: one holds an empty shard, computes nothing, and still
+    /// takes its part in the ring and the update.
+    func testAnEmptyShardStillSumsAndUpdates() throws {
+        _ = try train(
+            [
+                "--workers", "3", "--max-steps", "3", "--blas-threads", "1", "--set", "batch_size=2", "--set",
+                "micro_batch=1",
+            ], run: "empty-shard")
+        let (_, want) = try reference(steps: 3, batch: 2)
+        let got = try checkpoint("empty-shard").1
+        XCTAssertLessThan(zip(got, want).map { abs($0 - $1) }.max()!, 1e-5)
+    }
+
     func testWorkerCountsMatchInProcessSteps() throws {
         let steps = 3
         for n in 1...4 {
@@ -46,20 +77,8 @@ final class TrainingTests: XCTestCase {
         // The same sum by host: one host here, so a chain through all three onto the first and back.
         _ = try train(
             ["--workers", "3", "--max-steps", "\(steps)", "--blas-threads", "1", "--hierarchy", "hosts"], run: "hosts3")
-        var c = Self.config(Self.root)
-        c.microBatch = c.batchSize
-        let compute = try ModelRunner(config: c)
-        _ = compute.params.buffer.update(
-            from: FlatBuffer.initialParameters(compute.layout, seed: UInt64(c.seed)).values)
-        let m = FlatBuffer(count: compute.layout.count), v = FlatBuffer(count: compute.layout.count)
-        var adam = Adam(lr: c.lr)
-        let perm = Sharding.permutation(count: compute.index.samples(.train).count, seed: c.seed, epoch: 0)
-        for s in 0..<steps {
-            _ = try compute.train(
-                samples: Array(Sharding.batch(perm, step: s, size: c.batchSize)), globalBatch: c.batchSize)
-            adam.update(params: compute.params, grads: compute.grads, m: m, v: v)
-        }
-        let reference = compute.params.values
+        let c = Self.config(Self.root)
+        let (compute, reference) = try reference(steps: steps, batch: c.batchSize)
         for run in ["n1", "n2", "n3", "n4", "hosts3"] {
             let n = run
             let (state, p, _, _) = try checkpoint(run)
