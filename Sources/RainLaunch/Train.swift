@@ -68,7 +68,10 @@ public enum Train {
         let plan = try plan(options, log: log)
         let run = try RunDirectory(path: runPath)
         let context = try ZMQContext()
-        let address = plan.listen ?? "tcp://127.0.0.1:*"
+        // Local: Unix sockets in a directory only this user can enter (no TCP listener at all).
+        let sockets = plan.local ? try LocalSockets.directory(for: run.url) : nil
+        defer { if let s = sockets, s.temporary { try? FileManager.default.removeItem(atPath: s.path) } }
+        let address = plan.listen ?? "ipc://\(sockets!.path)/control"
         var keys: CurveKeys? = nil
         var zap: ZAPHandler? = nil
         defer { zap?.stop() }

@@ -75,11 +75,14 @@ public enum WorkerProcess {
         if o.exitWithParent { worker.parentPid = getppid() }
         worker.threadsFixed = o.threads != nil
         worker.coordinatorTimeoutMs = Int(o.coordinatorTimeout * 1000)
-        // The ring inbox: loopback when the coordinator is, else every interface, advertised by host name.
-        let local = Endpoint.isLoopback(connect)
+        // The ring inbox: beside the coordinator's socket for a local run (the same 0700 directory),
+        // loopback when the coordinator is, else every interface, advertised by host name.
+        let bind =
+            LocalSockets.directory(of: connect).map { "ipc://\($0)/ring-\(getpid())" }
+            ?? (Endpoint.isLoopback(connect) ? "tcp://127.0.0.1:*" : "tcp://*:*")
         worker.makeRing = { runId, floats in
             try RingAllreduce(
-                context: context, bind: local ? "tcp://127.0.0.1:*" : "tcp://*:*",
+                context: context, bind: bind,
                 advertiseHost: ProcessInfo.processInfo.hostName, runId: runId, curve: curve, floats: floats, log: log)
         }
         try withExtendedLifetime(usr1) { try worker.run(rank: o.rank ?? launch.map { $0.rank - 1 }) }

@@ -119,3 +119,49 @@ final class MultiHostTests: XCTestCase {
         XCTAssertLessThan(zip(a, b).map { abs($0 - $1) }.max()!, 1e-5)
     }
 }
+
+/// A default local run listens only on a Unix socket in a directory of mode 0700: another user of the
+/// machine (here `nobody`) who runs a real worker against it never gets in, never receives the
+/// configuration, and the run trains as if it were not there. Needs root (to be another user);
+/// `make test-hosts` runs it.
+final class StrangerTests: XCTestCase {
+    static let root = TrainingData.make("stranger")
+    override class func tearDown() { try? FileManager.default.removeItem(at: root) }
+
+    func testAnotherUserCannotJoinALocalRun() throws {
+        guard getuid() == 0 else { return XCTFail("needs root to act as another user: run `make test-hosts`") }
+        let run = Self.root.appendingPathComponent("run")
+        let c = try startProcess(
+            Binaries.swiftrain,
+            [
+                "train", "--config", Self.root.appendingPathComponent("c.yaml").path, "--run", run.path,
+                "--workers", "2", "--set", "epochs=100", "--blas-threads", "1", "--progress-every", "0",
+            ])
+        while !c.errors().contains("step 2/") && c.process.isRunning { usleep(20_000) }
+        let line = try XCTUnwrap(c.errors().split(separator: "\n").first { $0.contains("coordinator at ") })
+        let endpoint = String(line.components(separatedBy: "coordinator at ")[1])
+        XCTAssertTrue(endpoint.hasPrefix("ipc://"), endpoint)
+        let dir = (String(endpoint.dropFirst("ipc://".count)) as NSString).deletingLastPathComponent
+        let mode = try FileManager.default.attributesOfItem(atPath: dir)[.posixPermissions] as! Int
+        XCTAssertEqual(mode & 0o777, 0o700)
+        // A real worker, as user nobody: the protocol spoken correctly, from the same machine.
+        let stranger = try startProcess(
+            "/usr/sbin/runuser", ["-u", "nobody", "--", Binaries.worker, "--connect", endpoint, "--rank", "7"])
+        // Time enough to start, connect and say hello (a worker on this socket joins within a second),
+        // while the run goes on; then the run is stopped the way SLURM stops it.
+        let deadline = Date().addingTimeInterval(8)
+        while Date() < deadline && c.process.isRunning && !c.errors().contains("worker 2 connected") { usleep(50_000) }
+        XCTAssertTrue(c.process.isRunning, "the run ended before the stranger had its chance")
+        kill(c.process.processIdentifier, SIGTERM)
+        c.wait()
+        XCTAssertEqual(c.process.terminationStatus, 0, c.errors())
+        XCTAssertTrue(c.errors().contains("stopped at epoch"), c.errors())
+        // runuser does not pass SIGTERM on: stop the stranger's worker itself.
+        _ = try runProcess("/usr/bin/pkill", ["-KILL", "-u", "nobody", "-f", "swiftrain-worker"])
+        stranger.wait()
+        XCTAssertFalse(c.errors().contains("worker 2 connected"), c.errors())
+        XCTAssertFalse(
+            stranger.errors().contains("train,"), "the stranger got the data's description: \(stranger.errors())")
+        XCTAssertTrue(c.errors().contains(" ready; 2 live"), c.errors())
+    }
+}

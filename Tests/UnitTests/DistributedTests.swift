@@ -108,3 +108,66 @@ final class DistributedTests: XCTestCase {
         XCTAssertTrue(e.contains("Wci: shape mismatch") && e.contains("[1, 4, 4, 5]") && e.contains("[1, 3, 4, 5]"), e)
     }
 }
+
+/// The per-step bodies leave out defaults and use short keys; every field still comes back.
+final class CompactBodyTests: XCTestCase {
+    func testStepsAndResultsRoundTripAndStaySmall() throws {
+        var full = Body.Step(
+            epoch: 3, step: 1234, samples: [5, 70, 900], globalBatch: 32, shard: 2, ring: ["ipc:///a", "ipc:///b"],
+            position: 1, round: 1250)
+        full.hosts = [0, 1]
+        full.lr = 2.5e-4
+        full.adamStep = 1235
+        full.commit = 1249
+        full.load = "/runs/x/checkpoints/last.ckpt"
+        let bare = Body.Step(epoch: 0, step: 0, samples: [], globalBatch: 0)
+        for s in [full, bare] {
+            let back = try JSONDecoder().decode(Body.Step.self, from: Data(Body.encode(s)))
+            XCTAssertEqual(back.epoch, s.epoch)
+            XCTAssertEqual(back.step, s.step)
+            XCTAssertEqual(back.samples, s.samples)
+            XCTAssertEqual(back.globalBatch, s.globalBatch)
+            XCTAssertEqual(back.shard, s.shard)
+            XCTAssertEqual(back.ring, s.ring)
+            XCTAssertEqual(back.hosts, s.hosts)
+            XCTAssertEqual(back.position, s.position)
+            XCTAssertEqual(back.round, s.round)
+            XCTAssertEqual(back.lr, s.lr)
+            XCTAssertEqual(back.adamStep, s.adamStep)
+            XCTAssertEqual(back.commit, s.commit)
+            XCTAssertEqual(back.load, s.load)
+        }
+        var r = Body.Result(
+            step: 1234, shard: 2, count: 1, lossSum: 0.123456789, leadSquaredError: [1, 2], leadWeight: [3, 4])
+        r.ringFailed = true
+        r.round = 1250
+        r.computeSeconds = 1.23456789
+        r.nonFinite = true
+        r.paramsChecksum = 77
+        r.ringBytes = 31_589_232
+        let back = try JSONDecoder().decode(Body.Result.self, from: Data(Body.encode(r)))
+        XCTAssertEqual(
+            [back.step, back.shard, back.count, back.round, back.ringBytes], [1234, 2, 1, 1250, 31_589_232])
+        XCTAssertEqual(back.lossSum, r.lossSum)
+        XCTAssertEqual(back.computeSeconds, 1.234568, "kept to the microsecond")
+        XCTAssertTrue(back.ringFailed && back.nonFinite)
+        XCTAssertEqual(back.paramsChecksum, 77)
+        XCTAssertEqual(back.leadSquaredError, [1, 2])
+        XCTAssertEqual(back.leadWeight, [3, 4])
+        // A typical step (one sample, mid-run) and its answer: what the coordinator moves per worker.
+        var typical = Body.Step(
+            epoch: 4, step: 52_311, samples: [48_112], globalBatch: 256, shard: 117, position: 117, round: 52_420)
+        typical.lr = 0.0005
+        typical.adamStep = 52_312
+        typical.commit = 52_419
+        var answer = Body.Result(step: 52_311, shard: 117, count: 1, lossSum: 0.1534219861030579)
+        answer.round = 52_420
+        answer.computeSeconds = 1.9934567
+        answer.ringBytes = 63_178_417
+        let bytes = Body.encode(typical).count + Body.encode(answer).count
+        XCTAssertLessThan(
+            bytes, 200,
+            String(decoding: Body.encode(typical) + [32] + Body.encode(answer), as: UTF8.self)
+        )
+    }
+}

@@ -105,16 +105,17 @@ final class RingAllreduceTests: XCTestCase {
             let leaders = [rings[0].address, rings[3].address]
             final class Shared: @unchecked Sendable {  // each thread writes only its own slot
                 var errors = [Error?](repeating: nil, count: 5), finite = [Bool?](repeating: nil, count: 5)
+                let buffers: [UnsafeMutableBufferPointer<Float>]
+                init(_ b: [UnsafeMutableBufferPointer<Float>]) { buffers = b }
             }
-            let shared = Shared(), group = DispatchGroup()
+            let shared = Shared(buffers), group = DispatchGroup()
             for p in 0..<5 {
                 let host = hosts[p], link = p - (host == 0 ? 0 : 3)
-                let buffer = buffers[p]
                 group.enter()
                 Thread.detachNewThread {
                     do {
                         shared.finite[p] = try rings[p].hierarchicalAllreduce(
-                            buffer, chain: chains[host], link: link, leaders: leaders, leaderPosition: host,
+                            shared.buffers[p], chain: chains[host], link: link, leaders: leaders, leaderPosition: host,
                             step: 1, round: 1, timeoutMs: 20_000)
                     } catch { shared.errors[p] = error }
                     group.leave()
