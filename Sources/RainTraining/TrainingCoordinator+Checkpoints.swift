@@ -107,6 +107,7 @@ extension TrainingCoordinator {
             }
             Checkpoint.removeUnreferencedSlices(
                 checkpoints: run.checkpointsPath, keep: [run.lastCheckpoint, run.bestCheckpoint])
+            lastCheckpointAt = clock.now
             return run.lastCheckpoint
         }
     }

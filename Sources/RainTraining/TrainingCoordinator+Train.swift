@@ -10,6 +10,7 @@ extension TrainingCoordinator {
     /// Runs (or resumes) training to the configured number of epochs.
     public func train(resume: Bool) throws -> Summary {
         try writeProbe()
+        lastCheckpointAt = clock.now
         defer { removeProbe() }
         // The kernel this process's OpenBLAS runs (local workers inherit its choice; each worker logs its own).
         let kernel = BLASKernel.note.isEmpty ? "OpenBLAS kernel \(BLAS.coreName)" : BLASKernel.note
@@ -168,7 +169,9 @@ extension TrainingCoordinator {
                     epoch: state.epoch, epochs: config.epochs, step: state.step,
                     stepsPerEpoch: plan?.stepsPerEpoch ?? stepsPerEpoch,
                     loss: loss / Double(n), samples: n, remainingSteps: remaining)
-                if options.checkpointEvery > 0 && state.globalStep % options.checkpointEvery == 0 {
+                let due =
+                    options.checkpointMinutes > 0 && clock.now - lastCheckpointAt >= options.checkpointMinutes * 60
+                if due || (options.checkpointEvery > 0 && state.globalStep % options.checkpointEvery == 0) {
                     do { try saveCheckpoint() } catch let e as NotEnoughWorkers { throw notEnough(e, during: "") }
                 }
                 if stopRequested() || (options.maxSteps > 0 && stepsThisRun >= options.maxSteps) {

@@ -55,6 +55,8 @@ public final class TrainingCoordinator {
     /// Bytes through the coordinator's socket, both ways (control messages only, by design).
     public internal(set) var bytesIn = 0, bytesOut = 0
     var saveCounter = 0
+    /// When the last checkpoint was committed (the coordinator's monotonic clock; the run's start before).
+    var lastCheckpointAt = 0.0
     /// Seconds of the last step's slowest worker compute (the rest of the step is communication and waiting).
     var lastComputeSeconds = 0.0
     /// Bytes each member of the last round sent over the ring, by ring position.

@@ -33,6 +33,10 @@ public struct TrainingOptions: ParsableArguments {
     public var blasThreads: Int?
     @Option(name: .customLong("checkpoint-every"), help: "Also write last.ckpt every N steps.")
     public var checkpointEvery = 0
+    @Option(
+        name: .customLong("checkpoint-minutes"),
+        help: "Also write last.ckpt when this many minutes have passed since the last one (0: off).")
+    public var checkpointMinutes = 10.0
     @Option(name: .customLong("max-steps"), help: "Stop with a checkpoint after N steps (0: train to the end).")
     public var maxSteps = 0
     @Option(name: .customLong("step-timeout"), help: "Seconds to wait for a step's results while workers are alive.")

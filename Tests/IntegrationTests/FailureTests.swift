@@ -84,6 +84,32 @@ final class FailureTests: XCTestCase {
             ).0.globalStep, 2)
     }
 
+    /// A coordinator killed outright (no chance to checkpoint) loses only what came after its last
+    /// time-based checkpoint (on by default; 0.6 s here): the run resumes from it.
+    func testTimeBasedCheckpointsSurviveAKilledCoordinator() throws {
+        let run = root.appendingPathComponent("killed-coordinator")
+        let c = try startProcess(
+            Binaries.swiftrain,
+            [
+                "train", "--config", root.appendingPathComponent("c.yaml").path, "--run", run.path, "--workers", "2",
+                "--set", "epochs=100", "--checkpoint-minutes", "0.01", "--blas-threads", "1", "--progress-every", "0",
+            ])
+        while !c.errors().contains("step 40/") && c.process.isRunning { usleep(20_000) }
+        XCTAssertTrue(c.process.isRunning, c.errors())
+        kill(c.process.processIdentifier, SIGKILL)
+        c.wait()
+        let layout = ParameterLayout(try ModelShape(config: TrainingData.config(root)))
+        let saved = try Checkpoint.read(
+            path: run.appendingPathComponent("checkpoints/last.ckpt").path, layout: layout
+        ).0.globalStep
+        XCTAssertGreaterThan(saved, 0, "no time-based checkpoint before step 40")
+        let r = try runProcess(
+            Binaries.swiftrain,
+            ["train", "--resume", run.path, "--workers", "2", "--max-steps", "2", "--blas-threads", "1"])
+        XCTAssertEqual(r.status, 0, r.err)
+        XCTAssertTrue(r.err.contains("resuming at epoch"), r.err)
+    }
+
     func testLateWorkerJoinsAtTheNextStep() throws {
         let endpoint = try freeLoopbackEndpoint()
         let c = try startProcess(
