@@ -60,7 +60,8 @@ public struct MessageHeader: Equatable {
             "protocol version mismatch",
             foreignRun = "wrong run id", badKind = "unknown kind", badSize = "size mismatch", badChecksum =
             "checksum mismatch",
-            nonFinite = "NaN or Inf in a gradient", unexpected = "unexpected message"
+            nonFinite = "NaN or Inf in a gradient", unexpected = "unexpected message",
+            forgedHeartbeat = "heartbeat without its rank's token", tooManyJoins = "too many pending joins"
     }
 
     public static func decode(_ b: [UInt8]) throws -> MessageHeader {
@@ -145,10 +146,13 @@ public enum Body {
         /// probe file the coordinator wrote there: a worker that reads them shares the run directory.
         public var checkpoints: String = ""
         public var probe: String = ""
+        /// This rank's heartbeat token (see `Heartbeat`).
+        public var token: String = ""
         public init(
             rank: Int, config: String, parameterCount: Int, blasThreads: Int, checkpoints: String = "",
-            probe: String = ""
+            probe: String = "", token: String = ""
         ) {
+            self.token = token
             self.rank = rank
             self.config = config
             self.parameterCount = parameterCount
@@ -238,7 +242,12 @@ public enum Body {
     }
     public struct Heartbeat: Codable {
         public var rank: Int
-        public init(rank: Int) { self.rank = rank }
+        /// The secret the welcome gave this rank: a heartbeat cannot keep another rank alive.
+        public var token: String = ""
+        public init(rank: Int, token: String = "") {
+            self.rank = rank
+            self.token = token
+        }
     }
     public struct Result: Codable {
         public var step: Int

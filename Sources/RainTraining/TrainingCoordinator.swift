@@ -42,6 +42,10 @@ public final class TrainingCoordinator {
     var ringAddress: [Int: String] = [:]
     /// Each rank's host name (from its hello): the topology hierarchical sums follow.
     var hostOf: [Int: String] = [:]
+    /// Each rank's heartbeat token, given in its welcome.
+    var tokens: [Int: String] = [:]
+    /// Hellos welcomed but not yet ready, at most.
+    var maxPendingJoins: Int { max(8, 2 * expectedWorkers) }
     var roundCounter = 0
     /// Live workers whose model state is current (the others load a checkpoint with their next step).
     var holders: Set<Int> = []
@@ -161,9 +165,14 @@ public final class TrainingCoordinator {
                 case (.hello, nil):
                     guard let hello = try? m.decodeBody(Body.Hello.self), hello.version == Int(MessageHeader.version)
                     else { throw MessageHeader.Rejection.badVersion }
+                    // Welcomed peers that never become ready are forgotten after the join timeout; at most
+                    // `maxPendingJoins` wait at once, so hellos alone cannot make the coordinator hold much.
+                    for r in joining where clock.now - (lastSeen[r] ?? 0) > options.joinTimeout { joining.remove(r) }
+                    guard joining.count < maxPendingJoins else { throw MessageHeader.Rejection.tooManyJoins }
                     let r = peers.count
                     peers.append(peer)
                     hostOf[r] = hello.host
+                    tokens[r] = String(UInt64.random(in: 1...UInt64.max), radix: 36)
                     joining.insert(r)
                     lastSeen[r] = clock.now
                     try send(
@@ -174,12 +183,15 @@ public final class TrainingCoordinator {
                                 Body.Welcome(
                                     rank: r, config: config.yaml(), parameterCount: trainParamsCount,
                                     blasThreads: blasThreadsPerWorker, checkpoints: run.checkpointsPath,
-                                    probe: probe))))
+                                    probe: probe, token: tokens[r]!))))
                     log("worker \(r) connected from \(hello.host) (pid \(hello.pid))")
                     return nil
                 case (.heartbeat, _):
                     let hb = try m.decodeBody(Body.Heartbeat.self)
-                    if hb.rank >= 0 && hb.rank < peers.count { lastSeen[hb.rank] = clock.now }
+                    guard let token = tokens[hb.rank], hb.token == token else {
+                        throw MessageHeader.Rejection.forgedHeartbeat
+                    }
+                    lastSeen[hb.rank] = clock.now
                     // Answered, so a worker can tell a dead coordinator from a busy one.
                     try? send(to: peer, Message.frames(.heartbeat, runId: runId, body: m.body))
                 case (.ready, let r?) where joining.contains(r):

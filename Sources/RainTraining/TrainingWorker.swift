@@ -34,9 +34,10 @@ public final class TrainingWorker {
 
     /// Sends a heartbeat every interval until `stop` is set: a frozen (SIGSTOP) or killed process
     /// stops them, which is how the coordinator tells a dead worker from a slow one.
-    private func startHeartbeat(runId: UInt64, rank: Int, stop: StopSignal) {
+    private func startHeartbeat(runId: UInt64, rank: Int, token: String, stop: StopSignal) {
         guard let hb = heartbeat else { return }
-        let frames = Message.frames(.heartbeat, runId: runId, body: Body.encode(Body.Heartbeat(rank: rank)))
+        let frames = Message.frames(
+            .heartbeat, runId: runId, body: Body.encode(Body.Heartbeat(rank: rank, token: token)))
         let interval = UInt32(heartbeatIntervalMs * 1000)
         let parent = parentPid, log = self.log, silentLimit = Double(coordinatorTimeoutMs) / 1000
         Thread.detachNewThread {
@@ -91,7 +92,7 @@ public final class TrainingWorker {
         let welcome = try welcomeMessage.decodeBody(Body.Welcome.self)
         let stop = StopSignal()
         defer { stop.set() }
-        startHeartbeat(runId: runId, rank: welcome.rank, stop: stop)
+        startHeartbeat(runId: runId, rank: welcome.rank, token: welcome.token, stop: stop)
         if welcome.blasThreads > 0 && !threadsFixed { BLAS.threads = welcome.blasThreads }
         var config = Config()
         try config.apply(yaml: welcome.config, source: "coordinator's configuration")

@@ -158,6 +158,11 @@ final class CoordinatorProtocolTests: XCTestCase {
                     body: Body.encode(Body.Result(step: 5, count: 1, lossSum: 0)))
                 try! intruder.send(forged)
                 try! w[0].client.send(forged)  // a known peer with another run's id
+                // A worker of the run keeping another rank "alive" with its own token.
+                try! w[0].client.send(
+                    Message.frames(
+                        .heartbeat, runId: runId,
+                        body: Body.encode(Body.Heartbeat(rank: 2, token: w[0].welcome!.token))))
             }
             if silentSince == nil && w[2].received.contains(where: { $0.step == 3 }) { silentSince = hub.clock.now }
             for worker in w { worker.act() }
@@ -216,6 +221,8 @@ final class CoordinatorProtocolTests: XCTestCase {
         // Foreign and garbage messages were refused and counted, and changed nothing.
         XCTAssertEqual(coordinator.rejected[MessageHeader.Rejection.malformed.rawValue], 1)
         XCTAssertEqual(coordinator.rejected[MessageHeader.Rejection.foreignRun.rawValue], 2)
+        XCTAssertEqual(coordinator.rejected[MessageHeader.Rejection.forgedHeartbeat.rawValue], 1)
+        XCTAssertEqual(Set(w.map { $0.welcome!.token }).count, 4, "every rank its own token")
 
         // Every step's results (stale ones aside) cover a full batch exactly once: the metrics' sample
         // count and mean loss equal what the workers computed.
@@ -253,5 +260,31 @@ final class CoordinatorProtocolTests: XCTestCase {
         XCTAssertTrue(e.contains("only 0 of 2 worker(s) ready within 30 s") && e.contains("start the workers"), e)
         XCTAssertGreaterThanOrEqual(hub.clock.now, 30)
         XCTAssertLessThan(hub.clock.now, 31)
+    }
+}
+
+/// Hellos that never become workers: at most max(8, 2N) are welcomed and wait at once; the rest are
+/// refused (no welcome, no configuration) and counted.
+final class PendingJoinTests: XCTestCase {
+    func testHellosAloneAreCapped() throws {
+        let hub = InMemoryHub()
+        let options = try TrainingOptions.from(["--join-timeout", "30"])
+        let coordinator = TrainingCoordinator(
+            config: Config(),
+            run: try RunDirectory(path: temporaryDirectory(self).appendingPathComponent("run").path), transport: hub,
+            options: options, expectedWorkers: 1, clock: hub.clock, log: { _ in })
+        let hello = Message.frames(
+            .hello, runId: 0,
+            body: Body.encode(Body.Hello(version: Int(MessageHeader.version), host: "x", pid: 1, rank: nil)))
+        let strangers = (0..<12).map { hub.client("s\($0)") }
+        for s in strangers { try s.send(hello) }
+        var welcomed = 0
+        hub.whenIdle = {
+            for s in strangers { while (try? s.receive(timeoutMs: 0)).flatMap({ $0 }) != nil { welcomed += 1 } }
+        }
+        let e = errorText { _ = try coordinator.train(resume: false) }
+        XCTAssertTrue(e.contains("only 0 of 1 worker(s) ready"), e)
+        XCTAssertEqual(welcomed, 8)
+        XCTAssertEqual(coordinator.rejected[MessageHeader.Rejection.tooManyJoins.rawValue], 4)
     }
 }
