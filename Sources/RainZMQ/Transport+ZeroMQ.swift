@@ -16,6 +16,8 @@ public final class ZMQServer: ServerTransport {
         socket = try ZMQSocket(context, .router, lingerMs: 2000)
         try socket.setMaxMessageSize(maxMessageBytes)
         try socket.setHighWaterMarks(send: 1000, receive: queuedPerPeer)
+        // Workers keep one routing id per incarnation: after a dropped connection they are still themselves.
+        try socket.setRouterHandover(true)
         if let curveSecretKey { try socket.makeCurveServer(secretKey: curveSecretKey) }
         try socket.bind(bind)
         endpoint = try socket.lastEndpoint()
@@ -30,8 +32,14 @@ public final class ZMQServer: ServerTransport {
 /// ZeroMQ DEALER at a worker.
 public final class ZMQClient: ClientTransport {
     let socket: ZMQSocket
-    public init(context: ZMQContext, connect: String, curve: CurveKeys? = nil) throws {
+    /// `routingId` (default: 16 random bytes, this incarnation's own) names this connection at the
+    /// coordinator across reconnects.
+    public init(
+        context: ZMQContext, connect: String, curve: CurveKeys? = nil,
+        routingId: [UInt8] = (0..<16).map { _ in UInt8.random(in: 1...255) }
+    ) throws {
         socket = try ZMQSocket(context, .dealer)
+        try socket.setRoutingId(routingId)
         if let k = curve {
             try socket.makeCurveClient(serverKey: k.serverPublic, publicKey: k.workerPublic, secretKey: k.workerSecret)
         }

@@ -133,6 +133,15 @@ public final class ZMQSocket {
         try check(zmq_setsockopt(handle, ZMQ_MAXMSGSIZE, &v, MemoryLayout<Int64>.size), "zmq_setsockopt(MAXMSGSIZE)")
     }
 
+    /// This socket's identity at a ROUTER (set before connecting): the same bytes after a reconnect.
+    public func setRoutingId(_ id: [UInt8]) throws {
+        try check(zmq_setsockopt(handle, ZMQ_ROUTING_ID, id, id.count), "zmq_setsockopt(ROUTING_ID)")
+    }
+
+    /// A ROUTER hands an identity over to a new connection that presents it (a peer reconnecting
+    /// after its connection dropped) instead of refusing the newcomer.
+    public func setRouterHandover(_ on: Bool) throws { try setInt(ZMQ_ROUTER_HANDOVER, on ? 1 : 0) }
+
     /// Messages queued per peer before ZeroMQ blocks (send) or stops reading (receive): with the
     /// message size limit, the memory a peer can make this socket hold.
     public func setHighWaterMarks(send: Int32, receive: Int32) throws {

@@ -194,3 +194,32 @@ final class RingAllreduceTests: XCTestCase {
         }
     }
 }
+
+/// A worker that reconnects (its connection dropped, or its socket was rebuilt) with its incarnation's
+/// routing id is the same peer to the coordinator's ROUTER, and the coordinator's answers reach the
+/// new connection: a reset no longer turns a live worker into a stranger.
+final class RoutingIdTests: XCTestCase {
+    func testAReconnectingWorkerKeepsItsIdentity() throws {
+        let ctx = try ZMQContext()
+        let server = try ZMQServer(context: ctx, bind: "tcp://127.0.0.1:*")
+        let id = Array("incarnation-1234".utf8)
+        let first = try ZMQClient(context: ctx, connect: server.endpoint, routingId: id)
+        try first.send([Array("a".utf8)])
+        let (peer1, f1) = try XCTUnwrap(try server.receive(timeoutMs: 5000))
+        XCTAssertEqual(f1, [Array("a".utf8)])
+        XCTAssertEqual(peer1, id)
+        first.close()
+        let second = try ZMQClient(context: ctx, connect: server.endpoint, routingId: id)
+        try second.send([Array("b".utf8)])
+        let (peer2, _) = try XCTUnwrap(try server.receive(timeoutMs: 5000))
+        XCTAssertEqual(peer2, peer1)
+        try server.send(to: peer1, [Array("c".utf8)])
+        XCTAssertEqual(try second.receive(timeoutMs: 5000), [Array("c".utf8)])
+        // Without an explicit id, each connection is a new stranger.
+        let other = try ZMQClient(context: ctx, connect: server.endpoint)
+        try other.send([Array("d".utf8)])
+        XCTAssertNotEqual(try XCTUnwrap(try server.receive(timeoutMs: 5000)).peer, peer1)
+        second.close()
+        other.close()
+    }
+}
