@@ -72,12 +72,7 @@ extension TrainingCoordinator {
                         "worker \(r) failed to write its slice: \(String(decoding: m.body, as: UTF8.self).prefix(300))"
                 default: break
                 }
-                for r in members
-                where live.contains(r) && saved[members.firstIndex(of: r)!] == nil
-                    && (clock.now - (lastSeen[r] ?? start)) * 1000 > Double(workerTimeoutMs)
-                {
-                    remove(r)
-                    deaths.append((r, "silent"))
+                if let r = declareSilent(members, since: start, owes: { saved[members.firstIndex(of: $0)!] == nil }) {
                     lost = "worker \(r) went silent"
                 }
                 if (clock.now - start) * 1000 > Double(stepTimeoutMs) {

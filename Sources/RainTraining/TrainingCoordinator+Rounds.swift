@@ -166,13 +166,9 @@ extension TrainingCoordinator {
                     broken = "worker \(rank) aborted: \(String(decoding: m.body, as: UTF8.self).prefix(200))"
                 default: break
                 }
-                for rank in members
-                where live.contains(rank) && results[members.firstIndex(of: rank)!] == nil
-                    && (clock.now - (lastSeen[rank] ?? start)) * 1000 > Double(workerTimeoutMs)
+                if let rank = declareSilent(
+                    members, since: start, owes: { results[members.firstIndex(of: $0)!] == nil })
                 {
-                    remove(rank)
-                    deaths.append((rank, "silent"))
-                    log("worker \(rank) declared dead (silent for \(workerTimeoutMs / 1000) s); \(live.count) live")
                     broken = "worker \(rank) died"
                 }
                 if (clock.now - start) * 1000 > Double(stepTimeoutMs) {

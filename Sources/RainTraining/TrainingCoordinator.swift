@@ -103,6 +103,22 @@ public final class TrainingCoordinator {
     /// Live workers holding the current model state, ascending: the members of every round.
     var holding: [Int] { live.filter(holders.contains) }
 
+    /// Declares dead every live member that `owes` an answer and has been silent past the worker timeout
+    /// since `start`; returns one of them, if any.
+    func declareSilent(_ members: [Int], since start: Double, owes: (Int) -> Bool) -> Int? {
+        var dead: Int? = nil
+        for r in members
+        where live.contains(r) && owes(r)
+            && (clock.now - (lastSeen[r] ?? start)) * 1000 > Double(workerTimeoutMs)
+        {
+            remove(r)
+            deaths.append((r, "silent"))
+            log("worker \(r) declared dead (silent for \(workerTimeoutMs / 1000) s); \(live.count) live")
+            dead = r
+        }
+        return dead
+    }
+
     /// Removes a worker from the run (dead or sent away).
     func remove(_ r: Int) {
         live.removeAll { $0 == r }
