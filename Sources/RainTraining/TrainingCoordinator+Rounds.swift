@@ -107,6 +107,13 @@ extension TrainingCoordinator {
         }
     }
 
+    /// Releases the live members of `round` blocked in the ring (through their inboxes).
+    func abandon(round: Int, step: Int, members: [Int]) {
+        ringAbandoner?.abandon(
+            runId: runId, round: round, step: step,
+            addresses: members.filter { live.contains($0) }.compactMap { ringAddress[$0] })
+    }
+
     /// A training round: every live worker gets a (possibly empty) contiguous shard, the update's
     /// learning rate and step number, and (when they changed) the ring's addresses; they allreduce
     /// among themselves and hold the update until the next message commits the round. If a member
@@ -149,13 +156,20 @@ extension TrainingCoordinator {
             }
             var results: [Int: Body.Result] = [:]
             var broken: String? = nil
+            // Past the step deadline the round is abandoned; members blocked in the ring answer that at
+            // once, so whoever stays silent (yet heartbeating) is stuck and is evicted like a dead worker.
+            let roundStart = clock.now
+            var graceEnd: Double? = nil
+            var released = Set<Int>()
             while broken == nil && results.count < members.count {
                 switch try pump(timeoutMs: 200) {
                 case .result(let rank, let m)?:
                     guard let r = try? m.decodeBody(Body.Result.self), r.round == round, m.header.step == UInt64(step),
                         let pos = members.firstIndex(of: rank), r.shard == pos, results[pos] == nil
                     else { continue }  // a stale round's result
-                    if r.ringFailed {
+                    if graceEnd != nil {
+                        released.insert(rank)
+                    } else if r.ringFailed {
                         broken = "worker \(rank) lost its ring neighbour"
                     } else {
                         results[pos] = r
@@ -171,17 +185,36 @@ extension TrainingCoordinator {
                 {
                     broken = "worker \(rank) died"
                 }
-                if (clock.now - start) * 1000 > Double(stepTimeoutMs) {
-                    throw SwiftRainError(
-                        "step \(step)", "not finished within \(stepTimeoutMs / 1000) s",
-                        hint: "raise --step-timeout; resume with: swiftrain train --resume \(run.url.path)")
+                if graceEnd == nil && (clock.now - roundStart) * 1000 > Double(stepTimeoutMs) {
+                    log("step \(step): round \(round) past its \(stepTimeoutMs / 1000) s deadline; releasing the ring")
+                    abandon(round: round, step: step, members: members)
+                    graceEnd = clock.now + Double(workerTimeoutMs) / 1000
+                    for pos in results.keys { released.insert(members[pos]) }
+                }
+                if let end = graceEnd, clock.now > end {
+                    let stuck = members.filter { live.contains($0) && !released.contains($0) }
+                    guard !stuck.isEmpty else {
+                        throw SwiftRainError(
+                            "step \(step)", "not finished within \(stepTimeoutMs / 1000) s by any worker",
+                            hint: "raise --step-timeout; resume with: swiftrain train --resume \(run.url.path)")
+                    }
+                    for r in stuck {
+                        remove(r)
+                        deaths.append((r, "stuck"))
+                        log(
+                            "worker \(r) evicted: missed its step deadline while still heartbeating; \(live.count) live"
+                        )
+                        try? send(to: peers[r], Message.frames(.shutdown, runId: runId))
+                    }
+                    broken = "worker(s) \(stuck) stuck"
+                    if live.count < max(1, options.minWorkers) { throw NotEnoughWorkers(reason: broken!) }
+                    if holding.isEmpty { throw NotEnoughWorkers(reason: "no live worker holds the model state") }
+                    continue
                 }
             }
             if let broken {
                 log("step \(step): ring round \(round) abandoned (\(broken)); restarting among \(live)")
-                ringAbandoner?.abandon(
-                    runId: runId, round: round, step: step,
-                    addresses: members.filter { live.contains($0) }.compactMap { ringAddress[$0] })
+                if graceEnd == nil { abandon(round: round, step: step, members: members) }
                 if live.count < max(1, options.minWorkers) { throw NotEnoughWorkers(reason: broken) }
                 if holding.isEmpty { throw NotEnoughWorkers(reason: "no live worker holds the model state") }
                 continue

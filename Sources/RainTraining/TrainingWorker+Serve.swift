@@ -73,12 +73,23 @@ extension TrainingWorker {
         }
     }
 
+    /// Fault hook `SWIFTRAIN_FAULT_STALL=RANK:STEP`: that rank's compute hangs at that step while its
+    /// heartbeat thread carries on (a worker stuck in a kernel or on a dead filesystem).
+    static func stallsAt(rank: Int, step: Int) -> Bool {
+        guard let spec = ProcessInfo.processInfo.environment["SWIFTRAIN_FAULT_STALL"] else { return false }
+        return spec == "\(rank):\(step)"
+    }
+
     /// One round: this worker's shard's gradient, summed over the ring; its update held until the
     /// coordinator commits the round.
     private func train(
         _ step: Body.Step, replica: Replica, ring: GradientRing?, members: [String], hosts: [Int]?, rank: Int
     ) throws -> Body.Result {
         let compute = replica.runner
+        if Self.stallsAt(rank: rank, step: step.step) {
+            log("worker \(rank): SWIFTRAIN_FAULT_STALL: stuck at step \(step.step), heartbeats go on")
+            while true { sleep(3600) }
+        }
         let t0 = Date()
         let sums = try compute.train(samples: step.samples, globalBatch: step.globalBatch)
         var r = Body.Result(step: step.step, shard: step.shard, sums)

@@ -84,6 +84,23 @@ final class FailureTests: XCTestCase {
             ).0.globalStep, 2)
     }
 
+    /// A worker stuck in its compute while its heartbeats go on (fault hook): past the step deadline
+    /// the ring is released, the members blocked in it answer, the silent one is evicted, and the step
+    /// is redone by the other two; the result equals a clean run's up to summation order.
+    func testAStuckButHeartbeatingWorkerIsEvicted() throws {
+        let clean = try runProcess(Binaries.swiftrain, trainArgs("stuck-clean", steps: 8, workers: 3))
+        XCTAssertEqual(clean.status, 0, clean.err)
+        let r = try runProcess(
+            Binaries.swiftrain, trainArgs("stuck", steps: 8, workers: 3) + ["--step-timeout", "3"],
+            env: ["SWIFTRAIN_FAULT_STALL": "1:4"])
+        XCTAssertEqual(r.status, 0, r.err)
+        XCTAssertTrue(r.err.contains("stuck at step 4"), r.err)
+        XCTAssertTrue(r.err.contains("worker 1 evicted: missed its step deadline while still heartbeating"), r.err)
+        XCTAssertFalse(r.err.contains("declared dead"), "it was heartbeating: \(r.err)")
+        let worst = zip(try params("stuck"), try params("stuck-clean")).map { abs($0 - $1) }.max()!
+        XCTAssertLessThan(worst, 1e-5)
+    }
+
     /// A coordinator killed outright (no chance to checkpoint) loses only what came after its last
     /// time-based checkpoint (on by default; 0.6 s here): the run resumes from it.
     func testTimeBasedCheckpointsSurviveAKilledCoordinator() throws {
