@@ -101,8 +101,8 @@ public enum Train {
         defer {
             // Workers were told to shut down: give them a moment to log their last lines and exit on
             // their own (a dead-worker's slot is already gone), then stop any straggler.
-            let deadline = Date().addingTimeInterval(5)
-            while children.contains(where: \.isRunning) && Date() < deadline { usleep(20_000) }
+            let clock = MonotonicClock(), deadline = clock.now + 5  // deadlines never follow the wall clock
+            while children.contains(where: \.isRunning) && clock.now < deadline { usleep(20_000) }
             for c in children where c.isRunning { c.terminate() }
         }
         if plan.local {

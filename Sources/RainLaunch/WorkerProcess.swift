@@ -65,8 +65,10 @@ public enum WorkerProcess {
             log: { _ in log("worker: SIGUSR1 noted; the coordinator checkpoints and will shut the workers down") })
         let context = try ZMQContext()
         let curve = try o.keys.map { dir -> CurveKeys in
-            let deadline = Date().addingTimeInterval(o.keysTimeout)
-            while !FileManager.default.fileExists(atPath: dir + "/worker.key") && Date() < deadline { usleep(200_000) }
+            let clock = MonotonicClock(), deadline = clock.now + o.keysTimeout
+            while !FileManager.default.fileExists(atPath: dir + "/worker.key") && clock.now < deadline {
+                usleep(200_000)
+            }
             return try CurveKeys.load(dir: dir, create: false)
         }
         let client = try ZMQClient(context: context, connect: connect, curve: curve)
