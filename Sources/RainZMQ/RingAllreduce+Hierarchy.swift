@@ -28,11 +28,7 @@ extension RingAllreduce {
         let pieces = stride(from: 0, to: total, by: pieceFloats).map { $0..<min($0 + pieceFloats, total) }
         let sent = [ZMQSendTracker(), ZMQSendTracker()]
         func settle(_ t: ZMQSendTracker) throws {
-            guard t.waitAll(timeoutMs: timeoutMs) else {
-                throw SwiftRainError(
-                    "ring", "a neighbour on this host took no data for \(timeoutMs / 1000) s (step \(step))",
-                    hint: "a worker died; the coordinator restarts the step among the survivors")
-            }
+            try self.settle(t, step: step, round: round, timeoutMs: timeoutMs, peer: "a neighbour on this host")
         }
         defer { for t in sent { _ = t.waitAll(timeoutMs: 1000) } }
         // 1. Reduce along the chain, from its end to the leader.

@@ -133,10 +133,8 @@ public final class RingAllreduce: GradientRing {
 
         for (j, r) in pieces(p).enumerated() { try send(stage: 0, k: 0, chunk: p, piece: j, r) }
         for stage in 0..<2 {
-            if stage == 1 && !sent[0].waitAll(timeoutMs: timeoutMs) {
-                throw SwiftRainError(
-                    "ring", "the right neighbour took no data for \(timeoutMs / 1000) s (step \(step))",
-                    hint: "a worker died; the coordinator restarts the step among the survivors")
+            if stage == 1 {
+                try settle(sent[0], step: step, round: round, timeoutMs: timeoutMs, peer: "the right neighbour")
             }
             for k in 0..<(n - 1) {
                 let c = stage == 0 ? mod(p - k - 1) : mod(p - k)
@@ -154,12 +152,50 @@ public final class RingAllreduce: GradientRing {
                 }
             }
         }
-        guard sent[1].waitAll(timeoutMs: timeoutMs) else {
-            throw SwiftRainError(
-                "ring", "the right neighbour took no data for \(timeoutMs / 1000) s (step \(step))",
-                hint: "a worker died; the coordinator restarts the step among the survivors")
-        }
+        try settle(sent[1], step: step, round: round, timeoutMs: timeoutMs, peer: "the right neighbour")
         return finite
+    }
+
+    /// Waits until `tracker`'s sends have left, watching the inbox meanwhile: a peer that stopped
+    /// reading (frozen, or its host gone) leaves sends queued, and the coordinator's abandon must
+    /// still get through. Pieces of this round that arrive meanwhile are kept for `receive`.
+    func settle(_ tracker: ZMQSendTracker, step: Int, round: Int, timeoutMs: Int, peer: String) throws {
+        let clock = MonotonicClock(), deadline = clock.now + Double(timeoutMs) / 1000
+        while !tracker.waitAll(timeoutMs: 20) {
+            while early.count <= maxEarly, let frames = try inbox.receiveFrames(timeoutMs: 0) {
+                if Self.isAbandon(frames, runId: runId, round: round) {
+                    throw SwiftRainError(
+                        "ring", "round abandoned by the coordinator: a ring member died (step \(step), round \(round))",
+                        hint: "the coordinator restarts the step among the survivors")
+                }
+                if let b = Self.pieceBody(frames, runId: runId), b.round == round {
+                    early.append((round, b.stage, b.k, b.chunk, b.piece, frames))
+                }
+            }
+            if clock.now > deadline {
+                throw SwiftRainError(
+                    "ring", "\(peer) took no data for \(timeoutMs / 1000) s (step \(step))",
+                    hint: "a worker died; the coordinator restarts the step among the survivors")
+            }
+        }
+    }
+
+    /// The body of a well-formed ring piece of this run (header checked; checksum left to `receive`).
+    static func pieceBody(_ frames: [ZMQFrame], runId: UInt64) -> Body.RingChunk? {
+        guard frames.count == 3, let h = try? MessageHeader.decode(Array(frames[0].bytes)), h.runId == runId,
+            h.kind == .ring, frames[1].bytes.count == Int(h.bodyBytes), frames[1].bytes.count <= maxBodyBytes,
+            frames[2].bytes.count == Int(h.payloadBytes)
+        else { return nil }
+        return try? JSONDecoder().decode(Body.RingChunk.self, from: Data(frames[1].bytes))
+    }
+
+    /// The coordinator's message releasing round `round` (stage −1).
+    static func isAbandon(_ frames: [ZMQFrame], runId: UInt64, round: Int) -> Bool {
+        guard frames.count == 2,
+            let m = try? Message.decode(frames.map { Array($0.bytes) }, runId: runId, maxPayloadBytes: 0),
+            let b = try? m.decodeBody(Body.RingChunk.self)
+        else { return false }
+        return b.round == round && b.stage == -1
     }
 
     /// Sends `floats` without a copy as one piece; they must stay untouched until `tracker` says sent.
@@ -224,16 +260,10 @@ public final class RingAllreduce: GradientRing {
                 throw fail("no chunk from the left neighbour within \(timeoutMs / 1000) s: a worker died")
             }
             // Pieces of an abandoned round, or anything malformed, are dropped.
-            guard frames.count == 3, let h = try? MessageHeader.decode(Array(frames[0].bytes)), h.runId == runId,
-                h.kind == .ring,
-                frames[1].bytes.count == Int(h.bodyBytes), frames[1].bytes.count <= Self.maxBodyBytes,
-                frames[2].bytes.count == Int(h.payloadBytes),
-                let b = try? JSONDecoder().decode(Body.RingChunk.self, from: Data(frames[1].bytes)), b.round == round
+            guard let b = Self.pieceBody(frames, runId: runId), b.round == round,
+                let h = try? MessageHeader.decode(Array(frames[0].bytes))
             else {
-                if frames.count == 2,
-                    let m = try? Message.decode(frames.map { Array($0.bytes) }, runId: runId, maxPayloadBytes: 0),
-                    let b = try? m.decodeBody(Body.RingChunk.self), b.round == round, b.stage == -1
-                {
+                if Self.isAbandon(frames, runId: runId, round: round) {
                     throw fail("round abandoned by the coordinator: a ring member died")
                 }
                 continue

@@ -181,6 +181,58 @@ final class RingAllreduceTests: XCTestCase {
         XCTAssertTrue(buffers.allSatisfy { b in b.allSatisfy { $0 == 3 } })
     }
 
+    /// A right neighbour that stopped reading (a frozen process: its socket accepts, nothing is read)
+    /// leaves a member's sends queued; the coordinator's abandon must reach that member while it waits
+    /// for them, not after the ring's timeout. Member 0's ring is [0, black hole]; member 1 (left of 0)
+    /// feeds it, so member 0 gets through reduce-scatter and blocks on its queued sends.
+    func testAbandonReachesAMemberWaitingOnAPeerThatStoppedReading() throws {
+        let hole = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { Glibc.close(hole) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var size = socklen_t(MemoryLayout<sockaddr_in>.size)
+        withUnsafeMutablePointer(to: &addr) { a in
+            a.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                XCTAssertEqual(bind(hole, $0, size), 0)
+                XCTAssertEqual(listen(hole, 4), 0)
+                XCTAssertEqual(getsockname(hole, $0, &size), 0)
+            }
+        }
+        let blackHole = "tcp://127.0.0.1:\(UInt16(bigEndian: addr.sin_port))"
+        let count = 1 << 16
+        let contexts = try (0..<2).map { _ in try ZMQContext() }
+        let rings = try contexts.map {
+            try RingAllreduce(
+                context: $0, bind: "tcp://127.0.0.1:*", advertiseHost: "127.0.0.1", runId: 9, curve: nil,
+                floats: count, pieceFloats: 1024)
+        }
+        defer { rings.forEach { $0.close() } }
+        final class Box: @unchecked Sendable { var error: Error? }
+        let first = Box(), group = DispatchGroup()
+        let buffers = (0..<2).map { _ in [Float](repeating: 1, count: count) }
+        for p in 0..<2 {
+            group.enter()
+            Thread.detachNewThread {
+                var b = buffers[p]
+                do {
+                    _ = try b.withUnsafeMutableBufferPointer {
+                        try rings[p].allreduce(
+                            $0, ring: p == 0 ? [rings[0].address, blackHole] : [rings[0].address, rings[1].address],
+                            position: p, step: 3, round: 5, timeoutMs: p == 0 ? 40_000 : 2000)
+                    }
+                } catch { if p == 0 { first.error = error } }
+                group.leave()
+            }
+        }
+        usleep(500_000)  // member 0 is now waiting on the black hole
+        ZMQRingAbandoner(context: contexts[1], curve: nil).abandon(
+            runId: 9, round: 5, step: 3, addresses: [rings[0].address])
+        XCTAssertEqual(group.wait(timeout: .now() + 60), .success)
+        let message = "\(first.error.map { "\($0)" } ?? "no error")"
+        XCTAssertTrue(message.contains("round abandoned by the coordinator"), message)
+    }
+
     func testEightLaneChecksumEqualsTheDefinition() {
         var rng = SplitMix(5)
         for count in [0, 1, 7, 8, 31, 32, 33, 100, 4096 + 13] {
