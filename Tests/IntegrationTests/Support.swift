@@ -75,9 +75,10 @@ enum Binaries {
 /// Runs a command to completion, returning its status and output.
 @discardableResult
 func runProcess(
-    _ path: String, _ args: [String], cwd: URL? = nil, env: [String: String] = [:], timeout: TimeInterval = 300
+    _ path: String, _ args: [String], cwd: URL? = nil, env: [String: String] = [:], unsetting: [String] = [],
+    timeout: TimeInterval = 300
 ) throws -> (status: Int32, out: String, err: String) {
-    let p = try startProcess(path, args, cwd: cwd, env: env)
+    let p = try startProcess(path, args, cwd: cwd, env: env, unsetting: unsetting)
     let deadline = Date().addingTimeInterval(timeout)
     while p.process.isRunning && Date() < deadline { usleep(20_000) }
     if p.process.isRunning {
@@ -142,11 +143,18 @@ final class Started {
     }
 }
 
-func startProcess(_ path: String, _ args: [String], cwd: URL? = nil, env: [String: String] = [:]) throws -> Started {
+/// `env` is added to this process's environment; the variables named in `unsetting` are removed first
+/// (a machine may export, say, OPENBLAS_CORETYPE, and a test of the default must not inherit it).
+func startProcess(
+    _ path: String, _ args: [String], cwd: URL? = nil, env: [String: String] = [:], unsetting: [String] = []
+) throws -> Started {
     let s = Started()
     s.process.executableURL = URL(fileURLWithPath: path)
     s.process.arguments = args
-    if !env.isEmpty { s.process.environment = ProcessInfo.processInfo.environment.merging(env) { $1 } }
+    if !env.isEmpty || !unsetting.isEmpty {
+        s.process.environment = ProcessInfo.processInfo.environment.filter { !unsetting.contains($0.key) }
+            .merging(env) { $1 }
+    }
     if let cwd { s.process.currentDirectoryURL = cwd }
     let o = Pipe(), e = Pipe()
     s.process.standardOutput = o
