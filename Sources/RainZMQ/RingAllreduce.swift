@@ -168,7 +168,7 @@ public final class RingAllreduce: GradientRing {
                         "ring", "round abandoned by the coordinator: a ring member died (step \(step), round \(round))",
                         hint: "the coordinator restarts the step among the survivors")
                 }
-                if let b = Self.pieceBody(frames, runId: runId), b.round == round {
+                if let b = Self.piece(frames, runId: runId)?.body, b.round == round {
                     early.append((round, b.stage, b.k, b.chunk, b.piece, frames))
                 }
             }
@@ -180,13 +180,14 @@ public final class RingAllreduce: GradientRing {
         }
     }
 
-    /// The body of a well-formed ring piece of this run (header checked; checksum left to `receive`).
-    static func pieceBody(_ frames: [ZMQFrame], runId: UInt64) -> Body.RingChunk? {
+    /// The header and body of a well-formed ring piece of this run (checksum left to `receive`).
+    static func piece(_ frames: [ZMQFrame], runId: UInt64) -> (header: MessageHeader, body: Body.RingChunk)? {
         guard frames.count == 3, let h = try? MessageHeader.decode(Array(frames[0].bytes)), h.runId == runId,
             h.kind == .ring, frames[1].bytes.count == Int(h.bodyBytes), frames[1].bytes.count <= maxBodyBytes,
-            frames[2].bytes.count == Int(h.payloadBytes)
+            frames[2].bytes.count == Int(h.payloadBytes),
+            let b = try? JSONDecoder().decode(Body.RingChunk.self, from: Data(frames[1].bytes))
         else { return nil }
-        return try? JSONDecoder().decode(Body.RingChunk.self, from: Data(frames[1].bytes))
+        return (h, b)
     }
 
     /// The coordinator's message releasing round `round` (stage −1).
@@ -260,9 +261,7 @@ public final class RingAllreduce: GradientRing {
                 throw fail("no chunk from the left neighbour within \(timeoutMs / 1000) s: a worker died")
             }
             // Pieces of an abandoned round, or anything malformed, are dropped.
-            guard let b = Self.pieceBody(frames, runId: runId), b.round == round,
-                let h = try? MessageHeader.decode(Array(frames[0].bytes))
-            else {
+            guard let (h, b) = Self.piece(frames, runId: runId), b.round == round else {
                 if Self.isAbandon(frames, runId: runId, round: round) {
                     throw fail("round abandoned by the coordinator: a ring member died")
                 }

@@ -8,6 +8,19 @@ import XCTest
 /// separate processes would have): exact sums with uneven, pipelined pieces; rejection of non-finite
 /// gradients; the ring's own ZAP handler in CURVE mode. Also the eight-lane checksum against its definition.
 final class RingAllreduceTests: XCTestCase {
+    /// One member per context (as separate processes would have), each bound on loopback.
+    func makeRings(_ n: Int, floats: Int, pieceFloats: Int, curve: CurveKeys? = nil) throws -> (
+        contexts: [ZMQContext], rings: [RingAllreduce]
+    ) {
+        let contexts = try (0..<n).map { _ in try ZMQContext() }
+        let rings = try contexts.map {
+            try RingAllreduce(
+                context: $0, bind: "tcp://127.0.0.1:*", advertiseHost: "127.0.0.1", runId: 9, curve: curve,
+                floats: floats, pieceFloats: pieceFloats)
+        }
+        return (contexts, rings)
+    }
+
     /// Runs one allreduce among `buffers.count` members; returns each member's error, if any.
     func ringRound(
         _ buffers: [UnsafeMutableBufferPointer<Float>], pieceFloats: Int, curve: CurveKeys? = nil,
@@ -23,12 +36,7 @@ final class RingAllreduceTests: XCTestCase {
         timeoutMs: Int = 20_000, finite: inout [Bool?]
     ) throws -> [Error?] {
         let n = buffers.count
-        let contexts = try (0..<n).map { _ in try ZMQContext() }
-        let rings = try contexts.map {
-            try RingAllreduce(
-                context: $0, bind: "tcp://127.0.0.1:*", advertiseHost: "127.0.0.1", runId: 9, curve: curve,
-                floats: buffers[0].count, pieceFloats: pieceFloats)
-        }
+        let rings = try makeRings(n, floats: buffers[0].count, pieceFloats: pieceFloats, curve: curve).rings
         defer { rings.forEach { $0.close() } }
         let addresses = rings.map(\.address)
         final class Shared: @unchecked Sendable {  // each thread writes only its own slot
@@ -94,12 +102,7 @@ final class RingAllreduceTests: XCTestCase {
             defer { buffers.forEach { $0.deallocate() } }
             if poison { buffers[4][700] = .nan }
             let expected = (0..<count).map { i in (0..<5).reduce(0.0) { $0 + Double(buffers[$1][i]) } }
-            let contexts = try (0..<5).map { _ in try ZMQContext() }
-            let rings = try contexts.map {
-                try RingAllreduce(
-                    context: $0, bind: "tcp://127.0.0.1:*", advertiseHost: "127.0.0.1", runId: 9, curve: nil,
-                    floats: count, pieceFloats: 64)
-            }
+            let rings = try makeRings(5, floats: count, pieceFloats: 64).rings
             defer { rings.forEach { $0.close() } }
             let chains = [[0, 1, 2], [3, 4]].map { $0.map { rings[$0].address } }
             let leaders = [rings[0].address, rings[3].address]
@@ -201,12 +204,7 @@ final class RingAllreduceTests: XCTestCase {
         }
         let blackHole = "tcp://127.0.0.1:\(UInt16(bigEndian: addr.sin_port))"
         let count = 1 << 16
-        let contexts = try (0..<2).map { _ in try ZMQContext() }
-        let rings = try contexts.map {
-            try RingAllreduce(
-                context: $0, bind: "tcp://127.0.0.1:*", advertiseHost: "127.0.0.1", runId: 9, curve: nil,
-                floats: count, pieceFloats: 1024)
-        }
+        let (contexts, rings) = try makeRings(2, floats: count, pieceFloats: 1024)
         defer { rings.forEach { $0.close() } }
         final class Box: @unchecked Sendable { var error: Error? }
         let first = Box(), group = DispatchGroup()
