@@ -17,7 +17,7 @@ import time
 
 import torch
 
-from pyrain_model import ConvLSTMForecaster, latitude_weights
+from pyrain_model import forecaster, latitude_weights
 
 
 def main():
@@ -29,7 +29,7 @@ def main():
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(1)
-    model = ConvLSTMForecaster(a.cin, a.hidden, a.head, a.height, a.width, relu=True)
+    model = forecaster(a.cin, a.hidden, a.head, a.height, a.width, relu=True)
     opt = torch.optim.Adam(model.parameters(), lr=5e-5)
     x = torch.rand(a.batch, a.seq, a.cin, a.height, a.width) * 2 - 1
     target = torch.rand(a.batch, 1, a.height, a.width)

@@ -91,6 +91,8 @@ struct ExportCommand: ParsableCommand {
     @Option(name: .customLong("run"), help: "The run directory.") var runPath: String
     @Option(help: "Format: pytorch (safetensors).") var format = "pytorch"
     @Option(help: "Output directory (default: RUN/export).") var out: String?
+    @Flag(help: "Prefix every name with `net.`, as in a PyRain Lightning checkpoint's state_dict.") var lightning =
+        false
 
     func run() throws {
         try SwiftRain.run {
@@ -98,7 +100,30 @@ struct ExportCommand: ParsableCommand {
                 throw SwiftRainError(
                     "--format", "unknown format", expected: "pytorch", found: format, hint: "use --format pytorch")
             }
-            print(try Export.run(runPath: runPath, out: out, log: { stderr($0) }))
+            print(try Export.run(runPath: runPath, out: out, lightning: lightning, log: { stderr($0) }))
+        }
+    }
+}
+
+/// `swiftrain import --safetensors FILE --config C --run DIR`: PyRain's weights as a SwiftRain run.
+struct ImportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "import",
+        abstract:
+            """
+            Turn PyRain-named ConvLSTMForecaster weights (safetensors, plain or net.-prefixed) into a run that \
+            eval, predict, plot and train --resume accept.
+            """
+    )
+    @Option(help: "The weights: a safetensors file of PyRain's state_dict names.") var safetensors: String
+    @OptionGroup var options: ConfigOptions
+    @Option(name: .customLong("run"), help: "The new run directory.") var runPath: String
+
+    func run() throws {
+        try SwiftRain.run {
+            print(
+                try Import.run(safetensors: safetensors, config: try options.resolve(), runPath: runPath) { stderr($0) }
+            )
         }
     }
 }

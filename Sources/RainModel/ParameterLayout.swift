@@ -40,12 +40,30 @@ public struct ParameterEntry: Equatable, Codable {
     public var count: Int { shape.reduce(1, *) }
 }
 
-/// ConvLSTMForecaster's tensors, in PyTorch `state_dict()` order; the raw value is PyTorch's name.
+/// ConvLSTMForecaster's tensors, in the flat buffer's order; the raw value is SwiftRain's name (in
+/// checkpoints), `pyrainName` PyRain's.
 public enum ParameterTensor: String, CaseIterable, Codable {
     case wci = "Wci", wcf = "Wcf", wco = "Wco"
     case convWeight = "conv.weight", convBias = "conv.bias"
     case head1Weight = "head1.weight", head1Bias = "head1.bias"
     case head2Weight = "head2.weight", head2Bias = "head2.bias"
+
+    /// The name in PyRain's own `ConvLSTMForecaster.state_dict()` (src/benchmark/models.py): the cell is
+    /// the submodule `rnn`, its convolution `_conv`, the head `out_layer1` / `out_layer2` (DESIGN.md §4).
+    public var pyrainName: String {
+        switch self {
+        case .wci, .wcf, .wco: return "rnn.\(rawValue)"
+        case .convWeight: return "rnn._conv.weight"
+        case .convBias: return "rnn._conv.bias"
+        case .head1Weight: return "out_layer1.weight"
+        case .head1Bias: return "out_layer1.bias"
+        case .head2Weight: return "out_layer2.weight"
+        case .head2Bias: return "out_layer2.bias"
+        }
+    }
+
+    /// The prefix a PyRain Lightning checkpoint's `state_dict` puts before every name (its module `net`).
+    public static let lightningPrefix = "net."
 }
 
 /// The flat parameter layout (DESIGN.md §4), in PyTorch `state_dict()` order of ConvLSTMForecaster.

@@ -41,6 +41,17 @@ public struct TrainingState: Codable, Equatable {
     }
 }
 
+extension TrainingState {
+    /// A run's start: step 0 of epoch 0, Adam and the plateau scheduler as `config` sets them.
+    public static func start(layout: ParameterLayout, config: Config) -> TrainingState {
+        TrainingState(
+            layout: layout.entries, configHash: config.hash, epoch: 0, step: 0, globalStep: 0,
+            adam: Adam(lr: config.lr, beta1: config.beta1, beta2: config.beta2, eps: config.eps),
+            scheduler: PlateauScheduler(
+                factor: config.lrFactor, patience: config.lrPatience, threshold: config.lrThreshold))
+    }
+}
+
 /// `SWRNCKPT` | UInt32 format version | UInt32 header length | header JSON | parameters | Adam m | Adam v.
 public enum Checkpoint {
     static let magic = Array("SWRNCKPT".utf8)

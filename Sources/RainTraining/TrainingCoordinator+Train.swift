@@ -50,11 +50,7 @@ extension TrainingCoordinator {
 
         // 2. The position, learning rate and scheduler: fresh, or from the run's last checkpoint (whose
         // parameters and moments the workers load themselves).
-        state = TrainingState(
-            layout: layout.entries, configHash: config.hash, epoch: 0, step: 0, globalStep: 0,
-            adam: Adam(lr: config.lr, beta1: config.beta1, beta2: config.beta2, eps: config.eps),
-            scheduler: PlateauScheduler(
-                factor: config.lrFactor, patience: config.lrPatience, threshold: config.lrThreshold))
+        state = TrainingState.start(layout: layout, config: config)
         if resume {
             state = try Checkpoint.read(path: run.lastCheckpoint, layout: layout).0
             origin = .checkpoint(run.lastCheckpoint)

@@ -72,7 +72,7 @@ final class PipelineTests: XCTestCase {
             XCTAssertTrue(w >= 600 && h >= 300, "\(f): \(w)×\(h)")
         }
 
-        // The export holds every parameter under its state_dict name, in a valid safetensors layout.
+        // The export holds every parameter under PyRain's state_dict name, in a valid safetensors layout.
         let exportDir = try run(["export", "--run", "run", "--format", "pytorch"]).trimmingCharacters(
             in: .whitespacesAndNewlines)
         let st = try Data(contentsOf: URL(fileURLWithPath: exportDir + "/model.safetensors"))
@@ -80,8 +80,8 @@ final class PipelineTests: XCTestCase {
         let header = try XCTUnwrap(try JSONSerialization.jsonObject(with: st[8..<(8 + n)]) as? [String: Any])
         let layout = ParameterLayout(
             try ModelShape(config: Config.load(path: dir.appendingPathComponent("run/config.yaml").path)))
-        for e in layout.entries {
-            let t = try XCTUnwrap(header[e.name] as? [String: Any], e.name)
+        for (tensor, e) in zip(ParameterTensor.allCases, layout.entries) {
+            let t = try XCTUnwrap(header[tensor.pyrainName] as? [String: Any], tensor.pyrainName)
             XCTAssertEqual(t["shape"] as? [Int], e.shape)
             XCTAssertEqual(t["data_offsets"] as? [Int], [4 * e.offset, 4 * (e.offset + e.count)])
         }
@@ -91,5 +91,35 @@ final class PipelineTests: XCTestCase {
         ).1.values
         let stored = st[(8 + n)...].withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
         XCTAssertEqual(stored, params, "the exported weights are the best checkpoint's")
+
+        // Imported back (in the Lightning form) into a new run, the weights score exactly as the original.
+        _ = try run(["export", "--run", "run", "--format", "pytorch", "--lightning", "--out", "lightning"])
+        _ = try run([
+            "import", "--safetensors", "lightning/model.safetensors", "--config", "run/config.yaml", "--run",
+            "imported",
+        ])
+        var again = try JSONDecoder().decode(
+            EvaluationReport.self, from: Data(try run(["eval", "--run", "imported", "--phase", "test", "--json"]).utf8))
+        XCTAssertNotEqual(again.checkpoint, report.checkpoint)
+        again.checkpoint = report.checkpoint
+        let sorted = JSONEncoder()
+        sorted.outputFormatting = .sortedKeys
+        XCTAssertEqual(
+            String(decoding: try sorted.encode(again), as: UTF8.self),
+            String(decoding: try sorted.encode(report), as: UTF8.self))
+
+        // PyTorch loads both exports into PyRain's class (strict) and reproduces the forecast. CI sets
+        // SWIFTRAIN_REQUIRE_TORCH (and installs torch); elsewhere this part needs `pip install torch`.
+        let torch = try runProcess("/usr/bin/env", ["python3", "-c", "import torch"])
+        if torch.status == 0 || ProcessInfo.processInfo.environment["SWIFTRAIN_REQUIRE_TORCH"] != nil {
+            for d in [exportDir, dir.appendingPathComponent("lightning").path] {
+                let check = try runProcess(
+                    "/usr/bin/env", ["python3", Binaries.repoRoot + "/tools/check_export.py", d])
+                XCTAssertEqual(check.status, 0, "\(check.out)\(check.err)")
+                XCTAssertTrue(check.out.contains("9 tensors"), check.out)
+            }
+        } else {
+            print("note: torch is not installed, so tools/check_export.py was not run (pip install torch)")
+        }
     }
 }

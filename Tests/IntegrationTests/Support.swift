@@ -68,6 +68,10 @@ enum Binaries {
         return [here, here.deletingLastPathComponent()].map(\.path)
             .first { FileManager.default.isExecutableFile(atPath: $0 + "/swiftrain") } ?? "."
     }
+    /// The checkout these tests belong to (tools/ are run from it).
+    static var repoRoot: String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized.path
+    }
     static var swiftrain: String { dir + "/swiftrain" }
     static var worker: String { dir + "/swiftrain-worker" }
 }
