@@ -28,7 +28,8 @@ final class SafetensorsTests: XCTestCase {
             for i, (name, shape) in enumerate(tensors):
                 n = math.prod(shape)
                 blob = struct.pack("<%d%s" % (n, fmt), *[i * 1000 + k for k in range(n)])
-                header[name] = {"dtype": sys.argv[3], "shape": shape, "data_offsets": [len(data), len(data) + len(blob)]}
+                offsets = [len(data), len(data) + len(blob)]
+                header[name] = {"dtype": sys.argv[3], "shape": shape, "data_offsets": offsets}
                 data += blob
             h = json.dumps(header).encode()
             open(sys.argv[1], "wb").write(struct.pack("<Q", len(h)) + h + data)
