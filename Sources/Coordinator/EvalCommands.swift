@@ -13,6 +13,32 @@ private func parsePhase(_ text: String) throws -> Partition.Name {
     return p
 }
 
+/// The thresholds and neighbourhoods of the skill scores (`eval`, `baselines`).
+struct SkillOptions: ParsableArguments {
+    @Option(help: "Event thresholds of CSI, ETS, POD, FAR and frequency bias, in the target's units.")
+    var thresholds = "0.1,1,2,5,10"
+    @Option(name: .customLong("fss-scales"), help: "Neighbourhood sizes of the Fractions Skill Score (odd, cells).")
+    var fssScales = "1,3,5,9"
+    @Option(name: .customLong("fss-threshold"), help: "Event threshold of the Fractions Skill Score.")
+    var fssThreshold = 1.0
+
+    func resolve() throws -> SkillSettings {
+        func list<T>(_ text: String, _ flag: String, _ parse: (String) -> T?) throws -> [T] {
+            try text.split(separator: ",").map { part in
+                guard let v = parse(part.trimmingCharacters(in: .whitespaces)) else {
+                    throw SwiftRainError(
+                        flag, "not a number", expected: "a comma-separated list", found: String(part),
+                        hint: "e.g. \(flag) \(flag == "--thresholds" ? "0.1,1,5" : "1,3,9")")
+                }
+                return v
+            }
+        }
+        return SkillSettings(
+            thresholds: try list(thresholds, "--thresholds") { Double($0) },
+            fssScales: try list(fssScales, "--fss-scales") { Int($0) }, fssThreshold: fssThreshold)
+    }
+}
+
 /// `swiftrain eval --run DIR --phase test`: the model against the baselines, per lead time.
 struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -22,12 +48,14 @@ struct EvalCommand: ParsableCommand {
     @Option(name: .customLong("run"), help: "The run directory.") var runPath: String
     @Option(help: "Partition: test or valid.") var phase = "test"
     @Option(help: "A checkpoint file (default: the run's best.ckpt, else last.ckpt).") var checkpoint: String?
+    @OptionGroup var skill: SkillOptions
     @Flag(help: "Print JSON instead of the table.") var json = false
 
     func run() throws {
         try SwiftRain.run {
             let report = try Evaluate.run(
-                runPath: runPath, phase: try parsePhase(phase), checkpoint: checkpoint, log: { stderr($0) })
+                runPath: runPath, phase: try parsePhase(phase), checkpoint: checkpoint, skill: try skill.resolve(),
+                log: { stderr($0) })
             if json {
                 try printJSON(report)
             } else {
@@ -44,11 +72,13 @@ struct BaselinesCommand: ParsableCommand {
         abstract: "Persistence, the training-mean climatology and a per-pixel week-of-year climatology, per lead time.")
     @OptionGroup var options: ConfigOptions
     @Option(help: "Partition: test or valid.") var phase = "test"
+    @OptionGroup var skill: SkillOptions
     @Flag(help: "Print JSON instead of the table.") var json = false
 
     func run() throws {
         try SwiftRain.run {
-            let report = try Evaluate.baselines(config: try options.resolve(), phase: try parsePhase(phase))
+            let report = try Evaluate.baselines(
+                config: try options.resolve(), phase: try parsePhase(phase), skill: try skill.resolve())
             if json { try printJSON(report) } else { print(report.markdown(title: "## Baselines")) }
         }
     }

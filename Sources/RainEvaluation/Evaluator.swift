@@ -16,6 +16,8 @@ public struct LeadScores: Codable, Equatable {
     public var climatology: Double?
     /// Per pixel, per week of the year, over the training period.
     public var weeklyClimatology: Double?
+    /// Categorical, neighbourhood and anomaly scores per method (`Evaluator.methods`' names).
+    public var skill: [String: SkillScores]?
 }
 
 /// `swiftrain eval` / `swiftrain baselines` output (eval/<phase>.json).
@@ -29,6 +31,8 @@ public struct EvaluationReport: Codable {
     public var samples: Int
     /// Samples left out of every row because the target at t0 (persistence's forecast) is missing.
     public var skipped: Int
+    /// The thresholds and neighbourhoods of the skill scores.
+    public var skillSettings: SkillSettings?
     public var leads: [LeadScores]
 }
 
@@ -55,21 +59,28 @@ public final class Evaluator {
             source: target, span: TimeSpan(first: train.start, last: train.end), fallback: climatologyMean)
     }
 
+    /// The methods scored, in table order: the model and the three baselines (JSON keys of `skill`).
+    public static let methods = ["model", "persistence", "climatology", "weekly_climatology"]
+
     /// Scores the runner's model (unless `baselinesOnly`) and the baselines on `partition`; `progress`
     /// gets (done, total).
     public func run(
         baselinesOnly: Bool = false, partition: Partition.Name, checkpoint: String? = nil,
-        progress: (Int, Int) -> Void = { _, _ in }
+        skill settings: SkillSettings = SkillSettings(), progress: (Int, Int) -> Void = { _, _ in }
     ) throws -> EvaluationReport {
         let part = compute.index.samples(partition)
         let spec = compute.index.spec, shape = compute.shape, plane = shape.plane, w = shape.width
+        try settings.check(width: w)
         let lat = ConvLSTMForecaster.latitudeWeights(shape.height)
-        var model = [PooledRMSE](repeating: .init(), count: spec.leads.count)
-        var persistence = model, climatology = model, weeklyScores = model
+        let methods = baselinesOnly ? Array(Self.methods.dropFirst()) : Self.methods
+        var rmse = [[PooledRMSE]](
+            repeating: [PooledRMSE](repeating: .init(), count: methods.count), count: spec.leads.count)
+        var skill = [[SkillAccumulator]](
+            repeating: methods.map { _ in SkillAccumulator(settings: settings, latWeights: lat, width: w) },
+            count: spec.leads.count)
         // Persistence needs the target at t0: samples where it is missing are left out of every row.
         let kept = try (0..<part.count).filter { try target.plane(at: part.sample($0).t0) != nil }
         var loss = 0.0
-        var truth = [Float](repeating: 0, count: plane)
         let batch = 16
         for start in stride(from: 0, to: kept.count, by: batch) {
             let chunk = Array(kept[start..<min(kept.count, start + batch)])
@@ -78,34 +89,36 @@ public final class Evaluator {
                 let s = part.sample(i)
                 let l = spec.leadIndex(s.lead)!
                 let y = try target.plane(at: s.t0 + s.lead)!, y0 = try target.plane(at: s.t0)!
-                for q in 0..<plane { truth[q] = y[q] * scale }
+                let truth = (0..<plane).map { y[$0] * scale }
+                let weekly = weekly.forecast(at: s.t0 + s.lead).map { $0 * scale }
+                // Every method's forecast in physical units, in `methods` order.
+                var forecasts = [
+                    (0..<plane).map { y0[$0] * scale }, [Float](repeating: climatologyMean * scale, count: plane),
+                    weekly,
+                ]
+                if let outputs { forecasts.insert((0..<plane).map { outputs.forecast[j * plane + $0] * scale }, at: 0) }
                 truth.withUnsafeBufferPointer { t in
-                    guard let tp = t.baseAddress else { return }
-                    if let outputs {
-                        model[l].add(
-                            forecast: { outputs.forecast[j * plane + $0] * self.scale }, truth: tp, latWeights: lat,
-                            width: w)
+                    for (k, f) in forecasts.enumerated() {
+                        rmse[l][k].add(forecast: { f[$0] }, truth: t.baseAddress!, latWeights: lat, width: w)
+                        skill[l][k].add(forecast: f, truth: truth, climatology: weekly)
                     }
-                    persistence[l].add(forecast: { y0[$0] * self.scale }, truth: tp, latWeights: lat, width: w)
-                    climatology[l].add(
-                        forecast: { _ in self.climatologyMean * self.scale }, truth: tp, latWeights: lat, width: w)
-                    let wk = weekly.forecast(at: s.t0 + s.lead)
-                    weeklyScores[l].add(forecast: { wk[$0] * self.scale }, truth: tp, latWeights: lat, width: w)
                 }
             }
             if let outputs { loss += outputs.lossSum }
             progress(min(kept.count, start + batch), kept.count)
         }
         let leads = spec.leads.enumerated().map { l, lead in
-            LeadScores(
-                hours: Int(lead / 3600), samples: persistence[l].samples, model: baselinesOnly ? nil : model[l].value,
-                persistence: persistence[l].value, climatology: climatology[l].value,
-                weeklyClimatology: weeklyScores[l].value)
+            let value = { (name: String) in methods.firstIndex(of: name).flatMap { rmse[l][$0].value } }
+            return LeadScores(
+                hours: Int(lead / 3600), samples: rmse[l].last!.samples, model: value("model"),
+                persistence: value("persistence"), climatology: value("climatology"),
+                weeklyClimatology: value("weekly_climatology"),
+                skill: Dictionary(uniqueKeysWithValues: zip(methods, skill[l].map(\.scores))))
         }
         return EvaluationReport(
             phase: partition.rawValue, target: spec.target, unit: unit, checkpoint: checkpoint,
             loss: baselinesOnly || kept.isEmpty ? nil : loss / Double(kept.count), samples: kept.count,
-            skipped: part.count - kept.count, leads: leads)
+            skipped: part.count - kept.count, skillSettings: settings, leads: leads)
     }
 }
 
@@ -135,8 +148,48 @@ extension EvaluationReport {
         for (name, key) in rows {
             out += "| \(name) | " + cols.map { cell($0[keyPath: key]) }.joined(separator: " | ") + " |\n"
         }
+        out += skillMarkdown(leads: cols)
         if let loss {
             out += "\nModel loss (transformed space, latitude-weighted MSE): \(String(format: "%.5f", loss)).\n"
+        }
+        return out
+    }
+}
+
+extension EvaluationReport {
+    static let methodTitles = [
+        "model": "SwiftRain ConvLSTM", "persistence": "persistence", "climatology": "climatology (training mean)",
+        "weekly_climatology": "climatology (per pixel, week of year)",
+    ]
+
+    /// One table per lead time shown: per method the mean bias, the ACC, CSI / ETS per threshold and the FSS
+    /// per neighbourhood (every score, POD, FAR and the frequency bias included, is in the JSON).
+    func skillMarkdown(leads cols: [LeadScores]) -> String {
+        guard let settings = skillSettings else { return "" }
+        func cell(_ v: Double?) -> String { v.map { String(format: "%.2f", abs($0) < 0.005 ? 0 : $0) } ?? "–" }
+        func number(_ t: Double) -> String { String(format: "%g", t) }
+        var out = "\n### Skill\n\n"
+        out += """
+            Area-weighted over the grid. CSI / ETS: event = at least the threshold (\(unit)); FSS: fraction of \
+            cells ≥ \(number(settings.fssThreshold)) \(unit) in n × n windows; ACC: anomaly correlation against \
+            the per-pixel week-of-year training climatology; – where undefined (no events, or no anomaly).\n
+            """
+        for lead in cols {
+            guard let skill = lead.skill else { continue }
+            let days = lead.hours % 24 == 0 ? "\(lead.hours / 24) day\(lead.hours == 24 ? "" : "s")" : "\(lead.hours) h"
+            out += "\n#### \(days)\n\n| method | mean bias | ACC | "
+            out += settings.thresholds.map { "CSI / ETS ≥ \(number($0))" }.joined(separator: " | ")
+            out += " | " + settings.fssScales.map { "FSS \($0)×\($0)" }.joined(separator: " | ") + " |\n"
+            out +=
+                "|---|---:|---:|"
+                + (settings.thresholds + settings.fssScales.map(Double.init)).map { _ in "---:|" }
+                .joined() + "\n"
+            for name in ["persistence", "climatology", "weekly_climatology", "model"] {
+                guard let s = skill[name] else { continue }
+                let categorical = s.categorical.map { "\(cell($0.csi)) / \(cell($0.ets))" }
+                out += "| \(Self.methodTitles[name]!) | \(cell(s.meanBias)) | \(cell(s.acc)) | "
+                out += (categorical + s.fss.map { cell($0.fss) }).joined(separator: " | ") + " |\n"
+            }
         }
         return out
     }
@@ -145,9 +198,10 @@ extension EvaluationReport {
 /// `swiftrain eval` and `swiftrain baselines`.
 public enum Evaluate {
     /// Scores a run's checkpoint (best.ckpt if present, else last.ckpt) and writes eval/<phase>.json and .md.
-    public static func run(runPath: String, phase: Partition.Name, checkpoint: String? = nil, log: (String) -> Void)
-        throws -> EvaluationReport
-    {
+    public static func run(
+        runPath: String, phase: Partition.Name, checkpoint: String? = nil, skill: SkillSettings = SkillSettings(),
+        log: (String) -> Void
+    ) throws -> EvaluationReport {
         let run = try RunDirectory(path: runPath)
         let model = try run.trainedModel(checkpoint: checkpoint)
         log(
@@ -157,7 +211,7 @@ public enum Evaluate {
             """
         )
         let evaluator = try Evaluator(runner: try model.runner(), config: model.config)
-        let report = try evaluator.run(partition: phase, checkpoint: model.checkpoint)
+        let report = try evaluator.run(partition: phase, checkpoint: model.checkpoint, skill: skill)
         let dir = run.url.appendingPathComponent("eval")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let enc = JSONEncoder()
@@ -168,8 +222,10 @@ public enum Evaluate {
         return report
     }
 
-    public static func baselines(config: Config, phase: Partition.Name) throws -> EvaluationReport {
+    public static func baselines(config: Config, phase: Partition.Name, skill: SkillSettings = SkillSettings())
+        throws -> EvaluationReport
+    {
         try Evaluator(runner: try ModelRunner(config: config), config: config).run(
-            baselinesOnly: true, partition: phase)
+            baselinesOnly: true, partition: phase, skill: skill)
     }
 }

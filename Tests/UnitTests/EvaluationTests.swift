@@ -35,7 +35,7 @@ final class EvaluationTests: XCTestCase {
         let b = runner.layout.entries.first { $0.name == "head2.bias" }!
         runner.params.pointer[b.offset] = log(3)
         let ev = try Evaluator(runner: runner, config: c)
-        let report = try ev.run(partition: .test)
+        let report = try ev.run(partition: .test, skill: SkillSettings(thresholds: [1.2], fssScales: [1]))
         XCTAssertEqual(report.unit, "mm/h")
         XCTAssertEqual(report.skipped, 0)
 
@@ -45,18 +45,39 @@ final class EvaluationTests: XCTestCase {
             let lead = Double(row.hours)
             XCTAssertEqual(
                 row.persistence!, lead / 100, accuracy: 2e-5, "persistence misses by exactly lead/100 everywhere")
-            var se = 0.0, ws = 0.0, n = 0
+            var se = 0.0, ws = 0.0, n = 0, truthSum = 0.0
+            // Persistence's contingency table at 1.2 mm/h: hits, false alarms, misses (area-weighted).
+            var (a, b, c) = (0.0, 0.0, 0.0)
             for i in 0..<part.count where part.sample(i).lead == EpochSeconds(row.hours) * 3600 {
-                let t = part.sample(i).t0 + part.sample(i).lead
+                let t0 = part.sample(i).t0, t = t0 + part.sample(i).lead
                 for y in 0..<tiny.height {
                     for x in 0..<tiny.width {
                         let truth = Double(tiny.rain(t, y, x))
                         se += lat[y] * (1 - truth) * (1 - truth)
                         ws += lat[y]
+                        truthSum += lat[y] * truth
+                        let forecast = tiny.rain(t0, y, x) >= 1.2, observed = truth >= 1.2
+                        if forecast && observed {
+                            a += lat[y]
+                        } else if forecast {
+                            b += lat[y]
+                        } else if observed {
+                            c += lat[y]
+                        }
                     }
                 }
                 n += 1
             }
+            let skill = try XCTUnwrap(row.skill)
+            let persistence = try XCTUnwrap(skill["persistence"]), model = try XCTUnwrap(skill["model"])
+            XCTAssertEqual(persistence.meanBias!, -lead / 100, accuracy: 2e-5, "persistence is lead/100 too low")
+            XCTAssertEqual(model.meanBias!, 1 - truthSum / ws, accuracy: 1e-5, "the model forecasts 1 mm/h")
+            XCTAssertEqual(persistence.categorical[0].pod!, a / (a + c), accuracy: 1e-9)
+            XCTAssertEqual(persistence.categorical[0].far ?? 0, a + b > 0 ? b / (a + b) : 0, accuracy: 1e-9)
+            XCTAssertEqual(persistence.categorical[0].csi!, a / (a + b + c), accuracy: 1e-9)
+            XCTAssertEqual(model.categorical[0].pod, 0, "1 mm/h is never an event at 1.2 mm/h")
+            XCTAssertNil(model.categorical[0].far, "nothing forecast: no false alarm ratio")
+            XCTAssertNil(skill["weekly_climatology"]?.acc, "the climatology has no anomaly of its own")
             XCTAssertEqual(row.samples, n, "lead \(l)")
             XCTAssertEqual(
                 row.climatology!, (se / ws).squareRoot(), accuracy: 1e-5,
