@@ -62,9 +62,9 @@ public struct FractionsSkill: Codable, Equatable {
 public struct SkillScores: Codable, Equatable {
     /// Σ w (f − o) / Σ w, in physical units.
     public var meanBias: Double?
-    /// The anomaly correlation against the training climatology c (per pixel, week of year), per
-    /// sample Σ w f′o′ / √(Σ w f′² Σ w o′²) with f′ = f − c, o′ = o − c, averaged over the samples
-    /// where it is defined (WeatherBench's ACC); nil for a forecast that is the climatology itself.
+    /// The anomaly correlation against the training climatology c (per pixel, week of year):
+    /// per sample Σ w f′o′ / √(Σ w f′² Σ w o′²), f′ = f − c, o′ = o − c, averaged over the
+    /// samples where it is defined (WeatherBench's ACC); nil for a forecast that is the climatology.
     public var acc: Double?
     public var categorical: [CategoricalScores]
     public var fss: [FractionsSkill]

@@ -72,7 +72,8 @@ final class SkillTests: XCTestCase {
         XCTAssertEqual(skill([1, 1], 3, settings, [(f, o, clim)]).meanBias!, 0, accuracy: 1e-12)
         XCTAssertEqual(skill([0.5, 1.5], 3, settings, [(f, o, clim)]).meanBias!, -5.0 / 6, accuracy: 1e-12)
         // Anomalies from c = 1: f′ = 4 4 −1 −1 4 −1, o′ = 4 −1 −1 −1 4 4:
-        // Σf′o′ = 16 − 4 + 1 + 1 + 16 − 4 = 26, Σf′² = Σo′² = 51: ACC = 26/51. A perfect sample has ACC 1; the mean is over samples.
+        // Σf′o′ = 16 − 4 + 1 + 1 + 16 − 4 = 26, Σf′² = Σo′² = 51: ACC = 26/51.
+        // A perfect sample has ACC 1; the mean is over samples.
         let one = skill([1, 1], 3, settings, [(f, o, clim)])
         XCTAssertEqual(one.acc!, 26.0 / 51, accuracy: 1e-12)
         let two = skill([1, 1], 3, settings, [(f, o, clim), (o, o, clim)])
