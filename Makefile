@@ -3,7 +3,7 @@ SWIFT    ?= swift
 CONFIG   ?= release
 BIN      := .build/$(CONFIG)
 DEMO_DIR ?= demo
-APT_PKGS := libzmq3-dev libopenblas-dev libpng-dev pkg-config time python3
+APT_PKGS := libzmq3-dev libopenblas-dev libpng-dev libnetcdf-dev netcdf-bin pkg-config time python3
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: deps build lint test test-kernels test-slurm test-hosts demo clean
@@ -57,7 +57,7 @@ test-slurm: build
 
 ## End to end on synthetic data: synthesise two years, normalise, inspect, train the small model with
 ## 2 local workers (configs/demo.yaml), score it on the test months against the baselines, draw the
-## figures and export the weights for PyTorch. Under 15 minutes on 2 cores, build included.
+## figures, export the weights for PyTorch and write January 2018's forecasts as NetCDF. Under 15 minutes on 2 cores, build included.
 demo: build
 	rm -rf $(DEMO_DIR) && mkdir -p $(DEMO_DIR)
 	$(BIN)/swiftrain synth --out $(DEMO_DIR)/data --from 2016-04-01 --to 2018-03-31
@@ -67,7 +67,9 @@ demo: build
 	$(BIN)/swiftrain eval --run $(DEMO_DIR)/run --phase test
 	$(BIN)/swiftrain plot --run $(DEMO_DIR)/run --date 2018-01-06T12:00
 	$(BIN)/swiftrain export --run $(DEMO_DIR)/run --format pytorch
-	@echo "table: $(DEMO_DIR)/run/eval/test.md; figures: $(DEMO_DIR)/run/figures/; PyTorch check: python3 tools/check_export.py $(DEMO_DIR)/run/export"
+	$(BIN)/swiftrain predict --run $(DEMO_DIR)/run --from 2018-01-01 --to 2018-01-31 --truth --out $(DEMO_DIR)/run/predict/2018-01.nc
+	@echo "table: $(DEMO_DIR)/run/eval/test.md; figures: $(DEMO_DIR)/run/figures/; forecasts: $(DEMO_DIR)/run/predict/2018-01.nc"
+	@echo "checks: python3 tools/check_export.py $(DEMO_DIR)/run/export; python3 tools/check_netcdf.py $(DEMO_DIR)/run/predict/2018-01.nc"
 
 clean:
 	rm -rf .build $(DEMO_DIR)

@@ -13,7 +13,8 @@ import PackageDescription
 //   RainZMQ         ← Support, Protocol            (+ libzmq)
 //   RainTraining    ← Support … Model, Protocol    state machines; never a socket
 //   RainLaunch      ← Training, ZMQ                processes, SLURM, the wiring
-//   RainEvaluation  ← Support … Model, Training
+//   RainNetCDF      ← Support                      (+ libnetcdf) NetCDF files, read and written
+//   RainEvaluation  ← Support … Model, Training, NetCDF
 //   RainPlot        ← Evaluation                   (+ libpng)
 //   swiftrain       ← Launch, Evaluation, Plot;   swiftrain-worker ← Launch
 
@@ -36,6 +37,8 @@ let package = Package(
             name: "CZeroMQ", path: "Sources/CZeroMQ", pkgConfig: "libzmq", providers: [.apt(["libzmq3-dev"])]),
         .systemLibrary(
             name: "CPNG", path: "Sources/CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(
+            name: "CNetCDF", path: "Sources/CNetCDF", pkgConfig: "netcdf", providers: [.apt(["libnetcdf-dev"])]),
         .systemLibrary(
             name: "COpenBLAS", path: "Sources/COpenBLAS", pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]),
@@ -74,11 +77,13 @@ let package = Package(
                 "RainSupport", "RainConfig", "RainData", "RainModel", "RainProtocol", "RainZMQ", "RainTraining",
             ],
             swiftSettings: release),
-        /// Scores, baselines, evaluation of a run, export for PyTorch.
+        /// NetCDF files through libnetcdf: forecasts written, WeatherBench-style inputs read.
+        .target(name: "RainNetCDF", dependencies: ["RainSupport", "CNetCDF"], swiftSettings: release),
+        /// Scores, baselines, evaluation of a run, export for PyTorch, forecasts as NetCDF.
         .target(
             name: "RainEvaluation",
-            dependencies: ["RainSupport", "RainConfig", "RainData", "RainModel", "RainTraining"], swiftSettings: release
-        ),
+            dependencies: ["RainSupport", "RainConfig", "RainData", "RainModel", "RainTraining", "RainNetCDF"],
+            swiftSettings: release),
         /// Figures (libpng).
         .target(
             name: "RainPlot",
@@ -100,13 +105,13 @@ let package = Package(
             name: "UnitTests",
             dependencies: [
                 "RainSupport", "RainConfig", "RainData", "RainModel", "RainProtocol", "RainZMQ", "RainTraining",
-                "RainLaunch", "RainEvaluation", "RainPlot",
+                "RainLaunch", "RainEvaluation", "RainPlot", "RainNetCDF",
             ]),
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
                 "RainSupport", "RainConfig", "RainData", "RainModel", "RainProtocol", "RainZMQ", "RainTraining",
-                "RainEvaluation",
+                "RainEvaluation", "RainNetCDF",
             ]),
     ],
     swiftLanguageModes: [.v5]

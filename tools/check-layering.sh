@@ -27,6 +27,7 @@ EDGES=(
     "RainTraining:RainZMQ"      # training sees only the Transport protocols
     "RainTraining:CZeroMQ"      # … and never libzmq itself
     "RainEvaluation:RainLaunch" # scoring does not start processes
+    "RainNetCDF:RainData"       # NetCDF files sit below the datasets (the converters read them)
 )
 
 failed=0

@@ -84,6 +84,53 @@ struct BaselinesCommand: ParsableCommand {
     }
 }
 
+/// `swiftrain predict --run DIR (--time T | --from D --to D)`: forecasts as NetCDF.
+struct PredictCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "predict",
+        abstract:
+            """
+            Forecasts for every lead time from a run's checkpoint, as CF NetCDF-4 [init_time, lead_time, lat, lon].
+            """
+    )
+    @Option(name: .customLong("run"), help: "The run directory.") var runPath: String
+    @Option(help: "One init time (the last input frame), ISO 8601 UTC.") var time: String?
+    @Option(help: "First init time of a range, ISO 8601 UTC.") var from: String?
+    @Option(help: "Last init time of a range (inclusive).") var to: String?
+    @Option(help: "Hours between the init times of a range.") var every = 24
+    @Option(help: "Output file (default: RUN/predict/<from>_<to>.nc).") var out: String?
+    @Option(help: "A checkpoint file (default: the run's best.ckpt, else last.ckpt).") var checkpoint: String?
+    @Flag(help: "Add the observed field (`truth`) on the same grid, NaN where it is missing.") var truth = false
+    @Flag(help: "Print the result as JSON.") var json = false
+
+    func run() throws {
+        try SwiftRain.run {
+            func parse(_ text: String, _ flag: String) throws -> EpochSeconds {
+                guard let t = UTCTime.parse(text) else {
+                    throw SwiftRainError(
+                        flag, "not a date", expected: "ISO 8601 UTC, e.g. 2018-01-06T12:00", found: text,
+                        hint: "write the init time in UTC")
+                }
+                return t
+            }
+            let times: [EpochSeconds]
+            switch (time, from, to) {
+            case (let t?, nil, nil): times = [try parse(t, "--time")]
+            case (nil, let f?, let t?):
+                times = try Predict.initTimes(
+                    from: try parse(f, "--from"), to: try parse(t, "--to"), every: EpochSeconds(every) * 3600)
+            default:
+                throw SwiftRainError(
+                    "predict", "which init times?", expected: "--time T, or --from D and --to D",
+                    hint: "e.g. --time 2018-01-06T12:00, or --from 2018-01-01 --to 2018-01-31")
+            }
+            let result = try Predict.run(
+                runPath: runPath, times: times, out: out, truth: truth, checkpoint: checkpoint, log: { stderr($0) })
+            if json { try printJSON(result) } else { print(result.path) }
+        }
+    }
+}
+
 /// `swiftrain plot --run DIR`: training curves and truth vs forecast maps (PNG).
 struct PlotCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -11,7 +11,8 @@ struct SwiftRain: ParsableCommand {
         abstract: "Distributed RainBench precipitation forecasting on CPUs.",
         subcommands: [
             Synth.self, Inspect.self, Normalize.self, SampleCommand.self, TrainCommand.self, CheckpointCommand.self,
-            EvalCommand.self, BaselinesCommand.self, PlotCommand.self, ExportCommand.self, ImportCommand.self,
+            EvalCommand.self, BaselinesCommand.self, PredictCommand.self, PlotCommand.self, ExportCommand.self,
+            ImportCommand.self,
             Bench.self, CheckGradientsCommand.self,
         ])
 

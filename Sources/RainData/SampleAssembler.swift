@@ -92,6 +92,16 @@ public final class SampleAssembler {
     public func assemble(_ sample: Sample, input: UnsafeMutablePointer<Float>, target out: UnsafeMutablePointer<Float>)
         throws
     {
+        try assembleInput(sample, input: input)
+        let plane = height * width
+        let tt = sample.t0 + sample.lead
+        guard let y = try target.plane(at: tt) else { throw unavailable(target.variable, tt) }
+        let std = targetStd
+        for j in 0..<plane { out[j] = Normalisation.forward(y[j], std: std) }
+    }
+
+    /// Fills `input` alone: a forecast's inputs, whose target may not exist yet.
+    public func assembleInput(_ sample: Sample, input: UnsafeMutablePointer<Float>) throws {
         let plane = height * width
         guard let leadChannel = spec.leadIndex(sample.lead) else {
             throw SwiftRainError(
@@ -131,10 +141,6 @@ public final class SampleAssembler {
             touchedBytes = 0
             for f in files { f.releaseResidentPages() }
         }
-        let tt = sample.t0 + sample.lead
-        guard let y = try target.plane(at: tt) else { throw unavailable(target.variable, tt) }
-        let std = targetStd
-        for j in 0..<plane { out[j] = Normalisation.forward(y[j], std: std) }
     }
 
     private func unavailable(_ v: String, _ t: EpochSeconds) -> SwiftRainError {

@@ -80,7 +80,7 @@ public final class ModelRunner {
         return "mapped \(mapped >> 10) KiB of \(total >> 10) KiB of temporal data: " + parts.joined(separator: "; ")
     }
 
-    private func model(_ b: Int) -> ConvLSTMForecaster {
+    func model(_ b: Int) -> ConvLSTMForecaster {
         if let m = models[b] { return m }
         let m = ConvLSTMForecaster(shape: shape, batch: b, steps: assembler.steps)
         models[b] = m
@@ -192,6 +192,22 @@ public final class ModelRunner {
             }
         }
         return (out, lossSum)
+    }
+}
+
+extension ModelRunner {
+    /// Forecasts for `count` assembled inputs (`assembler.inputCount` floats each), in the target file's
+    /// units (the transform inverted), a micro-batch at a time: for inputs outside every partition.
+    public func forecast(inputs: UnsafePointer<Float>, count: Int) -> [Float] {
+        let hw = shape.plane, ic = assembler.inputCount, std = assembler.targetStd, mb = max(1, config.microBatch)
+        var out = [Float](repeating: 0, count: count * hw)
+        for start in stride(from: 0, to: count, by: mb) {
+            let n = min(mb, count - start)
+            let m = model(n)
+            m.forward(params: params, input: inputs + start * ic)
+            for q in 0..<(n * hw) { out[start * hw + q] = Normalisation.inverse(m.output.pointer[q], std: std) }
+        }
+        return out
     }
 }
 

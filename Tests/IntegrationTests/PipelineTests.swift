@@ -2,6 +2,8 @@ import Foundation
 import RainConfig
 import RainEvaluation
 import RainModel
+import RainNetCDF
+import RainSupport
 import RainTraining
 import XCTest
 
@@ -108,10 +110,12 @@ final class PipelineTests: XCTestCase {
             String(decoding: try sorted.encode(again), as: UTF8.self),
             String(decoding: try sorted.encode(report), as: UTF8.self))
 
+        try checkPredict(dir: dir, layout: layout, run: run)
+
         // PyTorch loads both exports into PyRain's class (strict) and reproduces the forecast. CI sets
-        // SWIFTRAIN_REQUIRE_TORCH (and installs torch); elsewhere this part needs `pip install torch`.
+        // SWIFTRAIN_REQUIRE_PYTHON_ORACLES (and installs torch); elsewhere this part needs `pip install torch`.
         let torch = try runProcess("/usr/bin/env", ["python3", "-c", "import torch"])
-        if torch.status == 0 || ProcessInfo.processInfo.environment["SWIFTRAIN_REQUIRE_TORCH"] != nil {
+        if torch.status == 0 || ProcessInfo.processInfo.environment["SWIFTRAIN_REQUIRE_PYTHON_ORACLES"] != nil {
             for d in [exportDir, dir.appendingPathComponent("lightning").path] {
                 let check = try runProcess(
                     "/usr/bin/env", ["python3", Binaries.repoRoot + "/tools/check_export.py", d])
@@ -120,6 +124,73 @@ final class PipelineTests: XCTestCase {
             }
         } else {
             print("note: torch is not installed, so tools/check_export.py was not run (pip install torch)")
+        }
+    }
+
+    /// `predict` over the end of the data: the file libnetcdf reads back has the CF layout, forecasts equal to
+    /// those `eval` scores (the same samples through the model), truth equal to the data, and the init times
+    /// past the data listed as skipped.
+    func checkPredict(dir: URL, layout: ParameterLayout, run: ([String]) throws -> String) throws {
+        let out = dir.appendingPathComponent("forecast.nc").path
+        _ = try run([
+            "predict", "--run", "run", "--from", "2016-09-28", "--to", "2016-10-02", "--truth", "--out", out,
+        ])
+        let nc = try NetCDFFile.open(path: out)
+        let field = try XCTUnwrap(nc.variable("precipitation"))
+        let dims = try nc.dimensions(of: field)
+        XCTAssertEqual(dims.map(\.name), ["init_time", "lead_time", "lat", "lon"])
+        XCTAssertEqual(dims.map(\.length), [3, 1, 32, 64], "09-28, 09-29, 09-30 written; 10-01 and 10-02 lack inputs")
+        XCTAssertEqual(try nc.attribute("units", variable: field), .text("mm h-1"))
+        XCTAssertEqual(try nc.attribute("Conventions"), .text("CF-1.8"))
+        let skipped = try nc.attribute("skipped_init_times")
+        guard case .text(let why)? = skipped else { return XCTFail("no skipped_init_times") }
+        XCTAssertTrue(why.contains("2016-10-01T00:00:00Z: simsat5625/clbt: no data") && why.contains("2016-10-02"), why)
+        let day = 86400.0, sept28 = 1_475_020_800.0  // 2016-09-28T00:00Z, by `date -u -d 2016-09-28 +%s`
+        XCTAssertEqual(try nc.readDoubles(nc.variable("init_time")!), [sept28, sept28 + day, sept28 + 2 * day])
+        XCTAssertEqual(
+            try nc.attribute("units", variable: nc.variable("init_time")!),
+            .text("seconds since 1970-01-01 00:00:00"))
+        XCTAssertEqual(try nc.readDoubles(nc.variable("lead_time")!), [24])
+        XCTAssertEqual(try nc.readDoubles(nc.variable("lat")!).prefix(2), [-87.1875, -81.5625])
+        XCTAssertEqual(try nc.readDoubles(nc.variable("lon")!)[63], 354.375)
+
+        // The forecasts eval scores for the test samples at the same init times, through the same model (the
+        // run's data paths are relative to its directory's parent).
+        let cwd = FileManager.default.currentDirectoryPath
+        FileManager.default.changeCurrentDirectoryPath(dir.path)
+        defer { FileManager.default.changeCurrentDirectoryPath(cwd) }
+        let model = try RunDirectory(path: dir.appendingPathComponent("run").path).trainedModel()
+        let runner = try model.runner()
+        let part = runner.index.samples(.test)
+        let forecasts = try nc.readFloats(field), truth = try nc.readFloats(XCTUnwrap(nc.variable("truth")))
+        let target = try runner.catalog.channels(of: runner.index.spec.target)[0]
+        for k in 0..<3 {
+            let t0 = EpochSeconds(sept28 + Double(k) * day)
+            let plane = Array(forecasts[(k * 2048)..<((k + 1) * 2048)])
+            if let i = (0..<part.count).first(where: { part.sample($0).t0 == t0 }) {
+                let expected = try runner.forecast(samples: [i], partition: .test).forecast
+                let worst = zip(plane, expected).map { abs($0 - $1) }.max()!
+                XCTAssertLessThanOrEqual(worst, 1e-5 * expected.map(abs).max()!, "init \(t0)")
+            } else {
+                XCTAssertEqual(k, 2, "only 09-30's target (10-01) lies past the data, so only it has no test sample")
+            }
+            let observed = try target.plane(at: t0 + 86400)
+            for q in stride(from: 0, to: 2048, by: 97) {
+                if let observed {
+                    XCTAssertEqual(truth[k * 2048 + q], observed[q], "truth at init \(t0), cell \(q)")
+                } else {
+                    XCTAssertTrue(truth[k * 2048 + q].isNaN, "no observation at 10-01: truth is NaN")
+                }
+            }
+        }
+        try nc.close()
+        let xarray = try runProcess("/usr/bin/env", ["python3", "-c", "import xarray, netCDF4"])
+        if xarray.status == 0 || ProcessInfo.processInfo.environment["SWIFTRAIN_REQUIRE_PYTHON_ORACLES"] != nil {
+            let check = try runProcess("/usr/bin/env", ["python3", Binaries.repoRoot + "/tools/check_netcdf.py", out])
+            XCTAssertEqual(check.status, 0, "\(check.out)\(check.err)")
+            XCTAssertTrue(check.out.contains("'init_time': 3"), check.out)
+        } else {
+            print("note: xarray is not installed, so tools/check_netcdf.py was not run (pip install xarray netCDF4)")
         }
     }
 }
