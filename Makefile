@@ -3,7 +3,7 @@ SWIFT    ?= swift
 CONFIG   ?= release
 BIN      := .build/$(CONFIG)
 DEMO_DIR ?= demo
-APT_PKGS := libzmq3-dev libopenblas-dev libpng-dev libnetcdf-dev netcdf-bin pkg-config time python3
+APT_PKGS := libzmq3-dev libopenblas-dev libcairo2-dev fonts-dejavu-core libnetcdf-dev netcdf-bin pkg-config time python3
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: deps build lint test test-kernels test-slurm test-hosts demo clean

@@ -15,7 +15,7 @@ import PackageDescription
 //   RainLaunch      ← Training, ZMQ                processes, SLURM, the wiring
 //   RainNetCDF      ← Support                      (+ libnetcdf) NetCDF files, read and written
 //   RainEvaluation  ← Support … Model, Training, NetCDF
-//   RainPlot        ← Evaluation                   (+ libpng)
+//   RainPlot        ← Evaluation                   (+ Cairo)
 //   swiftrain       ← Launch, Evaluation, Plot;   swiftrain-worker ← Launch
 
 let release: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
@@ -36,7 +36,7 @@ let package = Package(
         .systemLibrary(
             name: "CZeroMQ", path: "Sources/CZeroMQ", pkgConfig: "libzmq", providers: [.apt(["libzmq3-dev"])]),
         .systemLibrary(
-            name: "CPNG", path: "Sources/CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+            name: "CCairo", path: "Sources/CCairo", pkgConfig: "cairo", providers: [.apt(["libcairo2-dev"])]),
         .systemLibrary(
             name: "CNetCDF", path: "Sources/CNetCDF", pkgConfig: "netcdf", providers: [.apt(["libnetcdf-dev"])]),
         .systemLibrary(
@@ -84,11 +84,11 @@ let package = Package(
             name: "RainEvaluation",
             dependencies: ["RainSupport", "RainConfig", "RainData", "RainModel", "RainTraining", "RainNetCDF"],
             swiftSettings: release),
-        /// Figures (libpng).
+        /// Figures: Cairo, with a TrueType font and coastlines from the land–sea mask.
         .target(
             name: "RainPlot",
             dependencies: [
-                "RainSupport", "RainConfig", "RainData", "RainModel", "RainTraining", "RainEvaluation", "CPNG",
+                "RainSupport", "RainConfig", "RainData", "RainModel", "RainTraining", "RainEvaluation", "CCairo",
             ],
             swiftSettings: release),
 

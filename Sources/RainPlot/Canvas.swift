@@ -1,87 +1,160 @@
-/// An RGB raster for figures: rectangles, lines, text in a 5×7 bitmap font, colour maps.
-public struct Canvas {
+import CCairo
+import Foundation
+import RainSupport
+
+/// An RGB image drawn with Cairo: anti-aliased lines and TrueType text (DejaVu Sans, through
+/// fontconfig), written as PNG by Cairo itself. Coordinates are pixels from the top left; this class
+/// owns the surface and the drawing context and frees both.
+public final class Canvas {
     public typealias RGB = (UInt8, UInt8, UInt8)
     public let width: Int, height: Int
-    public private(set) var pixels: [UInt8]
+    let surface: OpaquePointer
+    let cr: OpaquePointer
+    /// The font family asked of fontconfig (fonts-dejavu-core provides it).
+    public static let fontFamily = "DejaVu Sans"
 
-    public init(width: Int, height: Int, background: RGB = (255, 255, 255)) {
+    /// A white canvas.
+    public init(width: Int, height: Int) {
         self.width = width
         self.height = height
-        pixels = [UInt8](repeating: 0, count: width * height * 3)
-        fill(x: 0, y: 0, w: width, h: height, background)
+        surface = cairo_image_surface_create(CAIRO_FORMAT_RGB24, Int32(width), Int32(height))
+        cr = cairo_create(surface)
+        cairo_set_source_rgb(cr, 1, 1, 1)
+        cairo_paint(cr)
+        cairo_select_font_face(cr, Self.fontFamily, CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL)
+    }
+    deinit {
+        cairo_destroy(cr)
+        cairo_surface_destroy(surface)
     }
 
-    public mutating func set(_ x: Int, _ y: Int, _ c: RGB) {
-        guard x >= 0, y >= 0, x < width, y < height else { return }
-        let i = (y * width + x) * 3
-        pixels[i] = c.0
-        pixels[i + 1] = c.1
-        pixels[i + 2] = c.2
-    }
+    private func colour(_ c: RGB) { cairo_set_source_rgb(cr, Double(c.0) / 255, Double(c.1) / 255, Double(c.2) / 255) }
 
-    public mutating func fill(x: Int, y: Int, w: Int, h: Int, _ c: RGB) {
-        let x0 = max(0, x), x1 = min(width, x + w), y0 = max(0, y), y1 = min(height, y + h)
-        guard x0 < x1, y0 < y1 else { return }  // entirely off the canvas
-        for yy in y0..<y1 { for xx in x0..<x1 { set(xx, yy, c) } }
-    }
-
-    /// A line `thickness` pixels wide (Bresenham, square pen).
-    public mutating func line(_ x0: Int, _ y0: Int, _ x1: Int, _ y1: Int, _ c: RGB, thickness: Int = 1) {
-        var x = x0, y = y0
-        let dx = abs(x1 - x0), dy = -abs(y1 - y0), sx = x0 < x1 ? 1 : -1, sy = y0 < y1 ? 1 : -1
-        var err = dx + dy
-        while true {
-            fill(x: x - thickness / 2, y: y - thickness / 2, w: thickness, h: thickness, c)
-            if x == x1 && y == y1 { break }
-            let e2 = 2 * err
-            if e2 >= dy {
-                err += dy
-                x += sx
-            }
-            if e2 <= dx {
-                err += dx
-                y += sy
-            }
+    /// A filled rectangle; `crisp` snaps it to whole pixels (map cells meet without anti-aliased seams).
+    public func fill(x: Double, y: Double, w: Double, h: Double, _ c: RGB, crisp: Bool = false) {
+        colour(c)
+        if crisp {
+            let (x0, y0) = (x.rounded(), y.rounded())
+            cairo_rectangle(cr, x0, y0, (x + w).rounded() - x0, (y + h).rounded() - y0)
+            cairo_set_antialias(cr, CAIRO_ANTIALIAS_NONE)
+            cairo_fill(cr)
+            cairo_set_antialias(cr, CAIRO_ANTIALIAS_DEFAULT)
+        } else {
+            cairo_rectangle(cr, x, y, w, h)
+            cairo_fill(cr)
         }
     }
 
-    public mutating func rectangle(x: Int, y: Int, w: Int, h: Int, _ c: RGB) {
-        line(x, y, x + w - 1, y, c)
-        line(x, y + h - 1, x + w - 1, y + h - 1, c)
-        line(x, y, x, y + h - 1, c)
-        line(x + w - 1, y, x + w - 1, y + h - 1, c)
+    /// A straight line through the given points.
+    public func polyline(_ points: [(Double, Double)], _ c: RGB, width: Double = 1) {
+        guard let first = points.first else { return }
+        colour(c)
+        cairo_set_line_width(cr, width)
+        cairo_set_line_join(cr, CAIRO_LINE_JOIN_ROUND)
+        cairo_move_to(cr, first.0, first.1)
+        for p in points.dropFirst() { cairo_line_to(cr, p.0, p.1) }
+        cairo_stroke(cr)
     }
 
-    /// Pixel width of `text` at `scale`.
-    public static func textWidth(_ text: String, scale: Int = 2) -> Int { max(0, text.count * 6 * scale - scale) }
+    public func line(_ x0: Double, _ y0: Double, _ x1: Double, _ y1: Double, _ c: RGB, width: Double = 1) {
+        polyline([(x0, y0), (x1, y1)], c, width: width)
+    }
 
-    /// Draws `text` with its top-left corner at (x, y); `anchor` 0 = left, 0.5 = centred, 1 = right.
-    public mutating func text(_ text: String, x: Int, y: Int, scale: Int = 2, anchor: Double = 0, _ c: RGB = (0, 0, 0))
-    {
-        var cx = x - Int(Double(Self.textWidth(text, scale: scale)) * anchor)
-        for ch in text.uppercased() {
-            if let rows = Font.glyphs[ch] {
-                for (r, bits) in rows.enumerated() {
-                    for col in 0..<5 where bits & (1 << (4 - col)) != 0 {
-                        fill(x: cx + col * scale, y: y + r * scale, w: scale, h: scale, c)
-                    }
-                }
-            }
-            cx += 6 * scale
+    /// Separate segments (a contour), stroked as one path.
+    public func segments(_ segs: [((Double, Double), (Double, Double))], _ c: RGB, width: Double = 1) {
+        colour(c)
+        cairo_set_line_width(cr, width)
+        cairo_set_line_cap(cr, CAIRO_LINE_CAP_ROUND)
+        for (a, b) in segs {
+            cairo_move_to(cr, a.0, a.1)
+            cairo_line_to(cr, b.0, b.1)
         }
+        cairo_stroke(cr)
+        cairo_set_line_cap(cr, CAIRO_LINE_CAP_BUTT)
     }
 
-    /// Text rotated a quarter turn anticlockwise (a y-axis label), centred on (x, y).
-    public mutating func verticalText(_ text: String, x: Int, y: Int, scale: Int = 2, _ c: RGB = (0, 0, 0)) {
-        var sub = Canvas(width: Self.textWidth(text, scale: scale), height: 7 * scale, background: (255, 255, 255))
-        sub.text(text, x: 0, y: 0, scale: scale, c)
-        for sy in 0..<sub.height {
-            for sx in 0..<sub.width {
-                let i = (sy * sub.width + sx) * 3
-                if sub.pixels[i] != 255 || sub.pixels[i + 1] != 255 {
-                    set(x - sub.height / 2 + sy, y + sub.width / 2 - sx, c)
-                }
+    /// A rectangle's outline, its edges centred on the half pixel so a 1-pixel line is sharp.
+    public func rectangle(x: Double, y: Double, w: Double, h: Double, _ c: RGB, width: Double = 1) {
+        colour(c)
+        cairo_set_line_width(cr, width)
+        cairo_rectangle(cr, x.rounded() + 0.5, y.rounded() + 0.5, w.rounded() - 1, h.rounded() - 1)
+        cairo_stroke(cr)
+    }
+
+    /// Draws inside the rectangle only.
+    public func clipped(x: Double, y: Double, w: Double, h: Double, _ body: () -> Void) {
+        cairo_save(cr)
+        cairo_rectangle(cr, x, y, w, h)
+        cairo_clip(cr)
+        body()
+        cairo_restore(cr)
+    }
+
+    /// The advance width of `text` at `size` points.
+    public func textWidth(_ text: String, size: Double = 13, bold: Bool = false) -> Double {
+        font(size, bold)
+        var e = cairo_text_extents_t()
+        cairo_text_extents(cr, text, &e)
+        return e.x_advance
+    }
+
+    private func font(_ size: Double, _ bold: Bool) {
+        cairo_select_font_face(
+            cr, Self.fontFamily, CAIRO_FONT_SLANT_NORMAL, bold ? CAIRO_FONT_WEIGHT_BOLD : CAIRO_FONT_WEIGHT_NORMAL)
+        cairo_set_font_size(cr, size)
+    }
+
+    /// `text` with its top at `y`; `anchor` places x at its left (0), centre (0.5) or right (1) end;
+    /// `vertical` turns it 90° anticlockwise about (x, y) (an axis label).
+    public func text(
+        _ text: String, x: Double, y: Double, size: Double = 13, anchor: Double = 0, bold: Bool = false,
+        vertical: Bool = false, _ c: RGB = (0, 0, 0)
+    ) {
+        font(size, bold)
+        var fe = cairo_font_extents_t()
+        cairo_font_extents(cr, &fe)
+        let w = textWidth(text, size: size, bold: bold)
+        colour(c)
+        cairo_save(cr)
+        cairo_translate(cr, x, y)
+        if vertical { cairo_rotate(cr, -Double.pi / 2) }
+        cairo_move_to(cr, -anchor * w, fe.ascent)
+        cairo_show_text(cr, text)
+        cairo_restore(cr)
+    }
+
+    /// The image as 8-bit RGB rows (tests look at pixels).
+    public var pixels: [UInt8] {
+        cairo_surface_flush(surface)
+        let stride = Int(cairo_image_surface_get_stride(surface))
+        guard let data = cairo_image_surface_get_data(surface) else { return [] }
+        var out = [UInt8](repeating: 0, count: width * height * 3)
+        for y in 0..<height {
+            for x in 0..<width {
+                // RGB24: one native-endian 32-bit word per pixel, 0x00RRGGBB.
+                let word = UnsafeRawPointer(data + y * stride + 4 * x).load(as: UInt32.self)
+                out[3 * (y * width + x)] = UInt8((word >> 16) & 0xFF)
+                out[3 * (y * width + x) + 1] = UInt8((word >> 8) & 0xFF)
+                out[3 * (y * width + x) + 2] = UInt8(word & 0xFF)
             }
+        }
+        return out
+    }
+
+    /// Writes the image as PNG (atomically: into `path`.partial, then renamed).
+    public func writePNG(path: String) throws {
+        cairo_surface_flush(surface)
+        let partial = path + ".partial"
+        let status = cairo_surface_write_to_png(surface, partial)
+        guard status == CAIRO_STATUS_SUCCESS else {
+            throw SwiftRainError(
+                path, "cannot write the figure", found: String(cString: cairo_status_to_string(status)),
+                hint: "check that the directory is writable and the disk has room")
+        }
+        guard rename(partial, path) == 0 else {
+            throw SwiftRainError(
+                path, "cannot write the figure", found: String(cString: strerror(errno)),
+                hint: "check that the directory is writable")
         }
     }
 
@@ -98,36 +171,4 @@ public struct Canvas {
         }
         return (103, 0, 13)
     }
-}
-
-/// A classic 5×7 bitmap font: each glyph is 7 rows of 5 bits (most significant bit leftmost).
-enum Font {
-    static let glyphs: [Character: [UInt8]] = {
-        let table: [(Character, [UInt8])] = [
-            ("0", [14, 17, 19, 21, 25, 17, 14]), ("1", [4, 12, 4, 4, 4, 4, 14]), ("2", [14, 17, 1, 2, 4, 8, 31]),
-            ("3", [31, 2, 4, 2, 1, 17, 14]), ("4", [2, 6, 10, 18, 31, 2, 2]), ("5", [31, 16, 30, 1, 1, 17, 14]),
-            ("6", [6, 8, 16, 30, 17, 17, 14]), ("7", [31, 1, 2, 4, 8, 8, 8]), ("8", [14, 17, 17, 14, 17, 17, 14]),
-            ("9", [14, 17, 17, 15, 1, 2, 12]),
-            ("A", [14, 17, 17, 31, 17, 17, 17]), ("B", [30, 17, 17, 30, 17, 17, 30]),
-            ("C", [14, 17, 16, 16, 16, 17, 14]),
-            ("D", [28, 18, 17, 17, 17, 18, 28]), ("E", [31, 16, 16, 30, 16, 16, 31]),
-            ("F", [31, 16, 16, 30, 16, 16, 16]),
-            ("G", [14, 17, 16, 23, 17, 17, 15]), ("H", [17, 17, 17, 31, 17, 17, 17]), ("I", [14, 4, 4, 4, 4, 4, 14]),
-            ("J", [7, 2, 2, 2, 2, 18, 12]), ("K", [17, 18, 20, 24, 20, 18, 17]), ("L", [16, 16, 16, 16, 16, 16, 31]),
-            ("M", [17, 27, 21, 21, 17, 17, 17]), ("N", [17, 17, 25, 21, 19, 17, 17]),
-            ("O", [14, 17, 17, 17, 17, 17, 14]),
-            ("P", [30, 17, 17, 30, 16, 16, 16]), ("Q", [14, 17, 17, 17, 21, 18, 13]),
-            ("R", [30, 17, 17, 30, 20, 18, 17]),
-            ("S", [15, 16, 16, 14, 1, 1, 30]), ("T", [31, 4, 4, 4, 4, 4, 4]), ("U", [17, 17, 17, 17, 17, 17, 14]),
-            ("V", [17, 17, 17, 17, 17, 10, 4]), ("W", [17, 17, 17, 21, 21, 21, 10]),
-            ("X", [17, 17, 10, 4, 10, 17, 17]),
-            ("Y", [17, 17, 17, 10, 4, 4, 4]), ("Z", [31, 1, 2, 4, 8, 16, 31]),
-            (".", [0, 0, 0, 0, 0, 12, 12]), (",", [0, 0, 0, 0, 12, 4, 8]), (":", [0, 12, 12, 0, 12, 12, 0]),
-            ("-", [0, 0, 0, 31, 0, 0, 0]), ("+", [0, 4, 4, 31, 4, 4, 0]), ("/", [0, 1, 2, 4, 8, 16, 0]),
-            ("(", [2, 4, 8, 8, 8, 4, 2]), (")", [8, 4, 2, 2, 2, 4, 8]), ("%", [24, 25, 2, 4, 8, 19, 3]),
-            ("°", [12, 18, 18, 12, 0, 0, 0]), ("=", [0, 0, 31, 0, 31, 0, 0]), ("_", [0, 0, 0, 0, 0, 0, 31]),
-            ("'", [4, 4, 8, 0, 0, 0, 0]), ("×", [0, 17, 10, 4, 10, 17, 0]), ("·", [0, 0, 0, 12, 12, 0, 0]),
-        ]
-        return Dictionary(uniqueKeysWithValues: table)
-    }()
 }

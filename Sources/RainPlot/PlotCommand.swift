@@ -28,7 +28,7 @@ public enum Plot {
         let curves = Figures.curves(
             title: "\(run.url.lastPathComponent): training and validation loss", steps: steps, valid: valid)
         let curvesPath = dir.appendingPathComponent("curves.png").path
-        try PNG.write(path: curvesPath, width: curves.width, height: curves.height, rgb: curves.pixels)
+        try curves.writePNG(path: curvesPath)
         written.append(curvesPath)
 
         // Maps for one sample time: the model's forecast and the truth at every lead.
@@ -82,13 +82,22 @@ public enum Plot {
                     """
             )
         }
+        // Coastlines from the ERA5 land–sea mask, when a dataset of the run has it on this grid.
+        let lsm = compute.catalog.variableKeys.first { $0.hasSuffix("/lsm") }
+        let land = try lsm.flatMap { key -> [Float]? in
+            guard let source = try? compute.catalog.channels(of: key).first, source.file.height == compute.shape.height,
+                source.file.width == compute.shape.width, let plane = try source.plane(at: 0)
+            else { return nil }
+            return Array(UnsafeBufferPointer(start: plane, count: compute.shape.plane))
+        }
+        if land == nil { log("no land-sea mask (era*/lsm) among the run's datasets: maps without coastlines") }
         let maps = Figures.maps(
             title: "\(compute.index.spec.target) from \(UTCTime.short(t0)) UTC (\(phase.rawValue))",
-            unit: unit, leads: part.leads.map(\.leadHours), truth: truth, forecast: forecast,
+            unit: unit, leads: part.leads.map(\.leadHours), truth: truth, forecast: forecast, land: land,
             height: compute.shape.height, width: compute.shape.width)
         let stamp = UTCTime.iso(t0).replacingOccurrences(of: ":", with: "").replacingOccurrences(of: "-", with: "")
         let mapsPath = dir.appendingPathComponent("maps-\(stamp).png").path
-        try PNG.write(path: mapsPath, width: maps.width, height: maps.height, rgb: maps.pixels)
+        try maps.writePNG(path: mapsPath)
         written.append(mapsPath)
         log("figures from \(ckpt): " + written.joined(separator: ", "))
         return written
