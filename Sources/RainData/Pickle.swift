@@ -19,6 +19,10 @@ public indirect enum PickleValue: Equatable {
     public struct Entry: Equatable {
         public var key: PickleValue
         public var value: PickleValue
+        public init(key: PickleValue, value: PickleValue) {
+            self.key = key
+            self.value = value
+        }
     }
 
     /// The value for a string key of a dict.
