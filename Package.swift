@@ -14,6 +14,7 @@ import PackageDescription
 //   RainTraining    ← Support … Model, Protocol    state machines; never a socket
 //   RainLaunch      ← Training, ZMQ                processes, SLURM, the wiring
 //   RainNetCDF      ← Support                      (+ libnetcdf) NetCDF files, read and written
+//   RainConvert     ← Support, Data, NetCDF        WeatherBench / IMERG / SimSat files → RainBench's layout
 //   RainEvaluation  ← Support … Model, Training, NetCDF
 //   RainPlot        ← Evaluation                   (+ Cairo)
 //   swiftrain       ← Launch, Evaluation, Plot;   swiftrain-worker ← Launch
@@ -79,6 +80,10 @@ let package = Package(
             swiftSettings: release),
         /// NetCDF files through libnetcdf: forecasts written, WeatherBench-style inputs read.
         .target(name: "RainNetCDF", dependencies: ["RainSupport", "CNetCDF"], swiftSettings: release),
+        /// Converters from WeatherBench, IMERG and SimSat NetCDF files to RainBench's memory-mapped layout.
+        .target(
+            name: "RainConvert", dependencies: ["RainSupport", "RainConfig", "RainData", "RainNetCDF"],
+            swiftSettings: release),
         /// Scores, baselines, evaluation of a run, export for PyTorch, forecasts as NetCDF.
         .target(
             name: "RainEvaluation",
@@ -97,7 +102,7 @@ let package = Package(
             name: "Coordinator",
             dependencies: [
                 "RainSupport", "RainConfig", "RainData", "RainModel", "RainTraining", "RainLaunch", "RainEvaluation",
-                "RainPlot", argumentParser,
+                "RainPlot", "RainConvert", "RainNetCDF", argumentParser,
             ]),
         .executableTarget(name: "Worker", dependencies: ["RainSupport", "RainModel", "RainLaunch", argumentParser]),
 
@@ -111,7 +116,7 @@ let package = Package(
             name: "IntegrationTests",
             dependencies: [
                 "RainSupport", "RainConfig", "RainData", "RainModel", "RainProtocol", "RainZMQ", "RainTraining",
-                "RainEvaluation", "RainNetCDF",
+                "RainEvaluation", "RainNetCDF", "RainConvert",
             ]),
     ],
     swiftLanguageModes: [.v5]

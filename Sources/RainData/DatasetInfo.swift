@@ -71,7 +71,7 @@ public struct DatasetInfo: Codable, Equatable {
 
     public func write(to url: URL) throws {
         let enc = JSONEncoder()
-        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         try enc.encode(self).write(to: url, options: .atomic)
     }
 }

@@ -4,10 +4,11 @@ import RainSupport
 
 /// The value types SwiftRain writes and reads.
 public enum NetCDFType {
-    case float, double, int, int64
+    case short, float, double, int, int64
 
     var code: nc_type {
         switch self {
+        case .short: return nc_type(NC_SHORT)
         case .float: return nc_type(NC_FLOAT)
         case .double: return nc_type(NC_DOUBLE)
         case .int: return nc_type(NC_INT)
@@ -21,6 +22,7 @@ public enum NetCDFAttribute: Equatable {
     case text(String)
     case doubles([Double])
     case floats([Float])
+    case shorts([Int16])
 }
 
 /// One open NetCDF file (libnetcdf's ncid), closed when the object goes. libnetcdf is not thread-safe:
@@ -100,6 +102,8 @@ public final class NetCDFFile {
             try check(nc_put_att_double(id, v, name, nc_type(NC_DOUBLE), d.count, d), "attribute \(name)")
         case .floats(let f):
             try check(nc_put_att_float(id, v, name, nc_type(NC_FLOAT), f.count, f), "attribute \(name)")
+        case .shorts(let h):
+            try check(nc_put_att_short(id, v, name, nc_type(NC_SHORT), h.count, h), "attribute \(name)")
         }
     }
 
@@ -111,6 +115,9 @@ public final class NetCDFFile {
     /// Writes `values` into the hyperslab at `start` of extent `count` (row-major, last index fastest).
     public func write(_ variable: Int32, _ values: [Float], start: [Int], count: [Int]) throws {
         try check(nc_put_vara_float(id, variable, start, count, values), "write")
+    }
+    public func write(_ variable: Int32, _ values: [Int16], start: [Int], count: [Int]) throws {
+        try check(nc_put_vara_short(id, variable, start, count, values), "write")
     }
     public func write(_ variable: Int32, _ values: [Double], start: [Int], count: [Int]) throws {
         try check(nc_put_vara_double(id, variable, start, count, values), "write")
@@ -158,6 +165,26 @@ public final class NetCDFFile {
         var out = [Float](repeating: 0, count: count.reduce(1, *))
         try check(nc_get_vara_float(id, variable, start, count, &out), "read")
         return out
+    }
+
+    /// Whether `variable` holds floating-point values (float or double).
+    public func isFloatingPoint(_ variable: Int32) throws -> Bool {
+        var t: nc_type = 0
+        try check(nc_inq_vartype(id, variable, &t), "inquiry")
+        return t == nc_type(NC_FLOAT) || t == nc_type(NC_DOUBLE)
+    }
+
+    /// libnetcdf's default fill value for `variable`'s type (what unwritten cells hold), as a Double.
+    public func defaultFill(_ variable: Int32) throws -> Double? {
+        var t: nc_type = 0
+        try check(nc_inq_vartype(id, variable, &t), "inquiry")
+        switch Int32(t) {
+        case NC_FLOAT: return Double(Float(9.969_209_968_386_869e36))  // NC_FILL_FLOAT
+        case NC_DOUBLE: return 9.969_209_968_386_869e36  // NC_FILL_DOUBLE
+        case NC_SHORT: return -32767
+        case NC_INT: return -2_147_483_647
+        default: return nil
+        }
     }
 
     /// An attribute of `variable` (nil: global) as text or numbers; nil if absent.

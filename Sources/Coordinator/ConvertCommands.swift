@@ -1,0 +1,68 @@
+import ArgumentParser
+import Foundation
+import RainConvert
+import RainSupport
+
+struct ConvertCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "convert",
+        abstract: "Convert WeatherBench / IMERG / SimSat NetCDF files into RainBench's memory-mapped datasets.",
+        subcommands: [ConvertERA5.self])
+}
+
+/// Options every converter takes.
+struct ConvertOptions: ParsableArguments {
+    @Option(help: "Directory of input files (and its subdirectories, as WeatherBench's zips unpack).")
+    var from: String
+    @Option(help: "Output directory; the dataset goes to OUT/<name> (era5625, era140625).") var out: String = "data"
+    @Option(help: "Grid spacing in degrees: 5.625 or 1.40625.") var grid: Double = 5.625
+    @Option(help: "Years, e.g. 2016 or 1979-2019 (default: every year with files).") var years: String?
+    @Flag(help: "Add the given (later) years to an existing dataset; its metadata is rewritten at the end.")
+    var append = false
+
+    func yearRange() throws -> ClosedRange<Int>? {
+        guard let years else { return nil }
+        let p = years.split(whereSeparator: { $0 == "-" || $0 == "…" || $0 == ":" }).map { Int($0) }
+        guard (1...2).contains(p.count), let a = p.first!, let b = p.last!, a <= b else {
+            throw SwiftRainError(
+                "--years", "not a year range", expected: "YYYY or YYYY-YYYY", found: years,
+                hint: "e.g. --years 1979-2019")
+        }
+        return a...b
+    }
+
+    func run(_ plan: ConversionPlan) throws {
+        let c = Converter(plan: plan, out: URL(fileURLWithPath: out), append: append, progress: { stderr($0) })
+        let s = try c.run()
+        if !s.yearsResumed.isEmpty {
+            stderr("resumed: \(s.yearsResumed.map(String.init).joined(separator: ", ")) were already written")
+        }
+        print(s.directory.path)
+    }
+}
+
+struct ConvertERA5: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "era5",
+        abstract: "WeatherBench's ERA5 NetCDF files (per variable and year, constants_<res>deg.nc) → era5625.",
+        discussion: """
+            Channels in RainBench's order: t2m, sp, tp, then for 300, 500 and 850 hPa ciwc, clwc, t, z, q, each \
+            level under its own name (t_300hPa). Levels are selected by the level coordinate's values; times \
+            come from the time coordinate's units (UTC); fill and missing values become NaN; descending \
+            latitudes and longitudes from −180° are put in RainBench's order. Re-running an interrupted \
+            conversion resumes it.
+            """)
+    @OptionGroup var options: ConvertOptions
+    @Option(help: "Variables, comma-separated: const, t2m, tp, t (three levels), t_850hPa, … (default: all).")
+    var variables: String?
+
+    func run() throws {
+        try SwiftRain.run {
+            let plan = try ConversionPlan.era5(
+                directory: options.from, grid: try RainGrid(resolution: options.grid),
+                variables: variables.map { $0.split(separator: ",").map { String($0) } },
+                years: try options.yearRange())
+            try options.run(plan)
+        }
+    }
+}

@@ -1,0 +1,105 @@
+import Foundation
+import RainSupport
+
+/// What one `swiftrain convert` writes: a RainBench dataset directory with one temporal file (T, C, H, W)
+/// of `channels` every `step` over whole `years`, and optionally a constants file (C, H, W).
+public struct ConversionPlan {
+    /// One output channel and where it comes from.
+    public struct Channel: Equatable, Codable {
+        /// RainBench's variable name (`t2m`, `t_300hPa`, `clbt`).
+        public var name: String
+        /// The variable inside the input file (`t2m`, `t`, `clbt`).
+        public var sourceVariable: String
+        /// The pressure level (hPa) to select on the file's level axis, for level variables.
+        public var pressure: Int?
+        /// A channel index on the file's level axis (SimSat's 3 brightness temperatures), when not by pressure.
+        public var levelIndex: Int?
+        /// The channel count of the RainBench variable this channel belongs to (SimSat's clbt: 3), and
+        /// its position in it.
+        public var group: String
+        public var indexInGroup: Int
+
+        public init(
+            name: String, sourceVariable: String, pressure: Int? = nil, levelIndex: Int? = nil,
+            group: String? = nil, indexInGroup: Int = 0
+        ) {
+            self.name = name
+            self.sourceVariable = sourceVariable
+            self.pressure = pressure
+            self.levelIndex = levelIndex
+            self.group = group ?? name
+            self.indexInGroup = indexInGroup
+        }
+    }
+
+    /// RainBench's dataset name (`era5625`), also the output directory's name.
+    public var dataset: String
+    public var grid: RainGrid
+    public var step: EpochSeconds
+    /// Whole years, ascending (empty for a constants-only dataset).
+    public var years: [Int]
+    public var channels: [Channel]
+    /// The input file of every channel in every year: inputs[year][channel index].
+    public var inputs: [Int: [String]]
+    /// The constants file and its variables in output order (ERA5: lat2d, lon2d, lsm, orography, slt).
+    public var constants: (path: String, names: [String])?
+    /// Optional bounds inside the years (SimSat ends 2020-03-31 21:00): rows outside are not written.
+    public var first: EpochSeconds?, last: EpochSeconds?
+
+    public init(
+        dataset: String, grid: RainGrid, step: EpochSeconds, years: [Int], channels: [Channel],
+        inputs: [Int: [String]], constants: (path: String, names: [String])? = nil
+    ) {
+        self.dataset = dataset
+        self.grid = grid
+        self.step = step
+        self.years = years
+        self.channels = channels
+        self.inputs = inputs
+        self.constants = constants
+    }
+
+    public var temporalFile: String { "\(dataset)__\(dataset).mmap" }
+    public var constantFile: String { "\(dataset)__\(dataset)_const.mmap" }
+
+    /// The first and last row times of `year` (clipped to the plan's bounds).
+    func rows(of year: Int) -> (first: EpochSeconds, last: EpochSeconds) {
+        var a = UTCTime.make(year, 1, 1), b = UTCTime.make(year + 1, 1, 1) - step
+        if let f = first { a = max(a, f) }
+        if let l = last { b = min(b, l) }
+        return (a, b)
+    }
+}
+
+/// Input files found under a directory (it and its subdirectories, as WeatherBench's archives unpack).
+struct InputFiles {
+    let byName: [String: String]
+
+    init(directory: String) throws {
+        let fm = FileManager.default
+        var isDir: ObjCBool = false
+        guard fm.fileExists(atPath: directory, isDirectory: &isDir), isDir.boolValue else {
+            throw SwiftRainError(
+                directory, "no such directory", expected: "the directory holding the input NetCDF files",
+                hint: "pass --from DIR (WeatherBench's zips unpack to one directory per variable; DIR may hold those)")
+        }
+        var found: [String: String] = [:]
+        let root = URL(fileURLWithPath: directory)
+        for entry in (try? fm.contentsOfDirectory(atPath: directory)) ?? [] {
+            let path = root.appendingPathComponent(entry).path
+            if fm.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue {
+                for inner in (try? fm.contentsOfDirectory(atPath: path)) ?? [] where found[inner] == nil {
+                    found[inner] = URL(fileURLWithPath: path).appendingPathComponent(inner).path
+                }
+            } else {
+                found[entry] = path
+            }
+        }
+        byName = found
+    }
+
+    /// Years `y` for which `name(y)` exists.
+    func years(_ name: (Int) -> String, in range: ClosedRange<Int> = 1900...2100) -> [Int] {
+        range.filter { byName[name($0)] != nil }
+    }
+}
