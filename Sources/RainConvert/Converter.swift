@@ -169,6 +169,10 @@ public struct Converter {
             try Self.check(fsync(fd), path, "sync")
             state.done.append(year)
             try state.save(stateURL)
+            // For the resume test: die as a killed process would, with no cleanup, right after a year.
+            if ProcessInfo.processInfo.environment["SWIFTRAIN_CONVERT_DIE_AFTER_YEAR"] == String(year) {
+                kill(getpid(), SIGKILL)
+            }
             let s = String(format: "%.1f", Date().timeIntervalSince(started))
             progress(
                 "\(plan.dataset) \(year): \(c) channel(s) from \(Set(paths).count) file(s), \(n) rows"

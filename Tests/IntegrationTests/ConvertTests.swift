@@ -75,3 +75,240 @@ final class ConvertTests: XCTestCase {
 enum ConversionNames {
     static let constants = ["lat2d", "lon2d", "lsm", "orography", "slt"]
 }
+
+/// Small WeatherBench-style inputs: packed total precipitation on descending latitudes and longitudes
+/// from −180°, temperature on three levels out of order with missing values and times in fractional
+/// days; leap day, DST changes (EU 2016-03-27, US 2016-11-06) and a year end among the times.
+enum WeatherBenchFiles {
+    static let h = 32, w = 64
+    static let tpScale = 1e-5, tpOffset = 0.01
+    static let levels = [850.0, 300.0, 500.0]
+
+    /// tp's packed value at hour `t` (since 1970), RainBench row y (south first), column x (from 0° E); nil = fill.
+    static func tpPacked(_ t: EpochSeconds, _ y: Int, _ x: Int) -> Int16? {
+        let hour = Int(t / 3600)
+        if (hour + y + x) % 97 == 0 { return nil }
+        return Int16((hour * 7 + y * 3 + x) % 2000)
+    }
+    static func tp(_ t: EpochSeconds, _ y: Int, _ x: Int) -> Float {
+        tpPacked(t, y, x).map { Float(Double($0) * tpScale + tpOffset) } ?? .nan
+    }
+    /// Temperature (K) at `level` hPa; nil = missing.
+    static func temperature(_ t: EpochSeconds, _ level: Double, _ y: Int, _ x: Int) -> Float? {
+        if y == 5 && x == 7 { return nil }
+        return 200 + Float(level) / 10 + Float(y) + Float(x) / 100 + Float(t / 3600 % 1000) / 1000
+    }
+
+    static func tpTimes(_ year: Int) -> [EpochSeconds] {
+        if year == 2017 { return (0..<3).map { UTCTime.make(2017, 1, 1, $0) } }
+        let leap = (0..<4).map { UTCTime.make(2016, 2, 28, 22) + EpochSeconds($0) * 3600 }
+        let dst = (0..<4).map { UTCTime.make(2016, 3, 27, 0) + EpochSeconds($0) * 3600 }
+        let spring = stride(from: UTCTime.make(2016, 4, 1), through: UTCTime.make(2016, 5, 10, 23), by: 3600)
+        return leap + dst + Array(spring)
+    }
+    static func tTimes(_ year: Int) -> [EpochSeconds] {
+        if year == 2017 { return [UTCTime.make(2017, 1, 1)] }
+        return (4...8).map { UTCTime.make(2016, 11, 6, $0) } + [UTCTime.make(2016, 12, 31, 23)]
+    }
+
+    static func write(_ dir: URL, year: Int) throws {
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        // Total precipitation: (time, latitude, longitude), north first, from −180°, int16 packed.
+        let tp = try NetCDFFile.create(path: dir.appendingPathComponent("total_precipitation_\(year)_5.625deg.nc").path)
+        let times = tpTimes(year)
+        let dt = try tp.defineDimension("time", length: nil), dy = try tp.defineDimension("latitude", length: h)
+        let dx = try tp.defineDimension("longitude", length: w)
+        let vt = try tp.defineVariable("time", .int, dimensions: [dt])
+        try tp.setAttribute("units", .text("hours since 1900-01-01 00:00:00.0"), variable: vt)
+        try tp.setAttribute("calendar", .text("gregorian"), variable: vt)
+        let vy = try tp.defineVariable("latitude", .double, dimensions: [dy])
+        let vx = try tp.defineVariable("longitude", .double, dimensions: [dx])
+        let v = try tp.defineVariable("tp", .short, dimensions: [dt, dy, dx], deflate: 1)
+        try tp.setAttribute("scale_factor", .doubles([tpScale]), variable: v)
+        try tp.setAttribute("add_offset", .doubles([tpOffset]), variable: v)
+        try tp.setAttribute("_FillValue", .shorts([-32767]), variable: v)
+        try tp.endDefinitions()
+        let since1900 = UTCTime.make(1900, 1, 1)
+        try tp.write(vt, times.map { Int32(($0 - since1900) / 3600) }, start: [0], count: [times.count])
+        try tp.write(vy, (0..<h).map { 87.1875 - Double($0) * 5.625 }, start: [0], count: [h])
+        try tp.write(vx, (0..<w).map { -180 + Double($0) * 5.625 }, start: [0], count: [w])
+        for (i, t) in times.enumerated() {
+            var plane = [Int16](repeating: 0, count: h * w)
+            for r in 0..<h {
+                for j in 0..<w {
+                    // File row r is RainBench row h−1−r; file column j is longitude −180 + j·5.625.
+                    plane[r * w + j] = tpPacked(t, h - 1 - r, (j + w / 2) % w) ?? -32767
+                }
+            }
+            try tp.write(v, plane, start: [i, 0, 0], count: [1, h, w])
+        }
+        try tp.close()
+
+        // Temperature: (time, level, lat, lon) with levels 850, 300, 500; time in days since the year.
+        let tf = try NetCDFFile.create(path: dir.appendingPathComponent("temperature_\(year)_5.625deg.nc").path)
+        let tt = tTimes(year)
+        let et = try tf.defineDimension("time", length: nil), el = try tf.defineDimension("level", length: 3)
+        let ey = try tf.defineDimension("lat", length: h), ex = try tf.defineDimension("lon", length: w)
+        let wt = try tf.defineVariable("time", .double, dimensions: [et])
+        try tf.setAttribute("units", .text("days since \(year)-01-01"), variable: wt)
+        let wl = try tf.defineVariable("level", .double, dimensions: [el])
+        let wy = try tf.defineVariable("lat", .double, dimensions: [ey])
+        let wx = try tf.defineVariable("lon", .double, dimensions: [ex])
+        let wv = try tf.defineVariable("t", .float, dimensions: [et, el, ey, ex])
+        try tf.setAttribute("missing_value", .floats([1e20]), variable: wv)
+        try tf.endDefinitions()
+        let jan1 = UTCTime.make(year, 1, 1)
+        try tf.write(wt, tt.map { Double($0 - jan1) / 86_400 }, start: [0], count: [tt.count])
+        try tf.write(wl, levels, start: [0], count: [3])
+        try tf.write(wy, (0..<h).map { -87.1875 + Double($0) * 5.625 }, start: [0], count: [h])
+        try tf.write(wx, (0..<w).map { Double($0) * 5.625 }, start: [0], count: [w])
+        for (i, t) in tt.enumerated() {
+            for (l, p) in levels.enumerated() {
+                let plane = (0..<(h * w)).map { temperature(t, p, $0 / w, $0 % w) ?? 1e20 }
+                try tf.write(wv, plane, start: [i, l, 0, 0], count: [1, 1, h, w])
+            }
+        }
+        try tf.close()
+    }
+}
+
+extension ConvertTests {
+    func testWeatherBenchFilesConvertByTimestampLevelAndFillResumeAndAppend() throws {
+        let root = temporaryDirectory("convert-temporal")
+        try ReleaseTree.make(root)
+        try FileManager.default.removeItem(at: root.appendingPathComponent("era5625"))
+        let input = root.appendingPathComponent("wb")
+        try FileManager.default.createDirectory(at: input, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(at: Self.real, to: input.appendingPathComponent("constants_5.625deg.nc"))
+        try WeatherBenchFiles.write(input, year: 2016)
+        // A machine in New York: nothing may depend on its zone.
+        let env = ["TZ": "America/New_York"]
+        let args = [
+            "convert", "era5", "--from", "wb", "--out", ".", "--variables", "const,tp,t_300hPa,t_850hPa",
+            "--years", "2016",
+        ]
+        _ = try swiftrain(args, in: root, env: env)
+
+        let dir = root.appendingPathComponent("era5625")
+        let info = try DatasetInfo.load(dir.appendingPathComponent("era5625.dill"))
+        XCTAssertEqual(try DatasetInfo.load(dir.appendingPathComponent("era5625_info.json")), info)
+        try assertDillEqualsJSON(dir, "era5625")
+        let m = try XCTUnwrap(info.memmap["era5625__era5625.mmap"])
+        XCTAssertEqual(m.dims, [8784, 3, h, w], "2016 is a leap year: 366 × 24 rows of 3 channels")
+        XCTAssertEqual(m.daterange, [Double(UTCTime.make(2016, 1, 1)), Double(UTCTime.make(2016, 12, 31, 23))])
+        XCTAssertEqual(m.tfreqS, 3600)
+        let tpInfo = try XCTUnwrap(info.variables["era5625/tp"])
+        XCTAssertEqual(tpInfo.offset, 0)
+        XCTAssertEqual(tpInfo.firstTs, Double(UTCTime.make(2016, 2, 28, 22)))
+        XCTAssertEqual(tpInfo.lastTs, Double(UTCTime.make(2016, 5, 10, 23)))
+        let t300 = try XCTUnwrap(info.variables["era5625/t_300hPa"]),
+            t850 = try XCTUnwrap(info.variables["era5625/t_850hPa"])
+        XCTAssertEqual([t300.offset, t850.offset], [1, 2])
+        XCTAssertEqual(t300.levels, [5])
+        XCTAssertEqual(t850.index2pressure, ["0": 850])
+        XCTAssertEqual(info.variables["era5625/lsm"]?.offset, 2)
+        XCTAssertNil(info.variables["era5625/t_500hPa"])
+
+        // Every value against the formulas, through a memory map of the file as the loader reads it.
+        let data = try Data(contentsOf: dir.appendingPathComponent("era5625__era5625.mmap"), options: .alwaysMapped)
+        XCTAssertEqual(data.count, 8784 * 3 * h * w * 4)
+        let origin = UTCTime.make(2016, 1, 1)
+        func plane(_ t: EpochSeconds, _ c: Int) -> [Float] {
+            let row = Int((t - origin) / 3600)
+            let start = ((row * 3 + c) * h * w) * 4
+            return data[start..<(start + h * w * 4)].withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        }
+        func same(_ a: Float, _ b: Float) -> Bool { a.isNaN ? b.isNaN : a == b }
+        var checked = 0
+        for t in WeatherBenchFiles.tpTimes(2016) {
+            let p = plane(t, 0)
+            for y in 0..<h {
+                for x in 0..<w where !same(p[y * w + x], WeatherBenchFiles.tp(t, y, x)) {
+                    XCTFail(
+                        "tp at \(UTCTime.iso(t)) row \(y) col \(x): \(p[y * w + x]) vs \(WeatherBenchFiles.tp(t, y, x))"
+                    )
+                    return
+                }
+            }
+            checked += 1
+        }
+        for t in WeatherBenchFiles.tTimes(2016) {
+            for (c, level) in [(1, 300.0), (2, 850.0)] {
+                let p = plane(t, c)
+                for y in 0..<h {
+                    for x in 0..<w {
+                        let want = WeatherBenchFiles.temperature(t, level, y, x) ?? .nan
+                        guard same(p[y * w + x], want) else {
+                            XCTFail("t \(level) at \(UTCTime.iso(t)) (\(y), \(x)): \(p[y * w + x]) vs \(want)")
+                            return
+                        }
+                    }
+                }
+            }
+        }
+        XCTAssertEqual(checked, 968)
+        // Hours no file has are NaN in every channel, not zeros.
+        for t in [UTCTime.make(2016, 1, 1), UTCTime.make(2016, 2, 29, 2), UTCTime.make(2016, 11, 6, 3)] {
+            XCTAssertTrue(plane(t, 0).allSatisfy(\.isNaN) && plane(t, 1).allSatisfy(\.isNaN), UTCTime.iso(t))
+        }
+        XCTAssertFalse(plane(UTCTime.make(2016, 2, 29, 1), 0).allSatisfy(\.isNaN), "the leap day's hour is there")
+
+        // Inspect and a short training run read the converted dataset (SimSat → ERA5 tp).
+        let yaml = ReleaseTree.yaml.replacingOccurrences(of: "imerg: true", with: "imerg: false")
+            .replacingOccurrences(of: "data: [era5625, imerg5625, simsat5625]", with: "data: [era5625, simsat5625]")
+        try yaml.write(to: root.appendingPathComponent("c.yaml"), atomically: true, encoding: .utf8)
+        let inspect = try swiftrain(["inspect", "--config", "c.yaml"], in: root)
+        XCTAssertTrue(inspect.contains("era5625/tp"), inspect)
+        _ = try swiftrain(["normalize", "--config", "c.yaml"], in: root)
+        let train = try swiftrain(
+            [
+                "train", "--config", "c.yaml", "--workers", "1", "--run", "run", "--blas-threads", "1",
+                "--progress-every", "0",
+            ], in: root)
+        let metrics = try String(contentsOf: root.appendingPathComponent("run/metrics.jsonl"), encoding: .utf8)
+        XCTAssertTrue(metrics.contains("val_loss"), train + metrics)
+
+        // --append adds 2017: rows appended, metadata rewritten, 2016 untouched.
+        try WeatherBenchFiles.write(input.appendingPathComponent("2017"), year: 2017)
+        let before = plane(UTCTime.make(2016, 4, 2, 5), 0)
+        let appendArgs = [
+            "convert", "era5", "--from", "wb", "--out", ".", "--variables", "tp,t_300hPa,t_850hPa", "--years", "2017",
+            "--append",
+        ]
+        _ = try swiftrain(appendArgs, in: root, env: env)
+        let grown = try DatasetInfo.load(dir.appendingPathComponent("era5625.dill"))
+        XCTAssertEqual(grown.memmap["era5625__era5625.mmap"]?.dims, [8784 + 8760, 3, h, w])
+        XCTAssertEqual(grown.memmap["era5625__era5625.mmap"]?.daterange?.last, Double(UTCTime.make(2017, 12, 31, 23)))
+        XCTAssertEqual(grown.variables["era5625/tp"]?.lastTs, Double(UTCTime.make(2017, 1, 1, 2)))
+        XCTAssertEqual(grown.variables["era5625/tp"]?.firstTs, Double(UTCTime.make(2016, 2, 28, 22)))
+        XCTAssertNotNil(grown.variables["era5625/lsm"], "the constants stay described")
+        let grownData = try Data(contentsOf: dir.appendingPathComponent("era5625__era5625.mmap"))
+        func grownPlane(_ t: EpochSeconds, _ c: Int) -> [Float] {
+            let start = ((Int((t - origin) / 3600) * 3 + c) * h * w) * 4
+            return grownData[start..<(start + h * w * 4)].withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        }
+        XCTAssertEqual(grownPlane(UTCTime.make(2016, 4, 2, 5), 0).map(\.bitPattern), before.map(\.bitPattern))
+        let t1 = UTCTime.make(2017, 1, 1, 1)
+        XCTAssertTrue(
+            zip(grownPlane(t1, 0), (0..<(h * w)).map { WeatherBenchFiles.tp(t1, $0 / w, $0 % w) }).allSatisfy(same))
+        let again = try swiftrain(appendArgs, in: root, status: 1)
+        XCTAssertTrue(again.contains("appending must continue where the dataset ends"), again)
+
+        // Killed after its first year, the same command resumes and gives the same bytes as one run.
+        let two = ["convert", "era5", "--from", "wb", "--variables", "tp,t", "--years", "2016-2017"]
+        let r = try runProcess(
+            Binaries.swiftrain, two + ["--out", "killed"], cwd: root,
+            env: ["SWIFTRAIN_CONVERT_DIE_AFTER_YEAR": "2016"])
+        XCTAssertNotEqual(r.status, 0, "the hook kills the process")
+        XCTAssertFalse(
+            FileManager.default.fileExists(atPath: root.appendingPathComponent("killed/era5625/era5625.dill").path))
+        let resumed = try swiftrain(two + ["--out", "killed"], in: root)
+        XCTAssertTrue(resumed.contains("resumed: 2016"), resumed)
+        _ = try swiftrain(two + ["--out", "straight"], in: root)
+        for f in ["era5625__era5625.mmap", "era5625_info.json", "era5625.dill"] {
+            let a = try Data(contentsOf: root.appendingPathComponent("killed/era5625/\(f)"))
+            let b = try Data(contentsOf: root.appendingPathComponent("straight/era5625/\(f)"))
+            XCTAssertTrue(a == b, "\(f) differs after resuming")
+        }
+    }
+}
