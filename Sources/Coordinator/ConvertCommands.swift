@@ -7,7 +7,7 @@ struct ConvertCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "convert",
         abstract: "Convert WeatherBench / IMERG / SimSat NetCDF files into RainBench's memory-mapped datasets.",
-        subcommands: [ConvertERA5.self])
+        subcommands: [ConvertERA5.self, ConvertIMERG.self])
 }
 
 /// Options every converter takes.
@@ -62,6 +62,25 @@ struct ConvertERA5: ParsableCommand {
                 directory: options.from, grid: try RainGrid(resolution: options.grid),
                 variables: variables.map { $0.split(separator: ",").map { String($0) } },
                 years: try options.yearRange())
+            try options.run(plan)
+        }
+    }
+}
+
+struct ConvertIMERG: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "imerg",
+        abstract: "PyRain's daily IMERG NetCDF files (imergYYYYMMDD.nc, 24 hourly rows) → imerg5625.",
+        discussion: """
+            Rows are placed by each file's time coordinate, or by the date in its name; missing days and fill \
+            values become NaN. The raw half-hourly GPM HDF5 files (3B-HHR…) are not read yet.
+            """)
+    @OptionGroup var options: ConvertOptions
+
+    func run() throws {
+        try SwiftRain.run {
+            let plan = try ConversionPlan.imergDaily(
+                directory: options.from, grid: try RainGrid(resolution: options.grid), years: try options.yearRange())
             try options.run(plan)
         }
     }

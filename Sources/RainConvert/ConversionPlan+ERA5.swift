@@ -71,7 +71,7 @@ extension ConversionPlan {
             }
             if let a = found.min(), let b = found.max() { chosen = Array(a...b) }
         }
-        var inputs: [Int: [String]] = [:]
+        var inputs: [Int: [[String]]] = [:]
         var missing: [String] = []
         if !wanted.isEmpty {
             guard !chosen.isEmpty else {
@@ -84,9 +84,9 @@ extension ConversionPlan {
             for y in chosen {
                 inputs[y] = wanted.map { c, prefix in
                     let names = candidates(c, prefix, y)
-                    if let path = names.lazy.compactMap({ files.byName[$0] }).first { return path }
+                    if let path = names.lazy.compactMap({ files.byName[$0] }).first { return [path] }
                     missing.append(names.last!)
-                    return ""
+                    return []
                 }
             }
         }

@@ -39,8 +39,12 @@ public struct ConversionPlan {
     /// Whole years, ascending (empty for a constants-only dataset).
     public var years: [Int]
     public var channels: [Channel]
-    /// The input file of every channel in every year: inputs[year][channel index].
-    public var inputs: [Int: [String]]
+    /// The input files of every channel in every year: inputs[year][channel index] (ERA5: one file a
+    /// year; IMERG: one a day).
+    public var inputs: [Int: [[String]]]
+    /// For files without a time coordinate (PyRain's daily IMERG files): the time of their first row;
+    /// rows follow every `step`.
+    public var impliedStart: [String: EpochSeconds] = [:]
     /// The constants file and its variables in output order (ERA5: lat2d, lon2d, lsm, orography, slt).
     public var constants: (path: String, names: [String])?
     /// Optional bounds inside the years (SimSat ends 2020-03-31 21:00): rows outside are not written.
@@ -48,7 +52,7 @@ public struct ConversionPlan {
 
     public init(
         dataset: String, grid: RainGrid, step: EpochSeconds, years: [Int], channels: [Channel],
-        inputs: [Int: [String]], constants: (path: String, names: [String])? = nil
+        inputs: [Int: [[String]]], constants: (path: String, names: [String])? = nil
     ) {
         self.dataset = dataset
         self.grid = grid

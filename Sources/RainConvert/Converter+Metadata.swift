@@ -54,7 +54,7 @@ extension Converter {
             plan.channels.map(\.name).joined(separator: ","),
         ]
         for y in plan.years {
-            for p in plan.inputs[y] ?? [] {
+            for p in (plan.inputs[y] ?? []).joined() {
                 let size = (try? FileManager.default.attributesOfItem(atPath: p)[.size] as? Int) ?? -1
                 parts.append("\(p):\(size ?? -1)")
             }

@@ -113,11 +113,14 @@ public struct Converter {
             let r0 = Int((first - state.origin) / plan.step), n = Int((last - first) / plan.step) + 1
             var written = [[Bool]](repeating: [Bool](repeating: false, count: n), count: c)
             var outside = 0
-            let paths = plan.inputs[year] ?? []
-            for path in Set(paths).sorted() {
+            let perChannel = plan.inputs[year] ?? []
+            let paths = Set(perChannel.joined())
+            for path in paths.sorted() {
                 let file = try NetCDFFile.open(path: path)
-                for (ci, channel) in plan.channels.enumerated() where paths[ci] == path {
-                    let field = try SourceField(file: file, variable: channel.sourceVariable, grid: plan.grid)
+                for (ci, channel) in plan.channels.enumerated() where perChannel[ci].contains(path) {
+                    let field = try SourceField(
+                        file: file, variable: channel.sourceVariable, grid: plan.grid,
+                        impliedTimes: plan.impliedStart[path].map { ($0, plan.step) })
                     let level = try levelIndex(channel, field)
                     // Rows by timestamp; a time off the step grid is a broken file, not a rounding case.
                     let target: [Int?] = try field.times.enumerated().map { i, t in
@@ -175,7 +178,7 @@ public struct Converter {
             }
             let s = String(format: "%.1f", Date().timeIntervalSince(started))
             progress(
-                "\(plan.dataset) \(year): \(c) channel(s) from \(Set(paths).count) file(s), \(n) rows"
+                "\(plan.dataset) \(year): \(c) channel(s) from \(paths.count) file(s), \(n) rows"
                     + (holes > 0 ? ", \(holes) channel-hours not in the files (NaN)" : "")
                     + (outside > 0 ? ", \(outside) times outside \(year) skipped" : "") + " in \(s) s")
         }

@@ -52,7 +52,10 @@ final class SourceField {
     static let latNames: Set<String> = ["lat", "latitude"]
     static let lonNames: Set<String> = ["lon", "longitude"]
 
-    init(file: NetCDFFile, variable name: String, grid: RainGrid) throws {
+    /// `impliedTimes`: (first row's time, step) for files whose time axis has no coordinate.
+    init(
+        file: NetCDFFile, variable name: String, grid: RainGrid, impliedTimes: (EpochSeconds, EpochSeconds)? = nil
+    ) throws {
         self.file = file
         self.name = name
         self.grid = grid
@@ -110,7 +113,9 @@ final class SourceField {
         lonShift = k % grid.width
 
         // Time and levels.
-        if let time {
+        if let time, let (t0, step) = impliedTimes, file.variable(dims[time].name) == nil {
+            times = (0..<dims[time].length).map { t0 + EpochSeconds($0) * step }
+        } else if let time {
             let tname = dims[time].name
             guard let tv = file.variable(tname), case .text(let units)? = try file.attribute("units", variable: tv)
             else {

@@ -312,3 +312,80 @@ extension ConvertTests {
         }
     }
 }
+
+extension ConvertTests {
+    /// PyRain's daily IMERG files: one with a time coordinate and (time, lon, lat) order, others placed
+    /// by their names' dates; a missing day, fill values, the leap day.
+    func testDailyIMERGFilesConvertByTimeOrByName() throws {
+        let root = temporaryDirectory("convert-imerg")
+        let input = root.appendingPathComponent("imerg")
+        try FileManager.default.createDirectory(at: input, withIntermediateDirectories: true)
+        func rain(_ t: EpochSeconds, _ y: Int, _ x: Int) -> Float {
+            (Int(t / 3600) + x) % 13 == 0 ? .nan : Float((Int(t / 3600) * 5 + y * 2 + x) % 300) / 10
+        }
+        let days = [(2016, 2, 28), (2016, 2, 29), (2016, 3, 2)]  // 1 March is missing
+        for (k, (y, m, d)) in days.enumerated() {
+            let day = UTCTime.make(y, m, d)
+            let f = try NetCDFFile.create(
+                path: input.appendingPathComponent(String(format: "imerg%04d%02d%02d.nc", y, m, d)).path)
+            let withTime = k == 1
+            let dt = try f.defineDimension("time", length: 24)
+            let dlat = try f.defineDimension("lat", length: h), dlon = try f.defineDimension("lon", length: w)
+            let vlat = try f.defineVariable("lat", .double, dimensions: [dlat])
+            let vlon = try f.defineVariable("lon", .double, dimensions: [dlon])
+            var vt: Int32 = -1
+            if withTime {
+                vt = try f.defineVariable("time", .int64, dimensions: [dt])
+                try f.setAttribute("units", .text("seconds since 1970-01-01 00:00:00 UTC"), variable: vt)
+            }
+            // The timed file stores (time, lon, lat), as IMERG's own files do.
+            let v = try f.defineVariable(
+                "precipitationcal", .float, dimensions: withTime ? [dt, dlon, dlat] : [dt, dlat, dlon], fill: -9999.9)
+            try f.endDefinitions()
+            try f.write(vlat, (0..<h).map { -87.1875 + Double($0) * 5.625 }, start: [0], count: [h])
+            try f.write(vlon, (0..<w).map { Double($0) * 5.625 }, start: [0], count: [w])
+            // The timed file's rows run backwards in time: placement must follow the coordinate.
+            let hours = withTime ? Array((0..<24).reversed()) : Array(0..<24)
+            if withTime { try f.write(vt, hours.map { Int64(day) + Int64($0) * 3600 }, start: [0], count: [24]) }
+            for (i, hr) in hours.enumerated() {
+                let t = day + EpochSeconds(hr) * 3600
+                let plane: [Float] = (0..<(h * w)).map { k in
+                    let (y, x) = withTime ? (k % h, k / h) : (k / w, k % w)
+                    let r = rain(t, y, x)
+                    return r.isNaN ? -9999.9 : r
+                }
+                try f.write(v, plane, start: [i, 0, 0], count: withTime ? [1, w, h] : [1, h, w])
+            }
+            try f.close()
+        }
+        _ = try swiftrain(
+            ["convert", "imerg", "--from", "imerg", "--out", "."], in: root, env: ["TZ": "Europe/Berlin"])
+        let dir = root.appendingPathComponent("imerg5625")
+        let info = try DatasetInfo.load(dir.appendingPathComponent("imerg5625.dill"))
+        try assertDillEqualsJSON(dir, "imerg5625")
+        let m = try XCTUnwrap(info.memmap["imerg5625__imerg5625.mmap"])
+        let first = UTCTime.make(2016, 2, 28), last = UTCTime.make(2016, 12, 31, 23)
+        XCTAssertEqual(m.daterange, [Double(first), Double(last)])
+        XCTAssertEqual(m.dims, [Int((last - first) / 3600) + 1, 1, h, w])
+        XCTAssertEqual(info.variables["imerg5625/precipitationcal"]?.mmapName, "imerg5625__imerg5625.mmap")
+        XCTAssertEqual(info.variables["imerg5625/precipitationcal"]?.lastTs, Double(UTCTime.make(2016, 3, 2, 23)))
+        let data = try Data(contentsOf: dir.appendingPathComponent("imerg5625__imerg5625.mmap"))
+        func plane(_ t: EpochSeconds) -> [Float] {
+            let start = Int((t - first) / 3600) * h * w * 4
+            return data[start..<(start + h * w * 4)].withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        }
+        for (y, m, d) in days {
+            for hr in 0..<24 {
+                let t = UTCTime.make(y, m, d, hr), p = plane(t)
+                for k in 0..<(h * w) {
+                    let want = rain(t, k / w, k % w)
+                    guard want.isNaN ? p[k].isNaN : p[k] == want else {
+                        XCTFail("\(UTCTime.iso(t)) cell \(k): \(p[k]) vs \(want)")
+                        return
+                    }
+                }
+            }
+        }
+        XCTAssertTrue(plane(UTCTime.make(2016, 3, 1, 12)).allSatisfy(\.isNaN), "the missing day is NaN")
+    }
+}
