@@ -111,7 +111,17 @@ final class FailureTests: XCTestCase {
                 "train", "--config", root.appendingPathComponent("c.yaml").path, "--run", run.path, "--workers", "2",
                 "--set", "epochs=100", "--checkpoint-minutes", "0.01", "--blas-threads", "1", "--progress-every", "0",
             ])
-        while !c.errors().contains("step 40/") && c.process.isRunning { usleep(20_000) }
+        // Wait for the first time-based checkpoint (not a step count: steps take well under the
+        // 0.6 s period on a fast machine), then a few steps more so the kill lands mid-run.
+        let last = run.appendingPathComponent("checkpoints/last.ckpt").path
+        let deadline = Date().addingTimeInterval(60)
+        while !FileManager.default.fileExists(atPath: last) && c.process.isRunning && Date() < deadline {
+            usleep(20_000)
+        }
+        let seen = c.errors().components(separatedBy: "step ").count
+        while c.errors().components(separatedBy: "step ").count < seen + 3 && c.process.isRunning && Date() < deadline {
+            usleep(20_000)
+        }
         XCTAssertTrue(c.process.isRunning, c.errors())
         kill(c.process.processIdentifier, SIGKILL)
         c.wait()
@@ -119,7 +129,7 @@ final class FailureTests: XCTestCase {
         let saved = try Checkpoint.read(
             path: run.appendingPathComponent("checkpoints/last.ckpt").path, layout: layout
         ).0.globalStep
-        XCTAssertGreaterThan(saved, 0, "no time-based checkpoint before step 40")
+        XCTAssertGreaterThan(saved, 0, "the time-based checkpoint holds no step")
         let r = try runProcess(
             Binaries.swiftrain,
             ["train", "--resume", run.path, "--workers", "2", "--max-steps", "2", "--blas-threads", "1"])
