@@ -70,17 +70,43 @@ struct ConvertERA5: ParsableCommand {
 struct ConvertIMERG: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "imerg",
-        abstract: "PyRain's daily IMERG NetCDF files (imergYYYYMMDD.nc, 24 hourly rows) → imerg5625.",
+        abstract: "IMERG precipitation → imerg5625: GPM's half-hourly HDF5 files or PyRain's daily NetCDF files.",
         discussion: """
-            Rows are placed by each file's time coordinate, or by the date in its name; missing days and fill \
-            values become NaN. The raw half-hourly GPM HDF5 files (3B-HHR…) are not read yet.
+            GPM files (3B-HHR…V06B.HDF5 or V07B, any directory depth) are averaged by area from 0.1° onto the \
+            grid and the two half-hours of each hour into the row of the hour's start. PyRain's daily files \
+            (imergYYYYMMDD.nc, 24 hourly rows) are placed by each file's time coordinate, or by the date in \
+            its name. Missing half-hours, days and fill values become NaN.
             """)
     @OptionGroup var options: ConvertOptions
+    @Option(help: "Which files: gpm (3B-HHR…HDF5), daily (imergYYYYMMDD.nc) or auto (whichever --from holds).")
+    var kind: String = "auto"
 
     func run() throws {
         try SwiftRain.run {
-            let plan = try ConversionPlan.imergDaily(
-                directory: options.from, grid: try RainGrid(resolution: options.grid), years: try options.yearRange())
+            let grid = try RainGrid(resolution: options.grid), years = try options.yearRange()
+            let plan: ConversionPlan
+            switch kind {
+            case "gpm": plan = try ConversionPlan.imergHalfHourly(directory: options.from, grid: grid, years: years)
+            case "daily": plan = try ConversionPlan.imergDaily(directory: options.from, grid: grid, years: years)
+            case "auto":
+                let gpm = try? ConversionPlan.imergHalfHourly(directory: options.from, grid: grid, years: years)
+                let daily = try? ConversionPlan.imergDaily(directory: options.from, grid: grid, years: years)
+                if gpm != nil && daily != nil {
+                    throw SwiftRainError(
+                        options.from, "both GPM half-hourly and daily IMERG files", expected: "one kind",
+                        hint: "pass --kind gpm or --kind daily")
+                }
+                guard let found = gpm ?? daily else {
+                    throw SwiftRainError(
+                        options.from, "no IMERG files" + (options.years.map { " in \($0)" } ?? ""),
+                        expected: "GPM's 3B-HHR…3IMERG.YYYYMMDD-ShhmmSS-….V06B.HDF5 or PyRain's imergYYYYMMDD.nc",
+                        hint: "point --from at the directory holding them, or check --years")
+                }
+                plan = found
+            default:
+                throw SwiftRainError(
+                    "--kind", "unknown kind", expected: "gpm, daily or auto", found: kind, hint: "pick one")
+            }
             try options.run(plan)
         }
     }

@@ -42,3 +42,63 @@ extension ConversionPlan {
         return plan
     }
 }
+
+extension ConversionPlan {
+    /// GPM IMERG's half-hourly HDF5 files (`3B-HHR.MS.MRG.3IMERG.20160101-S003000-E005959.0030.V06B.HDF5`,
+    /// V06 `Grid/precipitationCal` or V07 `Grid/precipitation`, mm/h on 0.1° in time, lon, lat order, fill
+    /// −9999.9) into `imerg5625`: each half-hour averaged by area onto the grid, then the two half-hours of
+    /// an hour averaged into the row of the hour's start (00:00 and 00:30 → 00:00).
+    public static func imergHalfHourly(directory: String, grid: RainGrid, years: ClosedRange<Int>?) throws
+        -> ConversionPlan
+    {
+        let files = try InputFiles(directory: directory)
+        var halves: [(EpochSeconds, String)] = []
+        for (name, path) in files.byName {
+            guard let t = gpmStart(name) else { continue }
+            if let years, !years.contains(UTCTime.fields(t).year) { continue }
+            halves.append((t, path))
+        }
+        halves.sort { ($0.0, $0.1) < ($1.0, $1.1) }
+        guard let first = halves.first?.0, let last = halves.last?.0 else {
+            throw SwiftRainError(
+                directory,
+                "no GPM IMERG half-hourly files" + (years.map { " in \($0.lowerBound)…\($0.upperBound)" } ?? ""),
+                expected: "files named 3B-HHR…3IMERG.YYYYMMDD-ShhmmSS-EhhmmSS.NNNN.V06B.HDF5 (or V07B)",
+                found: "\(files.byName.count) files, none matching", hint: "point --from at them, or check --years")
+        }
+        let y0 = UTCTime.fields(first).year, y1 = UTCTime.fields(last).year
+        var inputs: [Int: [[String]]] = [:]
+        var implied: [String: EpochSeconds] = [:]
+        for y in y0...y1 { inputs[y] = [[]] }
+        for (t, path) in halves {
+            inputs[UTCTime.fields(t).year]![0].append(path)
+            implied[path] = t
+        }
+        var plan = ConversionPlan(
+            dataset: "imerg" + grid.suffix, grid: grid, step: UTCTime.hour, years: Array(y0...y1),
+            channels: [
+                Channel(name: "precipitationcal", sourceVariable: "Grid/precipitationCal|Grid/precipitation")
+            ], inputs: inputs)
+        plan.impliedStart = implied
+        plan.meanOverStep = true
+        plan.first = floorDiv(first, UTCTime.hour) * UTCTime.hour
+        return plan
+    }
+
+    /// The start time in a GPM file name: `…3IMERG.YYYYMMDD-ShhmmSS-…HDF5`.
+    static func gpmStart(_ name: String) -> EpochSeconds? {
+        guard name.hasPrefix("3B-HHR"), name.uppercased().hasSuffix(".HDF5") || name.hasSuffix(".nc4"),
+            let r = name.range(of: "3IMERG.")
+        else { return nil }
+        let rest = name[r.upperBound...]
+        let date = rest.prefix(8), time = rest.dropFirst(10).prefix(6)
+        guard rest.dropFirst(8).hasPrefix("-S"), date.count == 8, time.count == 6,
+            date.allSatisfy(\.isNumber), time.allSatisfy(\.isNumber)
+        else { return nil }
+        let d = Array(date), h = Array(time)
+        let text =
+            "\(String(d[0..<4]))-\(String(d[4..<6]))-\(String(d[6..<8])) "
+            + "\(String(h[0..<2])):\(String(h[2..<4])):\(String(h[4..<6]))"
+        return UTCTime.parse(text)
+    }
+}

@@ -47,6 +47,9 @@ public struct ConversionPlan {
     public var impliedStart: [String: EpochSeconds] = [:]
     /// The constants file and its variables in output order (ERA5: lat2d, lon2d, lsm, orography, slt).
     public var constants: (path: String, names: [String])?
+    /// Rows are the mean of every source time inside [row time, row time + step) (GPM's half-hours
+    /// into hourly rows), not one source time each.
+    public var meanOverStep = false
     /// Optional bounds inside the years (SimSat ends 2020-03-31 21:00): rows outside are not written.
     public var first: EpochSeconds?, last: EpochSeconds?
 
@@ -87,19 +90,17 @@ struct InputFiles {
                 directory, "no such directory", expected: "the directory holding the input NetCDF files",
                 hint: "pass --from DIR (WeatherBench's zips unpack to one directory per variable; DIR may hold those)")
         }
-        var found: [String: String] = [:]
+        // Any depth (GPM's archives go YEAR/DAY-OF-YEAR/), the shallowest file of a name first.
+        var found: [String: (depth: Int, path: String)] = [:]
         let root = URL(fileURLWithPath: directory)
-        for entry in (try? fm.contentsOfDirectory(atPath: directory)) ?? [] {
-            let path = root.appendingPathComponent(entry).path
-            if fm.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue {
-                for inner in (try? fm.contentsOfDirectory(atPath: path)) ?? [] where found[inner] == nil {
-                    found[inner] = URL(fileURLWithPath: path).appendingPathComponent(inner).path
-                }
-            } else {
-                found[entry] = path
-            }
+        for relative in fm.enumerator(atPath: directory)?.compactMap({ $0 as? String }) ?? [] {
+            let url = root.appendingPathComponent(relative)
+            guard fm.fileExists(atPath: url.path, isDirectory: &isDir), !isDir.boolValue else { continue }
+            let depth = relative.split(separator: "/").count
+            if let old = found[url.lastPathComponent], old.depth <= depth { continue }
+            found[url.lastPathComponent] = (depth, url.path)
         }
-        byName = found
+        byName = found.mapValues(\.path)
     }
 
     /// Years `y` for which `name(y)` exists.

@@ -114,8 +114,19 @@ public struct Converter {
             var written = [[Bool]](repeating: [Bool](repeating: false, count: n), count: c)
             var outside = 0
             let perChannel = plan.inputs[year] ?? []
-            let paths = Set(perChannel.joined())
-            for path in paths.sorted() {
+            // In the plan's order (chronological for half-hourly files, which averaging relies on).
+            var seenPaths = Set<String>()
+            let paths = perChannel.joined().filter { seenPaths.insert($0).inserted }
+            var means = StepMeans(plane: plane)
+            func flush(before row: Int?) throws {
+                for (key, mean) in means.take(before: row) {
+                    try mean.withUnsafeBufferPointer { b in
+                        try pwriteAll(fd, b.baseAddress!, plane, row: key.row, channel: key.channel, path)
+                    }
+                    written[key.channel][key.row - r0] = true
+                }
+            }
+            for path in paths {
                 let file = try NetCDFFile.open(path: path)
                 for (ci, channel) in plan.channels.enumerated() where perChannel[ci].contains(path) {
                     let field = try SourceField(
@@ -124,25 +135,39 @@ public struct Converter {
                     let level = try levelIndex(channel, field)
                     // Rows by timestamp; a time off the step grid is a broken file, not a rounding case.
                     let target: [Int?] = try field.times.enumerated().map { i, t in
-                        guard (t - state.origin) % plan.step == 0 else {
+                        guard plan.meanOverStep || (t - state.origin) % plan.step == 0 else {
                             throw SwiftRainError(
                                 "\(path): time[\(i)]", "not on the dataset's \(plan.step / 3600)-hourly grid",
                                 found: UTCTime.iso(t), hint: "the file's times must fall on whole steps")
                         }
-                        guard t >= first && t <= last else {
+                        let slot = state.origin + floorDiv(t - state.origin, plan.step) * plan.step
+                        guard slot >= first && slot <= last else {
                             outside += 1
                             return nil
                         }
-                        return Int((t - state.origin) / plan.step)
+                        return Int(floorDiv(t - state.origin, plan.step))
                     }
                     guard !target.isEmpty else { continue }
-                    let chunk = max(1, chunkBytes / (plane * 8))
+                    if plan.meanOverStep, let low = target.compactMap({ $0 }).min() {
+                        try flush(before: low)
+                        guard !target.contains(where: { $0.map { written[ci][$0 - r0] } ?? false }) else {
+                            throw SwiftRainError(
+                                path, "times of a step already written from earlier files",
+                                expected: "files in time order, each time in one file only",
+                                hint: "remove duplicated or overlapping files from --from")
+                        }
+                    }
+                    let chunk = max(1, chunkBytes / (field.sourcePlane * 8))
                     for lo in stride(from: 0, to: target.count, by: chunk) {
                         let hi = min(target.count, lo + chunk)
                         guard target[lo..<hi].contains(where: { $0 != nil }) else { continue }
                         let planes = try field.read(lo..<hi, level: level)
                         for k in lo..<hi {
                             guard let row = target[k] else { continue }
+                            if plan.meanOverStep {
+                                means.add(planes[(k - lo) * plane..<(k - lo + 1) * plane], row: row, channel: ci)
+                                continue
+                            }
                             try planes.withUnsafeBufferPointer { b in
                                 try pwriteAll(fd, b.baseAddress! + (k - lo) * plane, plane, row: row, channel: ci, path)
                             }
@@ -152,6 +177,7 @@ public struct Converter {
                 }
                 try file.close()
             }
+            try flush(before: nil)
             // Hours no file had are NaN, not zeros (a sparse file's hole would read as 0 K, 0 mm).
             let nan = [Float](repeating: .nan, count: plane)
             var holes = 0

@@ -46,6 +46,10 @@ final class SourceField {
     private let fills: [Double]
     private let scale: Double, offset: Double
     private let grid: RainGrid
+    /// Set when the file's grid is finer than RainBench's.
+    private let regridder: ConservativeRegridder?
+    /// Source cells per time index and level (what one plane costs to read).
+    var sourcePlane: Int { regridder.map { $0.sourceRows * $0.sourceColumns } ?? grid.plane }
 
     static let timeNames: Set<String> = ["time", "valid_time"]
     static let levelNames: Set<String> = ["level", "plev", "isobaricInhPa", "pressure_level", "lev"]
@@ -56,15 +60,27 @@ final class SourceField {
     init(
         file: NetCDFFile, variable name: String, grid: RainGrid, impliedTimes: (EpochSeconds, EpochSeconds)? = nil
     ) throws {
-        self.file = file
-        self.name = name
-        self.grid = grid
-        let subject = "\(file.path): \(name)"
-        guard let v = file.variable(name) else {
+        // `name` may be a path into groups (GPM's Grid/precipitationCal) and list alternatives
+        // separated by | (IMERG V07 renamed precipitationCal to precipitation).
+        var found: (NetCDFFile, String, Int32)?
+        for candidate in name.split(separator: "|").map(String.init) where found == nil {
+            var parts = candidate.split(separator: "/").map(String.init)
+            let leaf = parts.removeLast()
+            var g: NetCDFFile? = file
+            for p in parts { g = g?.group(p) }
+            if let g, let v = g.variable(leaf) { found = (g, leaf, v) }
+        }
+        guard let (group, leaf, v) = found else {
             throw SwiftRainError(
-                file.path, "no variable '\(name)'", expected: "a variable named \(name)",
+                file.path, "no variable '\(name.replacingOccurrences(of: "|", with: "' or '"))'",
+                expected: "a variable named \(name.replacingOccurrences(of: "|", with: " or "))",
                 hint: "check the file is the one its name says (ncdump -h shows its variables)")
         }
+        let file = group
+        self.file = group
+        self.name = leaf
+        self.grid = grid
+        let subject = "\(file.path): \(leaf)"
         variable = v
         let dims = try file.dimensions(of: v)
         self.dims = dims
@@ -96,21 +112,29 @@ final class SourceField {
                 found: found, hint: "regrid to \(grid.label)° first (WeatherBench's regrid.py), or pass --grid")
         }
         let latSummary = "\(lats.count) latitudes \(lats.first ?? .nan)…\(lats.last ?? .nan)"
-        guard lats.count == grid.height else { throw gridError("latitude", latSummary) }
-        let ascending = (0..<grid.height).allSatisfy { abs(lats[$0] - grid.latitude($0)) < 1e-3 }
-        let descending = (0..<grid.height).allSatisfy { abs(lats[grid.height - 1 - $0] - grid.latitude($0)) < 1e-3 }
-        guard ascending || descending else { throw gridError("latitude", latSummary) }
-        flipLat = descending && !ascending
         let lonSummary = "\(lons.count) longitudes \(lons.first ?? .nan)…\(lons.last ?? .nan)"
-        guard lons.count == grid.width else { throw gridError("longitude", lonSummary) }
-        let first = (lons[0].truncatingRemainder(dividingBy: 360) + 360).truncatingRemainder(dividingBy: 360)
-        let k = Int((first / grid.resolution).rounded())
-        let onGrid = lons.enumerated().allSatisfy { j, x in
-            let d = (x - Double(k + j) * grid.resolution).truncatingRemainder(dividingBy: 360)
-            return min(abs(d), abs(abs(d) - 360)) < 1e-3
+        // A finer grid (GPM IMERG's 0.1°) is averaged onto RainBench's by area; a coarser one is refused.
+        if lats.count > grid.height && lons.count > grid.width {
+            regridder = try ConservativeRegridder(lats: lats, lons: lons, grid: grid, subject: subject)
+            flipLat = false
+            lonShift = 0
+        } else {
+            regridder = nil
+            guard lats.count == grid.height else { throw gridError("latitude", latSummary) }
+            let ascending = (0..<grid.height).allSatisfy { abs(lats[$0] - grid.latitude($0)) < 1e-3 }
+            let descending = (0..<grid.height).allSatisfy { abs(lats[grid.height - 1 - $0] - grid.latitude($0)) < 1e-3 }
+            guard ascending || descending else { throw gridError("latitude", latSummary) }
+            flipLat = descending && !ascending
+            guard lons.count == grid.width else { throw gridError("longitude", lonSummary) }
+            let first = (lons[0].truncatingRemainder(dividingBy: 360) + 360).truncatingRemainder(dividingBy: 360)
+            let k = Int((first / grid.resolution).rounded())
+            let onGrid = lons.enumerated().allSatisfy { j, x in
+                let d = (x - Double(k + j) * grid.resolution).truncatingRemainder(dividingBy: 360)
+                return min(abs(d), abs(abs(d) - 360)) < 1e-3
+            }
+            guard onGrid else { throw gridError("longitude", lonSummary) }
+            lonShift = k % grid.width
         }
-        guard onGrid else { throw gridError("longitude", lonSummary) }
-        lonShift = k % grid.width
 
         // Time and levels.
         if let time, let (t0, step) = impliedTimes, file.variable(dims[time].name) == nil {
@@ -184,8 +208,8 @@ final class SourceField {
     /// `range.count` planes of H×W in RainBench's order.
     func read(_ range: Range<Int>, level: Int?) throws -> [Float] {
         var start = dims.map { _ in 0 }, count = dims.map { _ in 1 }
-        count[axis.lat] = grid.height
-        count[axis.lon] = grid.width
+        count[axis.lat] = dims[axis.lat].length
+        count[axis.lon] = dims[axis.lon].length
         if let t = axis.time {
             start[t] = range.lowerBound
             count[t] = range.count
@@ -198,6 +222,15 @@ final class SourceField {
         let h = grid.height, w = grid.width, n = axis.time == nil ? 1 : range.count
         let st = axis.time.map { strides[$0] } ?? 0, sy = strides[axis.lat], sx = strides[axis.lon]
         let packed = scale != 1 || offset != 0  // unpacked values pass untouched (−0 stays −0)
+        if let regridder {
+            return (0..<n).flatMap { t in
+                regridder.apply { i, j in
+                    let r = raw[t * st + i * sy + j * sx]
+                    if r.isNaN || fills.contains(r) { return nil }
+                    return packed ? r * scale + offset : r
+                }
+            }
+        }
         var out = [Float](repeating: .nan, count: n * h * w)
         for t in 0..<n {
             for y in 0..<h {

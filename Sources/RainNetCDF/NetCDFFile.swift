@@ -31,12 +31,30 @@ public final class NetCDFFile {
     public let path: String
     let id: Int32
     private var open = true
+    /// For a group: the file it lives in, kept alive (and open) as long as the group is used.
+    private let parent: NetCDFFile?
 
-    private init(path: String, id: Int32) {
+    private init(path: String, id: Int32, parent: NetCDFFile? = nil) {
         self.path = path
         self.id = id
+        self.parent = parent
+        open = parent == nil
     }
     deinit { if open { nc_close(id) } }
+
+    /// The group `name` inside this file or group (NetCDF-4/HDF5, e.g. GPM IMERG's `Grid`), or nil.
+    public func group(_ name: String) -> NetCDFFile? {
+        var g: Int32 = 0
+        guard nc_inq_grp_ncid(id, name, &g) == NC_NOERR else { return nil }
+        return NetCDFFile(path: "\(path): \(name)", id: g, parent: self)
+    }
+
+    /// A new group `name` (define mode), to write variables into.
+    public func defineGroup(_ name: String) throws -> NetCDFFile {
+        var g: Int32 = 0
+        try check(nc_def_grp(id, name, &g), "definition of group \(name)")
+        return NetCDFFile(path: "\(path): \(name)", id: g, parent: self)
+    }
 
     /// A new NetCDF-4 (HDF5) file, replacing any file at `path`; in define mode.
     public static func create(path: String) throws -> NetCDFFile {
