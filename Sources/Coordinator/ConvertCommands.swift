@@ -7,7 +7,7 @@ struct ConvertCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "convert",
         abstract: "Convert WeatherBench / IMERG / SimSat NetCDF files into RainBench's memory-mapped datasets.",
-        subcommands: [ConvertERA5.self, ConvertIMERG.self])
+        subcommands: [ConvertERA5.self, ConvertIMERG.self, ConvertSimSat.self])
 }
 
 /// Options every converter takes.
@@ -107,6 +107,25 @@ struct ConvertIMERG: ParsableCommand {
                 throw SwiftRainError(
                     "--kind", "unknown kind", expected: "gpm, daily or auto", found: kind, hint: "pick one")
             }
+            try options.run(plan)
+        }
+    }
+}
+
+struct ConvertSimSat: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "simsat",
+        abstract: "SimSat's yearly files (satYYYY.nc: clbt, three brightness temperatures every 3 h) → simsat5625.",
+        discussion: """
+            Rows are placed by the time coordinate (or from the year's start, 1 April for 2016, without one); \
+            the channel axis may have any name; fill values become NaN.
+            """)
+    @OptionGroup var options: ConvertOptions
+
+    func run() throws {
+        try SwiftRain.run {
+            let plan = try ConversionPlan.simsat(
+                directory: options.from, grid: try RainGrid(resolution: options.grid), years: try options.yearRange())
             try options.run(plan)
         }
     }

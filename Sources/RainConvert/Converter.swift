@@ -131,7 +131,8 @@ public struct Converter {
                 for (ci, channel) in plan.channels.enumerated() where perChannel[ci].contains(path) {
                     let field = try SourceField(
                         file: file, variable: channel.sourceVariable, grid: plan.grid,
-                        impliedTimes: plan.impliedStart[path].map { ($0, plan.step) })
+                        impliedTimes: plan.impliedStart[path].map { ($0, plan.step) },
+                        channelAxis: channel.levelIndex != nil)
                     let level = try levelIndex(channel, field)
                     // Rows by timestamp; a time off the step grid is a broken file, not a rounding case.
                     let target: [Int?] = try field.times.enumerated().map { i, t in

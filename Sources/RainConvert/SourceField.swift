@@ -58,7 +58,8 @@ final class SourceField {
 
     /// `impliedTimes`: (first row's time, step) for files whose time axis has no coordinate.
     init(
-        file: NetCDFFile, variable name: String, grid: RainGrid, impliedTimes: (EpochSeconds, EpochSeconds)? = nil
+        file: NetCDFFile, variable name: String, grid: RainGrid, impliedTimes: (EpochSeconds, EpochSeconds)? = nil,
+        channelAxis: Bool = false
     ) throws {
         // `name` may be a path into groups (GPM's Grid/precipitationCal) and list alternatives
         // separated by | (IMERG V07 renamed precipitationCal to precipitation).
@@ -91,7 +92,11 @@ final class SourceField {
                 expected: "dimensions named lat/latitude and lon/longitude",
                 found: dims.map(\.name).joined(separator: ", "), hint: "rename the dimensions (e.g. with ncrename)")
         }
-        let time = find(Self.timeNames), level = find(Self.levelNames)
+        let time = find(Self.timeNames)
+        // A channel axis of any name (SimSat's brightness temperatures): the one other long dimension.
+        let level =
+            find(Self.levelNames)
+            ?? (channelAxis ? dims.indices.first { ![time, lat, lon].contains($0) && dims[$0].length > 1 } : nil)
         for (i, d) in dims.enumerated() where ![time, level, lat, lon].contains(i) && d.length != 1 {
             throw SwiftRainError(
                 subject, "an extra dimension '\(d.name)' of length \(d.length)",
@@ -161,7 +166,10 @@ final class SourceField {
         } else {
             times = []
         }
-        levels = try level.map { try Self.coordinate(file, dims[$0].name, subject) }
+        levels = try level.map { l in
+            if channelAxis && file.variable(dims[l].name) == nil { return (0..<dims[l].length).map(Double.init) }
+            return try Self.coordinate(file, dims[l].name, subject)
+        }
 
         // Packing and missing values (CF): fills compare against the packed values.
         var fills: [Double] = []
