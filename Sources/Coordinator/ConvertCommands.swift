@@ -19,6 +19,9 @@ struct ConvertOptions: ParsableArguments {
     @Option(help: "Years, e.g. 2016 or 1979-2019 (default: every year with files).") var years: String?
     @Flag(help: "Add the given (later) years to an existing dataset; its metadata is rewritten at the end.")
     var append = false
+    @Option(help: "Years converted at once, each in its own process (default: the machine's cores).")
+    var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
+    @Option(help: .hidden) var onlyYear: Int?
 
     func yearRange() throws -> ClosedRange<Int>? {
         guard let years else { return nil }
@@ -32,7 +35,20 @@ struct ConvertOptions: ParsableArguments {
     }
 
     func run(_ plan: ConversionPlan) throws {
-        let c = Converter(plan: plan, out: URL(fileURLWithPath: out), append: append, progress: { stderr($0) })
+        var c = Converter(plan: plan, out: URL(fileURLWithPath: out), append: append, progress: { stderr($0) })
+        if let onlyYear { return try c.runYear(onlyYear) }  // a child of the command below
+        guard jobs >= 1 else {
+            throw SwiftRainError(
+                "--jobs", "not a process count", expected: "1 or more", found: "\(jobs)", hint: "e.g. --jobs 4")
+        }
+        c.jobs = jobs
+        c.spawnYear = { year in
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: ThisProcess.executable)
+            p.arguments = Array(CommandLine.arguments.dropFirst()) + ["--only-year", String(year)]
+            try p.run()
+            return p
+        }
         let s = try c.run()
         if !s.yearsResumed.isEmpty {
             stderr("resumed: \(s.yearsResumed.map(String.init).joined(separator: ", ")) were already written")

@@ -14,6 +14,8 @@ struct ConversionState: Codable, Equatable {
     /// Per channel, the first and last time a file had.
     var coverage: [String: [EpochSeconds]]
     var resumedFrom: [Int] = []
+    /// Per year written, its inputs' fingerprint.
+    var inputs: [String: String]? = [:]
 
     static func load(_ url: URL) throws -> ConversionState? {
         guard let data = try? Data(contentsOf: url) else { return nil }
@@ -46,18 +48,21 @@ extension Converter {
         return nil
     }
 
-    /// The settings, inputs (with their sizes) included: a changed input file restarts nothing silently.
+    /// The settings (not the input files: a year not yet written may get its files fixed between runs).
     func fingerprint() -> String {
-        var parts = [
+        let parts = [
             plan.dataset, plan.grid.label, "\(plan.step)", plan.years.map(String.init).joined(separator: ","),
-            append ? "append" : "new",
-            plan.channels.map(\.name).joined(separator: ","),
+            append ? "append" : "new", plan.channels.map(\.name).joined(separator: ","),
         ]
-        for y in plan.years {
-            for p in (plan.inputs[y] ?? []).joined() {
-                let size = (try? FileManager.default.attributesOfItem(atPath: p)[.size] as? Int) ?? -1
-                parts.append("\(p):\(size ?? -1)")
-            }
+        return String(format: "%016llx", fnv1a(parts.joined(separator: "\n")))
+    }
+
+    /// The input files of `year` with their sizes: a year already written whose files changed is not
+    /// silently kept.
+    func inputFingerprint(_ year: Int) -> String {
+        let parts = (plan.inputs[year] ?? []).joined().map { p in
+            let size = (try? FileManager.default.attributesOfItem(atPath: p)[.size] as? Int) ?? -1
+            return "\(p):\(size ?? -1)"
         }
         return String(format: "%016llx", fnv1a(parts.joined(separator: "\n")))
     }

@@ -21,6 +21,10 @@ public struct Converter {
     public var progress: (String) -> Void
     /// Upper bound on one read (bytes of doubles).
     public var chunkBytes = 8 << 20
+    /// Years converted at once, each in its own process (libnetcdf is not thread-safe).
+    public var jobs = 1
+    /// Starts a child process that converts one year (`--only-year`); nil: every year in this process.
+    public var spawnYear: ((Int) throws -> Process)?
 
     public init(plan: ConversionPlan, out: URL, append: Bool = false, progress: @escaping (String) -> Void = { _ in }) {
         self.plan = plan
@@ -55,6 +59,12 @@ public struct Converter {
                     hint: "re-run that command to finish it, or delete \(directory.path) to start over")
             }
             state = saved
+            for year in saved.done where saved.inputs?[String(year)] != inputFingerprint(year) {
+                throw SwiftRainError(
+                    directory.path, "the input files of \(year), already converted, have changed since",
+                    expected: "the same files for the years written", found: "other sizes or files",
+                    hint: "delete \(directory.path) and convert again (or restore the files)")
+            }
         } else {
             guard append || existing == nil else {
                 throw SwiftRainError(
@@ -100,118 +110,41 @@ public struct Converter {
                 hint: "check the permissions and free space of --out")
         }
         defer { close(fd) }
-        let plane = plan.grid.plane, c = plan.channels.count
-        let bytes = off_t(rows) * off_t(c * plane * 4)
+        let bytes = off_t(rows) * off_t(plan.channels.count * plan.grid.plane * 4)
         var st = stat()
         fstat(fd, &st)
         if st.st_size < bytes { try Self.check(ftruncate(fd, bytes), path, "grow to \(bytes) bytes") }
         state.resumedFrom = state.done
-
-        for year in plan.years where !state.done.contains(year) {
-            let started = Date()
-            let (first, last) = plan.rows(of: year)
-            let r0 = Int((first - state.origin) / plan.step), n = Int((last - first) / plan.step) + 1
-            var written = [[Bool]](repeating: [Bool](repeating: false, count: n), count: c)
-            var outside = 0
-            let perChannel = plan.inputs[year] ?? []
-            // In the plan's order (chronological for half-hourly files, which averaging relies on).
-            var seenPaths = Set<String>()
-            let paths = perChannel.joined().filter { seenPaths.insert($0).inserted }
-            var means = StepMeans(plane: plane)
-            func flush(before row: Int?) throws {
-                for (key, mean) in means.take(before: row) {
-                    try mean.withUnsafeBufferPointer { b in
-                        try pwriteAll(fd, b.baseAddress!, plane, row: key.row, channel: key.channel, path)
-                    }
-                    written[key.channel][key.row - r0] = true
-                }
+        let pending = plan.years.filter { !state.done.contains($0) }
+        // A year converted is recorded at once: an interruption loses at most the years in flight.
+        func record(_ r: YearResult) throws {
+            for (name, span) in r.coverage {
+                let old = state.coverage[name]
+                state.coverage[name] = [min(old?[0] ?? span[0], span[0]), max(old?[1] ?? span[1], span[1])]
             }
-            for path in paths {
-                let file = try NetCDFFile.open(path: path)
-                for (ci, channel) in plan.channels.enumerated() where perChannel[ci].contains(path) {
-                    let field = try SourceField(
-                        file: file, variable: channel.sourceVariable, grid: plan.grid,
-                        impliedTimes: plan.impliedStart[path].map { ($0, plan.step) },
-                        channelAxis: channel.levelIndex != nil)
-                    let level = try levelIndex(channel, field)
-                    // Rows by timestamp; a time off the step grid is a broken file, not a rounding case.
-                    let target: [Int?] = try field.times.enumerated().map { i, t in
-                        guard plan.meanOverStep || (t - state.origin) % plan.step == 0 else {
-                            throw SwiftRainError(
-                                "\(path): time[\(i)]", "not on the dataset's \(plan.step / 3600)-hourly grid",
-                                found: UTCTime.iso(t), hint: "the file's times must fall on whole steps")
-                        }
-                        let slot = state.origin + floorDiv(t - state.origin, plan.step) * plan.step
-                        guard slot >= first && slot <= last else {
-                            outside += 1
-                            return nil
-                        }
-                        return Int(floorDiv(t - state.origin, plan.step))
-                    }
-                    guard !target.isEmpty else { continue }
-                    if plan.meanOverStep, let low = target.compactMap({ $0 }).min() {
-                        try flush(before: low)
-                        guard !target.contains(where: { $0.map { written[ci][$0 - r0] } ?? false }) else {
-                            throw SwiftRainError(
-                                path, "times of a step already written from earlier files",
-                                expected: "files in time order, each time in one file only",
-                                hint: "remove duplicated or overlapping files from --from")
-                        }
-                    }
-                    let chunk = max(1, chunkBytes / (field.sourcePlane * 8))
-                    for lo in stride(from: 0, to: target.count, by: chunk) {
-                        let hi = min(target.count, lo + chunk)
-                        guard target[lo..<hi].contains(where: { $0 != nil }) else { continue }
-                        let planes = try field.read(lo..<hi, level: level)
-                        for k in lo..<hi {
-                            guard let row = target[k] else { continue }
-                            if plan.meanOverStep {
-                                means.add(planes[(k - lo) * plane..<(k - lo + 1) * plane], row: row, channel: ci)
-                                continue
-                            }
-                            try planes.withUnsafeBufferPointer { b in
-                                try pwriteAll(fd, b.baseAddress! + (k - lo) * plane, plane, row: row, channel: ci, path)
-                            }
-                            written[ci][row - r0] = true
-                        }
-                    }
-                }
-                try file.close()
-            }
-            try flush(before: nil)
-            // Hours no file had are NaN, not zeros (a sparse file's hole would read as 0 K, 0 mm).
-            let nan = [Float](repeating: .nan, count: plane)
-            var holes = 0
-            for ci in 0..<c {
-                for i in 0..<n where !written[ci][i] {
-                    holes += 1
-                    try nan.withUnsafeBufferPointer {
-                        try pwriteAll(fd, $0.baseAddress!, plane, row: r0 + i, channel: ci, path)
-                    }
-                }
-                if let a = written[ci].firstIndex(of: true), let b = written[ci].lastIndex(of: true) {
-                    let t0 = first + EpochSeconds(a) * plan.step, t1 = first + EpochSeconds(b) * plan.step
-                    let name = plan.channels[ci].name
-                    let old = state.coverage[name]
-                    state.coverage[name] = [min(old?[0] ?? t0, t0), max(old?[1] ?? t1, t1)]
-                }
-            }
-            try Self.check(fsync(fd), path, "sync")
-            state.done.append(year)
+            state.done.append(r.year)
+            state.inputs = (state.inputs ?? [:]).merging([String(r.year): inputFingerprint(r.year)]) { $1 }
             try state.save(stateURL)
             // For the resume test: die as a killed process would, with no cleanup, right after a year.
-            if ProcessInfo.processInfo.environment["SWIFTRAIN_CONVERT_DIE_AFTER_YEAR"] == String(year) {
+            if ProcessInfo.processInfo.environment["SWIFTRAIN_CONVERT_DIE_AFTER_YEAR"] == String(r.year) {
                 kill(getpid(), SIGKILL)
             }
-            let s = String(format: "%.1f", Date().timeIntervalSince(started))
             progress(
-                "\(plan.dataset) \(year): \(c) channel(s) from \(paths.count) file(s), \(n) rows"
-                    + (holes > 0 ? ", \(holes) channel-hours not in the files (NaN)" : "")
-                    + (outside > 0 ? ", \(outside) times outside \(year) skipped" : "") + " in \(s) s")
+                "\(plan.dataset) \(r.year): \(plan.channels.count) channel(s) from \(r.files) file(s), \(r.rows) rows"
+                    + (r.holes > 0 ? ", \(r.holes) channel-steps not in the files (NaN)" : "")
+                    + (r.outside > 0 ? ", \(r.outside) times outside \(r.year) skipped" : "")
+                    + " in \(String(format: "%.1f", r.seconds)) s")
+        }
+        if let spawnYear, jobs > 1, pending.count > 1 {
+            progress(
+                "\(plan.dataset): \(pending.count) years, \(min(jobs, pending.count)) at a time in child processes")
+            try runInChildren(pending, jobs: jobs, spawn: spawnYear, record: record)
+        } else {
+            for year in pending { try record(try convertYear(year, fd: fd, path: path, origin: state.origin)) }
         }
     }
 
-    private func levelIndex(_ channel: ConversionPlan.Channel, _ field: SourceField) throws -> Int? {
+    func levelIndex(_ channel: ConversionPlan.Channel, _ field: SourceField) throws -> Int? {
         let subject = "\(field.file.path): \(field.name)"
         if let p = channel.pressure { return try field.levelIndex(Double(p)) }
         if let i = channel.levelIndex {
@@ -231,7 +164,7 @@ public struct Converter {
         return field.levels == nil ? nil : 0
     }
 
-    private func pwriteAll(
+    func pwriteAll(
         _ fd: Int32, _ p: UnsafePointer<Float>, _ count: Int, row: Int, channel: Int, _ path: String
     ) throws {
         let offset = off_t(((row * plan.channels.count) + channel) * plan.grid.plane) * 4

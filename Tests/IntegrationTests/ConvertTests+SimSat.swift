@@ -46,8 +46,28 @@ extension ConvertTests {
             }
             try f.close()
         }
-        _ = try swiftrain(
-            ["convert", "simsat", "--from", "simsat", "--out", "."], in: root, env: ["TZ": "America/Sao_Paulo"])
+        // A broken year fails in its child process; the good year is kept and the re-run resumes it.
+        let good = try Data(contentsOf: input.appendingPathComponent("sat2017.nc"))
+        try Data("not NetCDF".utf8).write(to: input.appendingPathComponent("sat2017.nc"))
+        let failed = try swiftrain(
+            ["convert", "simsat", "--from", "simsat", "--out", "broken", "--jobs", "2"], in: root, status: 1)
+        XCTAssertTrue(failed.contains("sat2017.nc"), failed)
+        XCTAssertTrue(failed.contains("simsat5625 2017: the process converting this year failed"), failed)
+        try good.write(to: input.appendingPathComponent("sat2017.nc"))
+        let resumed = try swiftrain(["convert", "simsat", "--from", "simsat", "--out", "broken"], in: root)
+        XCTAssertTrue(resumed.contains("resumed: 2016"), resumed)
+
+        let log = try swiftrain(
+            ["convert", "simsat", "--from", "simsat", "--out", ".", "--jobs", "2"], in: root,
+            env: ["TZ": "America/Sao_Paulo"])
+        XCTAssertTrue(log.contains("2 years, 2 at a time in child processes"), log)
+        // One process or two, resumed or not: the same bytes.
+        _ = try swiftrain(["convert", "simsat", "--from", "simsat", "--out", "serial", "--jobs", "1"], in: root)
+        for f in ["simsat5625__simsat5625.mmap", "simsat5625_info.json", "simsat5625.dill"] {
+            let a = try Data(contentsOf: root.appendingPathComponent("simsat5625/\(f)"))
+            XCTAssertTrue(a == (try Data(contentsOf: root.appendingPathComponent("serial/simsat5625/\(f)"))), f)
+            XCTAssertTrue(a == (try Data(contentsOf: root.appendingPathComponent("broken/simsat5625/\(f)"))), f)
+        }
         let dir = root.appendingPathComponent("simsat5625")
         try assertDillEqualsJSON(dir, "simsat5625")
         let info = try DatasetInfo.load(dir.appendingPathComponent("simsat5625.dill"))
