@@ -96,7 +96,8 @@ public struct Converter {
         try? fm.removeItem(at: stateURL)
         return Summary(
             directory: directory, rows: rows, channels: plan.channels.count,
-            yearsWritten: plan.years.filter { !state.resumedFrom.contains($0) }, yearsResumed: state.resumedFrom.sorted())
+            yearsWritten: plan.years.filter { !state.resumedFrom.contains($0) },
+            yearsResumed: state.resumedFrom.sorted())
     }
 
     // MARK: Temporal rows
