@@ -17,7 +17,8 @@ import PackageDescription
 //   RainConvert     ← Support, Data, NetCDF        WeatherBench / IMERG / SimSat files → RainBench's layout
 //   RainEvaluation  ← Support … Model, Training, NetCDF
 //   RainPlot        ← Evaluation                   (+ Cairo)
-//   swiftrain       ← Launch, Evaluation, Plot;   swiftrain-worker ← Launch
+//   RainSuite       ← Training, Evaluation, Plot   grids of runs (child processes, SLURM arrays), Table 1
+//   swiftrain       ← Launch, Evaluation, Plot, Suite;   swiftrain-worker ← Launch
 
 let release: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
 let argumentParser: Target.Dependency = .product(name: "ArgumentParser", package: "swift-argument-parser")
@@ -97,12 +98,18 @@ let package = Package(
             ],
             swiftSettings: release),
 
+        /// `swiftrain suite`: a grid of runs and the paper's Table 1 from them.
+        .target(
+            name: "RainSuite",
+            dependencies: ["RainSupport", "RainConfig", "RainData", "RainTraining", "RainEvaluation", "RainPlot"],
+            swiftSettings: release),
+
         // Thin executables: argument parsing, then a library call.
         .executableTarget(
             name: "Coordinator",
             dependencies: [
                 "RainSupport", "RainConfig", "RainData", "RainModel", "RainTraining", "RainLaunch", "RainEvaluation",
-                "RainPlot", "RainConvert", "RainNetCDF", argumentParser,
+                "RainPlot", "RainConvert", "RainNetCDF", "RainSuite", argumentParser,
             ]),
         .executableTarget(name: "Worker", dependencies: ["RainSupport", "RainModel", "RainLaunch", argumentParser]),
 
@@ -110,13 +117,13 @@ let package = Package(
             name: "UnitTests",
             dependencies: [
                 "RainSupport", "RainConfig", "RainData", "RainModel", "RainProtocol", "RainZMQ", "RainTraining",
-                "RainLaunch", "RainEvaluation", "RainPlot", "RainNetCDF",
+                "RainLaunch", "RainEvaluation", "RainPlot", "RainNetCDF", "RainSuite",
             ]),
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
                 "RainSupport", "RainConfig", "RainData", "RainModel", "RainProtocol", "RainZMQ", "RainTraining",
-                "RainEvaluation", "RainNetCDF", "RainConvert",
+                "RainEvaluation", "RainNetCDF", "RainConvert", "RainSuite",
             ]),
     ],
     swiftLanguageModes: [.v5]

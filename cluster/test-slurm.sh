@@ -9,6 +9,7 @@
 # 2. The same job receives the preemption signal mid-training (SIGUSR1 to the batch script, as
 #    --signal=B:USR1@90 sends it), checkpoints, requeues itself and resumes: same final step count.
 # 3. A worker task is killed with SIGKILL mid-training: the job still completes.
+# 4. `swiftrain suite --slurm` runs a 2-cell grid as a job array; the report assembles.
 # Prints submit → done times.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,7 +25,7 @@ log() { echo "[test-slurm] $*" >&2; }
 
 WORK=$(mktemp -d /tmp/swiftrain-slurm.XXXXXX)
 cleanup() {
-    local jobs; jobs=$(squeue -h -o %i -n swiftrain 2>/dev/null || true)
+    local jobs; jobs=$(squeue -h -o %i -n swiftrain,swiftrain-suite 2>/dev/null || true)
     [ -z "$jobs" ] || scancel $jobs 2>/dev/null || true
     bash "$TOOLS/slurm-down.sh" || true
     rm -rf "$WORK"
@@ -113,4 +114,28 @@ grep -q "declared dead" "$WORK/killed.log" || fail "killed: the coordinator neve
 [ "$(final_step killed)" = "$STEPS" ] || fail "killed: $(final_step killed) steps, expected $STEPS"
 log "worker killed: completed with the survivors, submit → done ${T_KILL}s"
 
-echo "SLURM tests passed: full ${T_FULL}s, preempted+requeued ${T_PRE}s, worker killed ${T_KILL}s (submit → done)"
+# 4. `swiftrain suite --slurm`: a 2-cell job array (both at once), both cells finish, the report assembles.
+t=$(date +%s)
+"$BIN/swiftrain" suite --config "$WORK/tiny.yaml" --grid imerg=true,false --out "$WORK/suite" --workers 1 \
+    --slurm --max-parallel 2 --sbatch-args "--cpus-per-task=1 --time=10 --chdir=$WORK" >"$WORK/suite.job" \
+    || fail "suite: the submission failed"
+aid=$(cat "$WORK/suite.job"); [ -n "$aid" ] || fail "suite: no job id printed"
+deadline=$(( $(date +%s) + WAIT ))
+while [ -n "$(squeue -h -j "$aid" 2>/dev/null)" ]; do
+    [ "$(date +%s)" -lt "$deadline" ] || { cat "$WORK/suite/logs/"*.log >&2; fail "suite: array $aid not done after ${WAIT}s"; }
+    sleep 0.5
+done
+for cell in imerg-true imerg-false; do
+    [ -f "$WORK/suite/$cell/finished.json" ] || { cat "$WORK/suite/logs/"*.log >&2; fail "suite: cell $cell did not finish"; }
+done
+[ "$(ls "$WORK/suite/logs/" | grep -c "^slurm-${aid}_")" = 2 ] || fail "suite: expected one log per array task"
+"$BIN/swiftrain" suite --report "$WORK/suite" >"$WORK/suite-report.md" || fail "suite: the report failed"
+grep -q "^| ConvLSTM, simsat | [0-9]" "$WORK/suite-report.md" || fail "suite: no ConvLSTM row in the report"
+grep -q "^| persistence | [0-9]" "$WORK/suite-report.md" || fail "suite: no baselines in the report"
+# Re-submitting a finished suite submits nothing.
+[ -z "$("$BIN/swiftrain" suite --config "$WORK/tiny.yaml" --grid imerg=true,false --out "$WORK/suite" --workers 1 --slurm)" ] \
+    || fail "suite: a finished suite was submitted again"
+T_SUITE=$(elapsed "$t")
+log "suite: 2-cell job array finished and reported, submit → report ${T_SUITE}s"
+
+echo "SLURM tests passed: full ${T_FULL}s, preempted+requeued ${T_PRE}s, worker killed ${T_KILL}s, suite array ${T_SUITE}s"

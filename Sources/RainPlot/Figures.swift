@@ -90,6 +90,20 @@ public enum Figures {
 
     /// Training loss per step (grey, with a moving average in blue) and validation loss per epoch (red),
     /// both in the transformed space the model is trained in, against the global step.
+    /// The training and validation loss curves of a run's metrics.jsonl, titled "`name`: …".
+    public static func curves(metricsPath: String, title name: String) -> Canvas {
+        var steps: [(Int, Double)] = [], valid: [(Int, Double)] = []
+        let text = (try? String(contentsOfFile: metricsPath, encoding: .utf8)) ?? ""
+        for line in text.split(separator: "\n") {
+            guard let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                let g = o["global_step"] as? Int
+            else { continue }
+            if o["kind"] as? String == "step", let l = o["loss"] as? Double { steps.append((g, l)) }
+            if o["kind"] as? String == "valid", let l = o["val_loss"] as? Double { valid.append((g, l)) }
+        }
+        return curves(title: "\(name): training and validation loss", steps: steps, valid: valid)
+    }
+
     public static func curves(title: String, steps: [(Int, Double)], valid: [(Int, Double)]) -> Canvas {
         let cw = 900, chh = 520, left = 90.0, right = 30.0, top = 50.0, bottom = 64.0
         let c = Canvas(width: cw, height: chh)

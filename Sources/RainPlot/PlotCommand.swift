@@ -16,17 +16,7 @@ public enum Plot {
         var written: [String] = []
 
         // Curves from metrics.jsonl.
-        var steps: [(Int, Double)] = [], valid: [(Int, Double)] = []
-        let text = (try? String(contentsOfFile: run.metricsPath, encoding: .utf8)) ?? ""
-        for line in text.split(separator: "\n") {
-            guard let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                let g = o["global_step"] as? Int
-            else { continue }
-            if o["kind"] as? String == "step", let l = o["loss"] as? Double { steps.append((g, l)) }
-            if o["kind"] as? String == "valid", let l = o["val_loss"] as? Double { valid.append((g, l)) }
-        }
-        let curves = Figures.curves(
-            title: "\(run.url.lastPathComponent): training and validation loss", steps: steps, valid: valid)
+        let curves = Figures.curves(metricsPath: run.metricsPath, title: "\(run.url.lastPathComponent)")
         let curvesPath = dir.appendingPathComponent("curves.png").path
         try curves.writePNG(path: curvesPath)
         written.append(curvesPath)
