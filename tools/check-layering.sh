@@ -29,6 +29,7 @@ EDGES=(
     "RainEvaluation:RainLaunch" # scoring does not start processes
     "RainNetCDF:RainData"       # NetCDF files sit below the datasets (the converters read them)
     "RainConvert:RainModel"     # converting data needs no model
+    "RainSuite:RainLaunch"      # a suite starts runs as child processes, never in-process workers
 )
 
 failed=0

@@ -77,8 +77,8 @@ public struct SuiteSLURM {
         guard p.terminationStatus == 0 else {
             throw SwiftRainError(
                 "sbatch", "the submission was refused", found: message.trimmingCharacters(in: .whitespacesAndNewlines),
-                hint:
-                    "check --sbatch-args (partition, time limit) and that the cluster has \(spec.workers + 1) tasks free"
+                hint: "check --sbatch-args (partition, time limit) and that the cluster has "
+                    + "\(spec.workers + 1) tasks free"
             )
         }
         let job = output.trimmingCharacters(in: .whitespacesAndNewlines)

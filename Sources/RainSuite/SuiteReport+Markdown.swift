@@ -62,10 +62,10 @@ extension SuiteReport {
         for e in entries.sorted(by: { ($0.imerg ? 1 : 0, $0.sources) < ($1.imerg ? 1 : 0, $1.sources) }) {
             let others = e.alternatives.sorted { $0.value < $1.value }
                 .map { "\($0.key.isEmpty ? "base" : $0.key): \(String(format: "%.5f", $0.value))" }
-            out +=
-                "| \(e.sources) | \(Self.targetName(e.imerg)) | \(e.chosen.isEmpty ? "base" : e.chosen.joined(separator: " ")) | "
-            out +=
-                "\(String(format: "%.5f", e.validLoss)) | \(e.cells.count) | \(others.isEmpty ? "–" : others.joined(separator: ", ")) |\n"
+            let chosen = e.chosen.isEmpty ? "base" : e.chosen.joined(separator: " ")
+            let rest = others.isEmpty ? "–" : others.joined(separator: ", ")
+            out += "| \(e.sources) | \(Self.targetName(e.imerg)) | \(chosen) | "
+            out += "\(String(format: "%.5f", e.validLoss)) | \(e.cells.count) | \(rest) |\n"
         }
 
         if entries.contains(where: { !$0.skill.isEmpty }) {
