@@ -62,7 +62,7 @@ extension Converter {
     func inputFingerprint(_ year: Int) -> String {
         let parts = (plan.inputs[year] ?? []).joined().map { p in
             let size = (try? FileManager.default.attributesOfItem(atPath: p)[.size] as? Int) ?? -1
-            return "\(p):\(size ?? -1)"
+            return "\(p):\(size)"
         }
         return String(format: "%016llx", fnv1a(parts.joined(separator: "\n")))
     }
