@@ -33,6 +33,14 @@ public struct WorkerOptions: ParsableArguments {
         name: .customLong("keys-timeout"),
         help: "Seconds to wait for the keys to appear (the coordinator writes them as it starts).")
     public var keysTimeout = 120.0
+    @Option(
+        name: .customLong("rejoin-timeout"),
+        help: """
+            Seconds to wait for a restarted coordinator (swiftrain train --resume at the same address) once \
+            this one stops answering, then rejoin it (default: 600 when started by hand, 0 under SLURM or \
+            `swiftrain train`, where the job ends instead).
+            """)
+    public var rejoinTimeout: Double?
 
     public init() {}
 }
@@ -71,9 +79,37 @@ public enum WorkerProcess {
             }
             return try CurveKeys.load(dir: dir, create: false)
         }
+        let rejoin = o.rejoinTimeout ?? (launch != nil || o.exitWithParent ? 0 : 600)
+        var welcomeTimeoutMs = 120_000
+        while true {
+            let worker = try makeWorker(o, connect: connect, context: context, curve: curve, log: log)
+            worker.rejoins = rejoin > 0
+            worker.welcomeTimeoutMs = welcomeTimeoutMs
+            do {
+                try withExtendedLifetime(usr1) { try worker.run(rank: o.rank ?? launch.map { $0.rank - 1 }) }
+                return
+            } catch let gone as TrainingWorker.CoordinatorGone {
+                // Its model state is in the run's last checkpoint: a restarted coordinator hands it back.
+                log(
+                    """
+                    worker: \(gone); waiting up to \(Int(rejoin)) s for a coordinator at \(connect) (restart it \
+                    with swiftrain train --resume RUN and the same --listen), then rejoining
+                    """)
+                welcomeTimeoutMs = Int(rejoin * 1000)
+            }
+        }
+    }
+
+    /// A worker on fresh sockets (a rejoin starts over: a new routing id, hello, welcome).
+    static func makeWorker(
+        _ o: WorkerOptions, connect: String, context: ZMQContext, curve: CurveKeys?, log: @escaping (String) -> Void
+    ) throws -> TrainingWorker {
         let client = try ZMQClient(context: context, connect: connect, curve: curve)
         let heartbeat = try ZMQClient(context: context, connect: connect, curve: curve)
         let worker = TrainingWorker(transport: client, heartbeat: heartbeat, log: log)
+        worker.reconnect = {
+            try ZMQClient(context: context, connect: connect, curve: curve, routingId: client.routingId)
+        }
         if o.exitWithParent { worker.parentPid = getppid() }
         worker.threadsFixed = o.threads != nil
         worker.coordinatorTimeoutMs = Int(o.coordinatorTimeout * 1000)
@@ -87,6 +123,6 @@ public enum WorkerProcess {
                 context: context, bind: bind,
                 advertiseHost: ProcessInfo.processInfo.hostName, runId: runId, curve: curve, floats: floats, log: log)
         }
-        try withExtendedLifetime(usr1) { try worker.run(rank: o.rank ?? launch.map { $0.rank - 1 }) }
+        return worker
     }
 }

@@ -169,6 +169,10 @@ extension TrainingCoordinator {
                     else { continue }  // a stale round's result
                     if graceEnd != nil {
                         released.insert(rank)
+                        // Everyone answered the release: pieces were lost (a connection reset), nobody is stuck.
+                        if members.allSatisfy({ released.contains($0) || !live.contains($0) }) {
+                            broken = "pieces lost in the ring; every member answered the release"
+                        }
                     } else if r.ringFailed {
                         broken = "worker \(rank) lost its ring neighbour"
                     } else {

@@ -16,7 +16,7 @@ extension TrainingWorker {
             try transport.send(Message.frames(kind, phase: phase, runId: runId, step: step, body: body))
         }
         while true {
-            guard let frames = try transport.receive(timeoutMs: idleTimeoutMs) else {
+            guard let frames = try receive(timeoutMs: idleTimeoutMs) else {
                 throw SwiftRainError(
                     "coordinator", "silent for \(idleTimeoutMs / 1000) s",
                     hint: "the coordinator probably died; restart it with --resume, then the workers")
@@ -58,6 +58,7 @@ extension TrainingWorker {
                                     step, replica: replica, ring: ring, members: members, hosts: hosts, rank: rank)
                             ))
                     } else {
+                        try strike(.validation, step: step.step)
                         var r = Body.Result(
                             step: step.step, shard: step.shard, try compute.evaluate(samples: step.samples))
                         r.paramsChecksum = replica.paramsChecksum
@@ -73,11 +74,12 @@ extension TrainingWorker {
         }
     }
 
-    /// Fault hook `SWIFTRAIN_FAULT_STALL=RANK:STEP`: that rank's compute hangs at that step while its
-    /// heartbeat thread carries on (a worker stuck in a kernel or on a dead filesystem).
-    static func stallsAt(rank: Int, step: Int) -> Bool {
-        guard let spec = ProcessInfo.processInfo.environment["SWIFTRAIN_FAULT_STALL"] else { return false }
-        return spec == "\(rank):\(step)"
+    /// The fault hook at `moment` (`FaultInjection`); a `reset` drops the control connection, with
+    /// anything queued on it, and rebuilds it under the same routing id.
+    func strike(_ moment: FaultInjection.Moment, step: Int) throws {
+        guard FaultInjection.strike(moment, step: step, log: log) == .reset, let reconnect else { return }
+        transport.close()
+        transport = try reconnect()
     }
 
     /// One round: this worker's shard's gradient, summed over the ring; its update held until the
@@ -86,10 +88,7 @@ extension TrainingWorker {
         _ step: Body.Step, replica: Replica, ring: GradientRing?, members: [String], hosts: [Int]?, rank: Int
     ) throws -> Body.Result {
         let compute = replica.runner
-        if Self.stallsAt(rank: rank, step: step.step) {
-            log("worker \(rank): SWIFTRAIN_FAULT_STALL: stuck at step \(step.step), heartbeats go on")
-            while true { sleep(3600) }
-        }
+        try strike(.compute, step: step.step)
         let t0 = Date()
         let sums = try compute.train(samples: step.samples, globalBatch: step.globalBatch)
         var r = Body.Result(step: step.step, shard: step.shard, sums)

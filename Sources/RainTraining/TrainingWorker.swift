@@ -7,7 +7,9 @@ import RainSupport
 /// One worker process's protocol loop: hello → welcome → (map data, build index) → ready → steps
 /// until shutdown. Every receive has a deadline; a silent coordinator ends the worker with an error.
 public final class TrainingWorker {
-    let transport: ClientTransport
+    var transport: ClientTransport
+    /// Builds a new control connection with this incarnation's routing id (after a reset).
+    public var reconnect: (() throws -> ClientTransport)? = nil
     /// A second connection used only by the heartbeat thread (sockets are not shared between threads).
     let heartbeat: ClientTransport?
     let log: (String) -> Void
@@ -25,6 +27,16 @@ public final class TrainingWorker {
     public var threadsFixed = false
     /// How long to wait for a ring neighbour's chunk.
     public var ringTimeoutMs = 600_000
+    /// When the coordinator's heartbeats stop: false, exit the process (a batch job ends); true,
+    /// `run` throws `CoordinatorGone` so the caller can wait for a restarted coordinator and rejoin.
+    public var rejoins = false
+    let gone = StopSignal()
+
+    /// The coordinator stopped answering heartbeats (and `rejoins` is set).
+    public struct CoordinatorGone: Error, CustomStringConvertible {
+        public let silentSeconds: Int
+        public var description: String { "the coordinator has not answered heartbeats for \(silentSeconds) s" }
+    }
 
     public init(transport: ClientTransport, heartbeat: ClientTransport? = nil, log: @escaping (String) -> Void) {
         self.transport = transport
@@ -40,6 +52,7 @@ public final class TrainingWorker {
             .heartbeat, runId: runId, body: Body.encode(Body.Heartbeat(rank: rank, token: token)))
         let interval = UInt32(heartbeatIntervalMs * 1000)
         let parent = parentPid, log = self.log, silentLimit = Double(coordinatorTimeoutMs) / 1000
+        let gone = rejoins ? self.gone : nil
         Thread.detachNewThread {
             let clock = MonotonicClock()
             var lastAnswer = clock.now
@@ -56,6 +69,10 @@ public final class TrainingWorker {
                     lastAnswer = clock.now
                 }
                 if clock.now - lastAnswer > silentLimit {
+                    if let gone {  // the main thread notices within a poll and rejoins
+                        gone.set()
+                        break
+                    }
                     log(
                         """
                         worker \(rank): error: the coordinator has not answered heartbeats for \
@@ -78,7 +95,7 @@ public final class TrainingWorker {
                     Body.Hello(
                         version: Int(MessageHeader.version), host: ProcessInfo.processInfo.hostName,
                         pid: ProcessInfo.processInfo.processIdentifier, rank: rank))))
-        guard let wf = try transport.receive(timeoutMs: welcomeTimeoutMs) else {
+        guard let wf = try receive(timeoutMs: welcomeTimeoutMs) else {
             throw SwiftRainError(
                 "coordinator", "no answer within \(welcomeTimeoutMs / 1000) s",
                 hint: "check the --connect address and that `swiftrain train` is listening there")
@@ -90,6 +107,7 @@ public final class TrainingWorker {
         }
         let runId = welcomeMessage.header.runId
         let welcome = try welcomeMessage.decodeBody(Body.Welcome.self)
+        FaultInjection.arm(rank: welcome.rank)
         let stop = StopSignal()
         defer { stop.set() }
         startHeartbeat(runId: runId, rank: welcome.rank, token: welcome.token, stop: stop)
@@ -136,6 +154,17 @@ public final class TrainingWorker {
                         sharesRunDirectory: shares))))
         try serve(
             runId: runId, rank: welcome.rank, replica: replica, ring: ring, checkpoints: welcome.checkpoints)
+    }
+
+    /// A receive that also watches for the heartbeat thread's verdict that the coordinator is gone.
+    func receive(timeoutMs: Int) throws -> Frames? {
+        let clock = MonotonicClock(), end = clock.now + Double(timeoutMs) / 1000
+        while true {
+            if gone.isSet { throw CoordinatorGone(silentSeconds: coordinatorTimeoutMs / 1000) }
+            let left = Int((end - clock.now) * 1000)
+            if left <= 0 { return nil }
+            if let f = try transport.receive(timeoutMs: min(left, 500)) { return f }
+        }
     }
 
     /// The probe file a coordinator writes in its checkpoints directory for run `runId`.

@@ -26,6 +26,7 @@ public final class RingAllreduce: GradientRing {
     let runId: UInt64
     let curve: CurveKeys?
     private let zap: ZAPHandler?
+    let log: (String) -> Void
     /// Floats per piece (1 MiB: fits in L2 between its checksum and its reduction).
     public static let defaultPieceFloats = 1 << 18
     /// A piece's JSON body (round, stage, chunk numbers) is far smaller than this.
@@ -51,6 +52,7 @@ public final class RingAllreduce: GradientRing {
         self.runId = runId
         self.curve = curve
         self.pieceFloats = pieceFloats
+        self.log = log
         Self.keepMessageBuffers()
         zap = try curve.map { try ZAPHandler(context: context, allowedPublicKey: $0.workerPublic, log: log) }
         inbox = try ZMQSocket(context, .pull)
@@ -81,6 +83,13 @@ public final class RingAllreduce: GradientRing {
         zap?.stop()
     }
 
+    /// Drops the connections to the neighbours with whatever they still had queued, as a reset would;
+    /// the next send reconnects.
+    func dropConnections() {
+        for s in outboxes.values { s.drop() }
+        outboxes.removeAll()
+    }
+
     /// Connections refused by the ring's ZAP handler.
     public var refused: Int { zap?.refused ?? 0 }
 
@@ -108,8 +117,7 @@ public final class RingAllreduce: GradientRing {
     ) throws -> Bool {
         let n = ring.count
         guard n > 1 else { return true }
-        var finite = true
-        let right = try outbox(ring[(p + 1) % n])
+        var finite = true, struck = false
         let total = buffer.count
         func chunk(_ c: Int) -> Range<Int> { (total * c / n)..<(total * (c + 1) / n) }
         func pieces(_ c: Int) -> [Range<Int>] {
@@ -126,8 +134,10 @@ public final class RingAllreduce: GradientRing {
             _ = sent[1].waitAll(timeoutMs: 1000)
         }
         func send(stage: Int, k: Int, chunk c: Int, piece j: Int, _ r: Range<Int>) throws {
+            // Looked up per piece: a reset connection (`dropConnections`) is rebuilt by the next send.
             try sendPiece(
-                to: right, UnsafeBufferPointer(rebasing: buffer[r]), step: step, round: round, stage: stage, k: k,
+                to: try outbox(ring[(p + 1) % n]), UnsafeBufferPointer(rebasing: buffer[r]), step: step, round: round,
+                stage: stage, k: k,
                 chunk: c, piece: j, tracker: sent[stage])
         }
 
@@ -147,6 +157,17 @@ public final class RingAllreduce: GradientRing {
                     ) { src in
                         let dst = UnsafeMutableBufferPointer(rebasing: buffer[r])
                         if !(stage == 0 ? Self.add(src, into: dst) : Self.copy(src, into: dst)) { finite = false }
+                    }
+                    if !struck {  // fault hook: mid-round, the neighbours still waiting on this member
+                        struck = true
+                        _ = FaultInjection.strike(.allreduce, step: step, kinds: [.kill, .stop, .stall], log: log)
+                    }
+                    // Fault hook: a reset as the round's last forward leaves loses that piece, and no later
+                    // piece shows the gap; only the step deadline can.
+                    let lastForward = next != nil && next! == (n == 2 ? (1, 0) : (1, n - 2)) && j == pieces(c).count - 1
+                    if lastForward && FaultInjection.strike(.allreduce, step: step, kinds: [.reset], log: log) != nil {
+                        dropConnections()
+                        continue
                     }
                     if let next { try send(stage: next.stage, k: next.k, chunk: c, piece: j, r) }
                 }

@@ -32,6 +32,7 @@ public final class ZMQServer: ServerTransport {
 /// ZeroMQ DEALER at a worker.
 public final class ZMQClient: ClientTransport {
     let socket: ZMQSocket
+    public let routingId: [UInt8]
     /// `routingId` (default: 16 random bytes, this incarnation's own) names this connection at the
     /// coordinator across reconnects.
     public init(
@@ -39,6 +40,7 @@ public final class ZMQClient: ClientTransport {
         routingId: [UInt8] = (0..<16).map { _ in UInt8.random(in: 1...255) }
     ) throws {
         socket = try ZMQSocket(context, .dealer)
+        self.routingId = routingId
         try socket.setRoutingId(routingId)
         if let k = curve {
             try socket.makeCurveClient(serverKey: k.serverPublic, publicKey: k.workerPublic, secretKey: k.workerSecret)

@@ -72,6 +72,12 @@ public final class ZMQSocket {
 
     deinit { close() }
 
+    /// Closes at once, dropping whatever is still queued (LINGER 0), as a broken connection would.
+    public func drop() {
+        try? setInt(ZMQ_LINGER, 0)
+        close()
+    }
+
     public func close() {
         if let h = handle {
             zmq_close(h)

@@ -92,9 +92,9 @@ final class FailureTests: XCTestCase {
         XCTAssertEqual(clean.status, 0, clean.err)
         let r = try runProcess(
             Binaries.swiftrain, trainArgs("stuck", steps: 8, workers: 3) + ["--step-timeout", "3"],
-            env: ["SWIFTRAIN_FAULT_STALL": "1:4"])
+            env: ["SWIFTRAIN_FAULT": "1:4:compute:stall"])
         XCTAssertEqual(r.status, 0, r.err)
-        XCTAssertTrue(r.err.contains("stuck at step 4"), r.err)
+        XCTAssertTrue(r.err.contains("SWIFTRAIN_FAULT: stall at step 4"), r.err)
         XCTAssertTrue(r.err.contains("worker 1 evicted: missed its step deadline while still heartbeating"), r.err)
         XCTAssertFalse(r.err.contains("declared dead"), "it was heartbeating: \(r.err)")
         let worst = zip(try params("stuck"), try params("stuck-clean")).map { abs($0 - $1) }.max()!
@@ -163,8 +163,8 @@ final class FailureTests: XCTestCase {
         XCTAssertLessThan(zip(try params("late"), try params("late-clean")).map { abs($0 - $1) }.max()!, 1e-5)
     }
 
-    /// A coordinator killed mid-run: the workers notice its heartbeats stop and exit with an error
-    /// (a batch job ends instead of idling to its time limit). SIGUSR1 at the coordinator while it
+    /// A coordinator killed mid-run: the workers notice its heartbeats stop and, with --rejoin-timeout 0,
+    /// exit with an error (a batch job ends instead of idling to its time limit). SIGUSR1 at the coordinator while it
     /// waits in a receive first checkpoints cleanly (signals never fail a blocking call).
     func testWorkersLeaveWhenTheCoordinatorDiesAndSignalsDoNotBreakReceives() throws {
         let endpoint = try freeLoopbackEndpoint()
@@ -191,8 +191,9 @@ final class FailureTests: XCTestCase {
         }
 
         c = try startProcess(Binaries.swiftrain, ["train", "--resume", run.path] + args.dropFirst(5))
-        workers = try (0..<2).map { _ in
-            try startProcess(Binaries.worker, ["--connect", endpoint, "--coordinator-timeout", "3"])
+        workers = try (0..<2).map { _ in  // told not to wait for a restarted coordinator (RejoinTests)
+            try startProcess(
+                Binaries.worker, ["--connect", endpoint, "--coordinator-timeout", "3", "--rejoin-timeout", "0"])
         }
         // two steps after resuming
         while c.errors().components(separatedBy: " loss ").count < 3 && c.process.isRunning { usleep(20_000) }
