@@ -42,7 +42,7 @@ for h in $(seq 1 "$hosts"); do before[$h]=$("$tool" bytes "h$h" | awk '{print $2
 coordinator=$!
 for h in $(seq 1 "$hosts"); do
   for _ in $(seq 1 "$per"); do
-    "$tool" run "h$h" "$bin/swiftrain-worker" --connect "tcp://10.202.0.254:$port" --keys "$run/run/keys" \
+    "$tool" run "h$h" "$bin/swiftrain-worker" --connect "tcp://10.202.0.254:$port" --keys "$run/run/keys/worker" \
       2>> "$run/workers.log" &
     pids+=($!)
   done

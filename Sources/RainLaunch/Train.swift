@@ -81,8 +81,8 @@ public enum Train {
             keys = k
             log(
                 """
-                CURVE on: workers need --keys \(run.url.appendingPathComponent("keys").path) (copy it to the \
-                worker hosts)
+                CURVE on: workers need --keys \(run.url.appendingPathComponent("keys/worker").path) (copy that \
+                directory, not keys/ itself, to the worker hosts: the coordinator's secret stays here)
                 """
             )
         }

@@ -23,7 +23,7 @@ public struct WorkerOptions: ParsableArguments {
         name: .customLong("exit-with-parent"), help: "Exit when the parent process (a local `swiftrain train`) is gone."
     )
     public var exitWithParent = false
-    @Option(help: "The run's keys/ directory (CURVE; needed when the coordinator listens beyond loopback).")
+    @Option(help: "The run's keys/worker/ directory (CURVE; needed when the coordinator listens beyond loopback).")
     public var keys: String?
     @Option(
         name: .customLong("coordinator-timeout"),
@@ -77,7 +77,7 @@ public enum WorkerProcess {
             while !FileManager.default.fileExists(atPath: dir + "/worker.key") && clock.now < deadline {
                 usleep(200_000)
             }
-            return try CurveKeys.load(dir: dir, create: false)
+            return try CurveKeys.loadForWorker(dir: dir)
         }
         let rejoin = o.rejoinTimeout ?? (launch != nil || o.exitWithParent ? 0 : 600)
         var welcomeTimeoutMs = 120_000

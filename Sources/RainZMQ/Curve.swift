@@ -6,44 +6,74 @@ import RainSupport
 import Glibc
 #endif
 
-/// The CURVE keys of a run (`keys/` of the run directory, mode 0600): the coordinator's keypair and
-/// the workers' keypair. Copy the directory to the worker hosts and pass `--keys DIR` to each worker.
+/// The CURVE keys of a run: the coordinator's keypair and the workers' keypair, in `keys/` of the run
+/// directory (mode 0700, files 0600). `keys/worker/` holds only what a worker needs (the coordinator's
+/// public key and the workers' keypair): copy that to the worker hosts and pass `--keys DIR`. The
+/// coordinator's secret never has to leave its host, so a worker host cannot pose as the coordinator.
 public struct CurveKeys {
     public var serverPublic: String, serverSecret: String
     public var workerPublic: String, workerSecret: String
 
     static let files = ["server.pub", "server.key", "worker.pub", "worker.key"]
+    /// What `keys/worker/` holds (indices into `files`).
+    static let workerFiles = ["server.pub", "worker.pub", "worker.key"]
 
-    /// Loads the keys in `dir`, creating them (mode 0600) when `create` and none exist.
+    /// The coordinator's keys in `dir`, created (with `dir/worker/`) when `create` and none exist.
     public static func load(dir: String, create: Bool) throws -> CurveKeys {
         let url = URL(fileURLWithPath: dir)
         let paths = files.map { url.appendingPathComponent($0).path }
         if create && !FileManager.default.fileExists(atPath: paths[0]) {
-            try FileManager.default.createDirectory(
-                at: url, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            try makeDirectory(url)
             let s = try ZMQSocket.curveKeypair(), w = try ZMQSocket.curveKeypair()
             for (path, key) in zip(paths, [s.publicKey, s.secretKey, w.publicKey, w.secretKey]) {
-                guard
-                    FileManager.default.createFile(
-                        atPath: path, contents: Data(key.utf8), attributes: [.posixPermissions: 0o600])
-                else {
-                    throw SwiftRainError(path, "cannot write a key file", hint: "check the run directory is writable")
-                }
+                try write(key, to: path)
             }
         }
-        let keys = try paths.map { path -> String in
-            guard let d = FileManager.default.contents(atPath: path),
-                let k = String(data: d, encoding: .utf8)?.trimmingCharacters(in: .whitespacesAndNewlines), k.count == 40
-            else {
-                throw SwiftRainError(
-                    path, "missing or malformed CURVE key", expected: "40 Z85 characters",
-                    hint:
-                        "copy the run's keys/ directory (written by `swiftrain train`) to this host and pass --keys DIR"
-                )
+        let k = try paths.map(read)
+        let keys = CurveKeys(serverPublic: k[0], serverSecret: k[1], workerPublic: k[2], workerSecret: k[3])
+        // The workers' copy (also for runs whose keys predate it).
+        let worker = url.appendingPathComponent("worker")
+        if create && !FileManager.default.fileExists(atPath: worker.appendingPathComponent("worker.key").path) {
+            try makeDirectory(worker)
+            for (name, key) in zip(workerFiles, [keys.serverPublic, keys.workerPublic, keys.workerSecret]) {
+                try write(key, to: worker.appendingPathComponent(name).path)
             }
-            return k
         }
-        return CurveKeys(serverPublic: keys[0], serverSecret: keys[1], workerPublic: keys[2], workerSecret: keys[3])
+        return keys
+    }
+
+    /// A worker's keys: `server.pub`, `worker.pub` and `worker.key` in `dir` (`keys/worker/`, or the
+    /// run's `keys/` on a shared filesystem). The coordinator's secret is never read.
+    public static func loadForWorker(dir: String) throws -> CurveKeys {
+        let url = URL(fileURLWithPath: dir)
+        let k = try workerFiles.map { try read(url.appendingPathComponent($0).path) }
+        return CurveKeys(serverPublic: k[0], serverSecret: "", workerPublic: k[1], workerSecret: k[2])
+    }
+
+    private static func makeDirectory(_ url: URL) throws {
+        try FileManager.default.createDirectory(
+            at: url, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+    }
+
+    private static func write(_ key: String, to path: String) throws {
+        guard
+            FileManager.default.createFile(
+                atPath: path, contents: Data(key.utf8), attributes: [.posixPermissions: 0o600])
+        else { throw SwiftRainError(path, "cannot write a key file", hint: "check the run directory is writable") }
+    }
+
+    private static func read(_ path: String) throws -> String {
+        guard let d = FileManager.default.contents(atPath: path),
+            let k = String(data: d, encoding: .utf8)?.trimmingCharacters(in: .whitespacesAndNewlines), k.count == 40
+        else {
+            throw SwiftRainError(
+                path, "missing or malformed CURVE key", expected: "40 Z85 characters",
+                hint:
+                    "copy the run's keys/worker/ directory (written by `swiftrain train`) to this host and pass "
+                    + "--keys DIR"
+            )
+        }
+        return k
     }
 }
 

@@ -32,7 +32,7 @@ final class CurveTests: XCTestCase {
             ])
         while !c.errors().contains("CURVE on") && c.process.isRunning { usleep(20_000) }
         let keys = run.appendingPathComponent("keys")
-        for f in ["server.key", "worker.key"] {
+        for f in ["server.key", "worker.key", "worker/worker.key"] {
             let mode =
                 (try FileManager.default.attributesOfItem(atPath: keys.appendingPathComponent(f).path)[
                     .posixPermissions] as! NSNumber).intValue
@@ -54,8 +54,19 @@ final class CurveTests: XCTestCase {
                 .hello, runId: 0, body: Body.encode(Body.Hello(version: 1, host: "stranger", pid: 2, rank: nil))))
         XCTAssertNil(try stranger.receive(timeoutMs: 1000), "a client without the run's key got an answer")
 
+        // The workers' copy holds no secret of the coordinator's: a worker host cannot pose as it.
+        let workerKeys = keys.appendingPathComponent("worker")
+        XCTAssertEqual(
+            try FileManager.default.contentsOfDirectory(atPath: workerKeys.path).sorted(),
+            ["server.pub", "worker.key", "worker.pub"])
+        XCTAssertEqual(
+            (try FileManager.default.attributesOfItem(atPath: workerKeys.path)[.posixPermissions] as! NSNumber)
+                .intValue, 0o700)
+        XCTAssertEqual(
+            try Data(contentsOf: workerKeys.appendingPathComponent("worker.key")),
+            try Data(contentsOf: keys.appendingPathComponent("worker.key")))
         let workers = try (0..<2).map { _ in
-            try startProcess(Binaries.worker, ["--connect", endpoint, "--keys", keys.path])
+            try startProcess(Binaries.worker, ["--connect", endpoint, "--keys", workerKeys.path])
         }
         c.wait()
         for w in workers {

@@ -54,7 +54,7 @@ final class MultiHostTests: XCTestCase {
                 "/bin/bash",
                 [
                     tool, "run", h, Binaries.worker, "--connect", endpoint, "--keys",
-                    run.appendingPathComponent("keys").path, "--threads", "1",
+                    run.appendingPathComponent("keys/worker").path, "--threads", "1",
                 ])
         }
         coordinator.wait()
