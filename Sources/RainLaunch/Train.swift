@@ -75,7 +75,9 @@ public enum Train {
         var keys: CurveKeys? = nil
         var zap: ZAPHandler? = nil
         defer { zap?.stop() }
-        if options.curve || !Endpoint.isLoopback(address) {
+        // Every TCP listener, loopback included: any user of this machine can reach 127.0.0.1, and only
+        // the run's own Unix sockets (0700) keep others out by themselves.
+        if options.curve || address.hasPrefix("tcp://") {
             let k = try CurveKeys.load(dir: run.url.appendingPathComponent("keys").path, create: true)
             zap = try ZAPHandler(context: context, allowedPublicKey: k.workerPublic, log: log)
             keys = k

@@ -98,7 +98,10 @@ public final class TrainingWorker {
         guard let wf = try receive(timeoutMs: welcomeTimeoutMs) else {
             throw SwiftRainError(
                 "coordinator", "no answer within \(welcomeTimeoutMs / 1000) s",
-                hint: "check the --connect address and that `swiftrain train` is listening there")
+                hint: """
+                    check the --connect address, that `swiftrain train` is listening there, and (TCP: CURVE is \
+                    on) that --keys names that run's keys/worker/ directory
+                    """)
         }
         let welcomeMessage = try Message.decode(wf, runId: nil, maxPayloadBytes: 0)
         guard welcomeMessage.header.kind == .welcome else {

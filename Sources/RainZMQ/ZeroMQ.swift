@@ -150,6 +150,9 @@ public final class ZMQSocket {
 
     /// Messages queued per peer before ZeroMQ blocks (send) or stops reading (receive): with the
     /// message size limit, the memory a peer can make this socket hold.
+    /// How long a send may wait for room (a full queue, or no peer yet) before it fails; −1: forever.
+    public func setSendTimeout(_ ms: Int32) throws { try setInt(ZMQ_SNDTIMEO, ms) }
+
     public func setHighWaterMarks(send: Int32, receive: Int32) throws {
         try setInt(ZMQ_SNDHWM, send)
         try setInt(ZMQ_RCVHWM, receive)

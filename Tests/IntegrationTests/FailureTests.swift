@@ -146,9 +146,10 @@ final class FailureTests: XCTestCase {
                 "--run", root.appendingPathComponent("late").path, "--listen", endpoint,
                 "--expect-workers", "1", "--max-steps", "40", "--step-timeout", "60", "--progress-every", "0",
             ])
-        let first = try startProcess(Binaries.worker, ["--connect", endpoint])
+        let keys = ["--keys", root.appendingPathComponent("late/keys/worker").path]
+        let first = try startProcess(Binaries.worker, ["--connect", endpoint] + keys)
         while !c.errors().contains("step 3/") && c.process.isRunning { usleep(20_000) }
-        let second = try startProcess(Binaries.worker, ["--connect", endpoint])
+        let second = try startProcess(Binaries.worker, ["--connect", endpoint] + keys)
         c.wait()
         first.wait()
         second.wait()
@@ -175,7 +176,9 @@ final class FailureTests: XCTestCase {
         ]
         var c = try startProcess(Binaries.swiftrain, args)
         var workers = try (0..<2).map { _ in
-            try startProcess(Binaries.worker, ["--connect", endpoint, "--coordinator-timeout", "3"])
+            try startProcess(
+                Binaries.worker,
+                ["--connect", endpoint, "--coordinator-timeout", "3", "--keys", run.path + "/keys/worker"])
         }
         while !c.errors().contains("step 3/") && c.process.isRunning { usleep(20_000) }
         for _ in 0..<5 {
@@ -193,7 +196,11 @@ final class FailureTests: XCTestCase {
         c = try startProcess(Binaries.swiftrain, ["train", "--resume", run.path] + args.dropFirst(5))
         workers = try (0..<2).map { _ in  // told not to wait for a restarted coordinator (RejoinTests)
             try startProcess(
-                Binaries.worker, ["--connect", endpoint, "--coordinator-timeout", "3", "--rejoin-timeout", "0"])
+                Binaries.worker,
+                [
+                    "--connect", endpoint, "--coordinator-timeout", "3", "--rejoin-timeout", "0", "--keys",
+                    run.path + "/keys/worker",
+                ])
         }
         // two steps after resuming
         while c.errors().components(separatedBy: " loss ").count < 3 && c.process.isRunning { usleep(20_000) }

@@ -28,13 +28,13 @@ final class RejoinTests: XCTestCase {
             ] + extra)
     }
 
-    func workers(_ endpoint: String, rejoin: Int) throws -> [Started] {
+    func workers(_ run: String, _ endpoint: String, rejoin: Int) throws -> [Started] {
         try (0..<2).map { _ in
             try startProcess(
                 Binaries.worker,
                 [
                     "--connect", endpoint, "--threads", "1", "--coordinator-timeout", "3", "--rejoin-timeout",
-                    "\(rejoin)",
+                    "\(rejoin)", "--keys", root.appendingPathComponent("\(run)/keys/worker").path,
                 ])
         }
     }
@@ -42,7 +42,7 @@ final class RejoinTests: XCTestCase {
     func testARestartedCoordinatorGetsItsWorkersBackAndEndsBitForBit() throws {
         let cleanEndpoint = try freeLoopbackEndpoint()
         let clean = try coordinator("clean", cleanEndpoint, [])
-        let cleanWorkers = try workers(cleanEndpoint, rejoin: 0)
+        let cleanWorkers = try workers("clean", cleanEndpoint, rejoin: 0)
         clean.wait()
         XCTAssertEqual(clean.process.terminationStatus, 0, clean.errors())
         for w in cleanWorkers { w.wait() }
@@ -50,7 +50,7 @@ final class RejoinTests: XCTestCase {
         let endpoint = try freeLoopbackEndpoint()
         let run = root.appendingPathComponent("restarted")
         let first = try coordinator("restarted", endpoint, ["--checkpoint-minutes", "0.01"])
-        let ws = try workers(endpoint, rejoin: 120)
+        let ws = try workers("restarted", endpoint, rejoin: 120)
         // After the first time-based checkpoint, a few steps more: the kill lands mid-epoch, past it.
         let last = run.appendingPathComponent("checkpoints/last.ckpt").path
         let deadline = Date().addingTimeInterval(120)

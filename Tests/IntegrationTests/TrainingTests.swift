@@ -206,7 +206,8 @@ final class TrainingTests: XCTestCase {
         XCTAssertTrue(a.2 == b.2 && a.3 == b.3, "Adam moments differ between 1 and 2 threads")
     }
 
-    /// A raw ZeroMQ client sends garbage to the coordinator's port while it trains: every message is
+    /// A raw ZeroMQ client holding the run's keys (an invited host gone wrong: without them it would not
+    /// get a frame in) sends garbage to the coordinator's port while it trains: every message is
     /// refused and counted, and the result equals a clean run's.
     func testGarbageOnTheCoordinatorPortChangesNothing() throws {
         _ = try train(["--workers", "2", "--max-steps", "4"], run: "clean")
@@ -219,14 +220,21 @@ final class TrainingTests: XCTestCase {
                 "--run", Self.root.appendingPathComponent("noisy").path, "--listen", endpoint,
                 "--expect-workers", "2", "--max-steps", "4", "--step-timeout", "60",
             ])
+        let keys = try Self.waitForWorkerKeys(Self.root.appendingPathComponent("noisy"), coordinator)
         let attacker = try ZMQSocket(ctx, .dealer)
+        try attacker.makeCurveClient(
+            serverKey: keys.serverPublic, publicKey: keys.workerPublic, secretKey: keys.workerSecret)
         try attacker.connect(endpoint)
         try attacker.send([Array("GET / HTTP/1.1".utf8)])
         try attacker.send([[UInt8](repeating: 0xFF, count: 40), Array("{}".utf8)])
         // a foreign run
         try attacker.send(Message.frames(.result, phase: .train, runId: 12345, step: 0, body: Array("{}".utf8)))
         usleep(300_000)
-        let workers = try (0..<2).map { _ in try startProcess(Binaries.worker, ["--connect", endpoint]) }
+        let workers = try (0..<2).map { _ in
+            try startProcess(
+                Binaries.worker,
+                ["--connect", endpoint, "--keys", Self.root.appendingPathComponent("noisy/keys/worker").path])
+        }
         for i in 0..<20 {
             try attacker.send([Array("noise \(i)".utf8), [UInt8](repeating: UInt8(i), count: 100)])
             usleep(20_000)
@@ -239,6 +247,19 @@ final class TrainingTests: XCTestCase {
         XCTAssertEqual(coordinator.process.terminationStatus, 0, coordinator.errors())
         XCTAssertTrue(coordinator.errors().contains("rejected a message"), coordinator.errors())
         XCTAssertTrue(try checkpoint("noisy").1 == checkpoint("clean").1, "garbage changed the parameters")
+    }
+
+    /// The workers' keys of `run`, once its coordinator has written them.
+    static func waitForWorkerKeys(_ run: URL, _ coordinator: Started) throws -> CurveKeys {
+        let dir = run.appendingPathComponent("keys/worker").path
+        let deadline = Date().addingTimeInterval(60)
+        while !FileManager.default.fileExists(atPath: dir + "/worker.key") && coordinator.process.isRunning
+            && Date() < deadline
+        {
+            usleep(20_000)
+        }
+        usleep(50_000)  // the file is written in one go; this only leaves room for its close
+        return try CurveKeys.loadForWorker(dir: dir)
     }
 
     /// `--sharding locality`: each worker maps only the rows of its own stretch of time (windows of

@@ -171,3 +171,25 @@ final class CompactBodyTests: XCTestCase {
         )
     }
 }
+
+/// The coordinator's socket limits, on a real TCP connection: a frame over `Message.maxControlBytes`
+/// never reaches the coordinator (libzmq drops the connection, the peer reconnects), the next one does.
+final class ServerLimitTests: XCTestCase {
+    func testAFrameOverTheLimitNeverArrives() throws {
+        let ctx = try ZMQContext()
+        let server = try ZMQServer(context: ctx, bind: "tcp://127.0.0.1:*")
+        let peer = try ZMQSocket(ctx, .dealer)
+        try peer.connect(server.endpoint)
+        try peer.send([[UInt8](repeating: 1, count: Message.maxControlBytes + 1)])
+        try peer.send([[UInt8](repeating: 2, count: Message.maxControlBytes)])
+        var got: [[[UInt8]]] = []
+        let deadline = Date().addingTimeInterval(10)
+        while got.isEmpty && Date() < deadline {
+            if let m = try server.receive(timeoutMs: 200) { got.append(m.frames) }
+        }
+        while let m = try server.receive(timeoutMs: 300) { got.append(m.frames) }
+        XCTAssertEqual(got.map { $0.map(\.count) }, [[Message.maxControlBytes]], "only the frame within the limit")
+        XCTAssertEqual(got.first?.first?.first, 2)
+        peer.close()
+    }
+}
