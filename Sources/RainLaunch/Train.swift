@@ -57,6 +57,11 @@ public enum Train {
         }
         if let launch, let listen { try launch.checkReachable(listen, role: "--listen") }
         workers = max(1, workers)
+        if let most = options.maxWorkers, most < workers {
+            throw SwiftRainError(
+                "--max-workers", "below the workers expected at the start", expected: "at least \(workers)",
+                found: "\(most)", hint: "raise --max-workers or lower --workers/--expect-workers")
+        }
         let threads = options.blasThreads ?? (listen == nil ? max(1, cores / workers) : 0)
         return Plan(listen: listen, workers: workers, blasThreadsPerWorker: threads)
     }

@@ -185,6 +185,18 @@ public final class TrainingCoordinator {
                     // `maxPendingJoins` wait at once, so hellos alone cannot make the coordinator hold much.
                     for r in joining where clock.now - (lastSeen[r] ?? 0) > options.joinTimeout { joining.remove(r) }
                     guard joining.count < maxPendingJoins else { throw MessageHeader.Rejection.tooManyJoins }
+                    if let max = options.maxWorkers, live.count + joining.count >= max {
+                        log(
+                            "refused worker from \(hello.host) (pid \(hello.pid)): \(max) worker(s) already "
+                                + "(--max-workers)"
+                        )
+                        try? send(
+                            to: peer,
+                            Message.frames(
+                                .abort, runId: runId,
+                                body: Array("the run is full: it takes at most \(max) worker(s) (--max-workers)".utf8)))
+                        return nil
+                    }
                     let r = peers.count
                     peers.append(peer)
                     hostOf[r] = hello.host

@@ -50,6 +50,10 @@ public struct TrainingOptions: ParsableArguments {
     @Option(name: .customLong("min-workers"), help: "Below this many live workers, checkpoint and exit non-zero.")
     public var minWorkers = 1
     @Option(
+        name: .customLong("max-workers"),
+        help: "At most this many workers at once; later ones are refused with that reason (default: no limit).")
+    public var maxWorkers: Int?
+    @Option(
         help: """
             Sample order: global (one seeded permutation, results independent of N) or locality (each worker \
             reads one contiguous block of sample times, rotated every epoch).

@@ -104,6 +104,11 @@ public final class TrainingWorker {
                     """)
         }
         let welcomeMessage = try Message.decode(wf, runId: nil, maxPayloadBytes: 0)
+        if welcomeMessage.header.kind == .abort {
+            throw SwiftRainError(
+                "coordinator", "refused this worker: \(String(decoding: welcomeMessage.body, as: UTF8.self))",
+                hint: "start it when a worker has left, or raise the coordinator's --max-workers")
+        }
         guard welcomeMessage.header.kind == .welcome else {
             throw SwiftRainError(
                 "coordinator", "unexpected first message", hint: "is --connect pointing at a SwiftRain coordinator?")

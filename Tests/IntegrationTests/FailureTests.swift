@@ -164,6 +164,39 @@ final class FailureTests: XCTestCase {
         XCTAssertLessThan(zip(try params("late"), try params("late-clean")).map { abs($0 - $1) }.max()!, 1e-5)
     }
 
+    /// `--max-workers 2`: a late second worker joins, a third is refused with the reason and exits
+    /// non-zero, and the run goes on with the two (until SIGTERM stops it with a checkpoint).
+    func testMaxWorkersRefusesTheExtraWorkerWithItsReason() throws {
+        let endpoint = try freeLoopbackEndpoint()
+        let run = root.appendingPathComponent("full")
+        let c = try startProcess(
+            Binaries.swiftrain,
+            [
+                "train", "--config", root.appendingPathComponent("c.yaml").path, "--run", run.path, "--listen",
+                endpoint, "--expect-workers", "1", "--max-workers", "2", "--set", "epochs=1000", "--step-timeout", "60",
+                "--progress-every", "0",
+            ])
+        let args = ["--connect", endpoint, "--keys", run.path + "/keys/worker"]
+        let first = try startProcess(Binaries.worker, args)
+        while !c.errors().contains("step 3/") && c.process.isRunning { usleep(20_000) }
+        let second = try startProcess(Binaries.worker, args)
+        while !c.errors().contains("ready; 2 live") && c.process.isRunning { usleep(20_000) }
+        let third = try startProcess(Binaries.worker, args)
+        third.wait()
+        kill(c.process.processIdentifier, SIGTERM)  // training would go on: checkpoint and stop
+        c.wait()
+        first.wait()
+        second.wait()
+        XCTAssertEqual(c.process.terminationStatus, 0, c.errors())
+        XCTAssertEqual(third.process.terminationStatus, 1, third.errors())
+        XCTAssertTrue(
+            third.errors().contains("refused this worker: the run is full: it takes at most 2 worker(s)"),
+            third.errors())
+        XCTAssertTrue(c.errors().contains("2 worker(s) already (--max-workers)"), c.errors())
+        XCTAssertFalse(c.errors().contains("3 live"), c.errors())
+        for w in [first, second] { XCTAssertEqual(w.process.terminationStatus, 0, w.errors()) }
+    }
+
     /// A coordinator killed mid-run: the workers notice its heartbeats stop and, with --rejoin-timeout 0,
     /// exit with an error (a batch job ends instead of idling to its time limit). SIGUSR1 at the coordinator while it
     /// waits in a receive first checkpoints cleanly (signals never fail a blocking call).
