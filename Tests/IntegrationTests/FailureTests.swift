@@ -165,7 +165,8 @@ final class FailureTests: XCTestCase {
     }
 
     /// `--max-workers 2`: a late second worker joins, a third is refused with the reason and exits
-    /// non-zero, and the run goes on with the two (until SIGTERM stops it with a checkpoint).
+    /// non-zero; the second is killed and one restarted by hand takes its place; the run goes on
+    /// (until SIGTERM stops it with a checkpoint).
     func testMaxWorkersRefusesTheExtraWorkerWithItsReason() throws {
         let endpoint = try freeLoopbackEndpoint()
         let run = root.appendingPathComponent("full")
@@ -174,6 +175,7 @@ final class FailureTests: XCTestCase {
             [
                 "train", "--config", root.appendingPathComponent("c.yaml").path, "--run", run.path, "--listen",
                 endpoint, "--expect-workers", "1", "--max-workers", "2", "--set", "epochs=1000", "--step-timeout", "60",
+                "--worker-timeout", "2",
                 "--progress-every", "0",
             ])
         let args = ["--connect", endpoint, "--keys", run.path + "/keys/worker"]
@@ -183,23 +185,35 @@ final class FailureTests: XCTestCase {
         while !c.errors().contains("ready; 2 live") && c.process.isRunning { usleep(20_000) }
         let third = try startProcess(Binaries.worker, args)
         third.wait()
+        // The slot of a killed worker is free again: a worker restarted by hand rejoins at the next step.
+        kill(second.process.processIdentifier, SIGKILL)
+        while !c.errors().contains("declared dead") && c.process.isRunning { usleep(20_000) }
+        let restarted = try startProcess(Binaries.worker, args)
+        while c.errors().components(separatedBy: "ready; 2 live").count < 3 && c.process.isRunning {
+            usleep(20_000)
+        }
+        let seen = c.errors().components(separatedBy: "step ").count
+        while c.errors().components(separatedBy: "step ").count < seen + 3 && c.process.isRunning { usleep(20_000) }
         kill(c.process.processIdentifier, SIGTERM)  // training would go on: checkpoint and stop
         c.wait()
         first.wait()
         second.wait()
+        restarted.wait()
         XCTAssertEqual(c.process.terminationStatus, 0, c.errors())
+        XCTAssertEqual(restarted.process.terminationStatus, 0, restarted.errors())
+        XCTAssertTrue(c.errors().contains("worker 2 ready; 2 live"), c.errors())  // the refused one got no rank
         XCTAssertEqual(third.process.terminationStatus, 1, third.errors())
         XCTAssertTrue(
             third.errors().contains("refused this worker: the run is full: it takes at most 2 worker(s)"),
             third.errors())
         XCTAssertTrue(c.errors().contains("2 worker(s) already (--max-workers)"), c.errors())
         XCTAssertFalse(c.errors().contains("3 live"), c.errors())
-        for w in [first, second] { XCTAssertEqual(w.process.terminationStatus, 0, w.errors()) }
+        XCTAssertEqual(first.process.terminationStatus, 0, first.errors())
     }
 
-    /// A coordinator killed mid-run: the workers notice its heartbeats stop and, with --rejoin-timeout 0,
-    /// exit with an error (a batch job ends instead of idling to its time limit). SIGUSR1 at the coordinator while it
-    /// waits in a receive first checkpoints cleanly (signals never fail a blocking call).
+    /// A coordinator killed mid-run: the workers notice its heartbeats stop and, with --rejoin-timeout
+    /// 0, exit with an error (a batch job ends instead of idling to its time limit). SIGUSR1 at the
+    /// coordinator while it waits in a receive first checkpoints cleanly (signals never fail a blocking call).
     func testWorkersLeaveWhenTheCoordinatorDiesAndSignalsDoNotBreakReceives() throws {
         let endpoint = try freeLoopbackEndpoint()
         let run = root.appendingPathComponent("orphans")
