@@ -149,6 +149,7 @@ extension TrainingCoordinator {
                 body.commit = committedRound
                 body.load = loadFor.removeValue(forKey: r)
                 ringSent[r] = ring
+                lastRound[r] = round
                 lastSeen[r] = clock.now
                 try send(
                     to: peers[r],

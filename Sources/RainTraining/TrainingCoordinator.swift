@@ -38,6 +38,8 @@ public final class TrainingCoordinator {
     var peers: [[UInt8]] = []  // rank → transport id (dead ranks keep their slot)
     var live: [Int] = []  // ranks that take part in rounds, ascending
     var joining: Set<Int> = []  // welcomed, index not yet built
+    var leftOut: Set<Int> = []  // heard from after being left out, and told to leave
+    var lastRound: [Int: Int] = [:]  // the last ring round each rank was sent
     var lastSeen: [Int: Double] = [:]
     var ringAddress: [Int: String] = [:]
     /// Each rank's host name (from its hello): the topology hierarchical sums follow.
@@ -220,6 +222,20 @@ public final class TrainingCoordinator {
                         throw MessageHeader.Rejection.forgedHeartbeat
                     }
                     lastSeen[hb.rank] = clock.now
+                    // A worker left out (declared dead, evicted, or too slow to join) that is alive after all
+                    // (a network partition healed, SIGCONT): told to leave rather than left idling forever.
+                    if !live.contains(hb.rank) && !joining.contains(hb.rank) {
+                        if leftOut.insert(hb.rank).inserted {
+                            log("worker \(hb.rank) is back after it was left out; told to leave (restart it to rejoin)")
+                        }
+                        // It may be blocked in its last ring round, which the others left long ago.
+                        if let round = lastRound[hb.rank], let address = ringAddress[hb.rank] {
+                            ringAbandoner?.abandon(runId: runId, round: round, step: 0, addresses: [address])
+                        }
+                        let why = "this worker was left out of the run (silent too long); restart it to rejoin"
+                        try? send(to: peers[hb.rank], Message.frames(.shutdown, runId: runId, body: Array(why.utf8)))
+                        return nil
+                    }
                     // Answered, so a worker can tell a dead coordinator from a busy one.
                     try? send(to: peer, Message.frames(.heartbeat, runId: runId, body: m.body))
                 case (.ready, let r?) where joining.contains(r):

@@ -29,6 +29,7 @@ extension TrainingWorker {
             do {
                 switch m.header.kind {
                 case .shutdown:
+                    if !m.body.isEmpty { log("worker \(rank): \(String(decoding: m.body, as: UTF8.self))") }
                     log("worker \(rank): \(compute.mappedSummary())")
                     return
                 case .save:

@@ -211,6 +211,48 @@ final class FailureTests: XCTestCase {
         XCTAssertEqual(first.process.terminationStatus, 0, first.errors())
     }
 
+    /// A worker frozen inside the allreduce is declared dead and the run goes on; when it thaws (a
+    /// partition healed, SIGCONT) it is released from its stale ring round and told to leave, so it
+    /// exits instead of idling (a SLURM step would otherwise wait for it).
+    func testAWorkerLeftOutIsToldToLeaveWhenItComesBack() throws {
+        let endpoint = try freeLoopbackEndpoint()
+        let run = root.appendingPathComponent("left-out")
+        let c = try startProcess(
+            Binaries.swiftrain,
+            [
+                "train", "--config", root.appendingPathComponent("c.yaml").path, "--run", run.path, "--listen",
+                endpoint, "--expect-workers", "3", "--set", "epochs=1000", "--step-timeout", "60",
+                "--worker-timeout", "2", "--progress-every", "0",
+            ])
+        let args = ["--connect", endpoint, "--keys", run.path + "/keys/worker", "--threads", "1"]
+        let first = try startProcess(Binaries.worker, args)
+        while !c.errors().contains("worker 0 connected") && c.process.isRunning { usleep(20_000) }
+        let second = try startProcess(Binaries.worker, args, env: ["SWIFTRAIN_FAULT": "1:4:allreduce:stop"])
+        while !c.errors().contains("worker 1 connected") && c.process.isRunning { usleep(20_000) }
+        // Three, so the frozen middle member's round needs pieces that the others never send.
+        let third = try startProcess(Binaries.worker, args)
+        let deadline = Date().addingTimeInterval(60)
+        while !c.errors().contains("worker 1 declared dead") && c.process.isRunning && Date() < deadline {
+            usleep(20_000)
+        }
+        kill(second.process.processIdentifier, SIGCONT)
+        while second.process.isRunning && Date() < deadline { usleep(20_000) }
+        let stillThere = second.process.isRunning
+        if stillThere { kill(second.process.processIdentifier, SIGKILL) }
+        second.wait()
+        kill(c.process.processIdentifier, SIGTERM)
+        c.wait()
+        first.wait()
+        third.wait()
+        XCTAssertFalse(stillThere, "the thawed worker idled on: \(second.errors())")
+        XCTAssertTrue(second.errors().contains("SWIFTRAIN_FAULT: stop at step 4, allreduce"), second.errors())
+        XCTAssertTrue(second.errors().contains("this worker was left out of the run"), second.errors())
+        XCTAssertEqual(second.process.terminationStatus, 0, second.errors())
+        XCTAssertTrue(c.errors().contains("worker 1 is back after it was left out; told to leave"), c.errors())
+        XCTAssertEqual(c.process.terminationStatus, 0, c.errors())
+        for w in [first, third] { XCTAssertEqual(w.process.terminationStatus, 0, w.errors()) }
+    }
+
     /// A coordinator killed mid-run: the workers notice its heartbeats stop and, with --rejoin-timeout
     /// 0, exit with an error (a batch job ends instead of idling to its time limit). SIGUSR1 at the
     /// coordinator while it waits in a receive first checkpoints cleanly (signals never fail a blocking call).
