@@ -55,6 +55,11 @@ test-kernels: deps
 test-slurm: build
 	$(SUDO) cluster/test-slurm.sh
 
+## A node of a two-node SLURM (network namespaces, ../shared/tools/slurm-netns-cluster.sh) partitioned for
+## 45 s mid-job: by default requeued and resumed, with --no-kill finished by the survivor (root or sudo; ~8 min).
+test-slurm-partition: build
+	$(SUDO) cluster/test-slurm-partition.sh
+
 ## End to end on synthetic data: synthesise two years, normalise, inspect, train the small model with
 ## 2 local workers (configs/demo.yaml), score it on the test months against the baselines, draw the
 ## figures, export the weights for PyTorch and write January 2018's forecasts as NetCDF. Under 15 minutes on 2 cores, build included.

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# A node partitioned for 45 s mid-job, on a real two-node SLURM whose nodes are network namespaces
+# (../shared/tools/slurm-netns-cluster.sh; stopped again at the end). Needs root and the release build:
+#
+#   make build && sudo cluster/test-slurm-partition.sh
+#
+# n1 runs the coordinator and one worker, n2 one worker. n2's link goes down for 45 s while they
+# train: the coordinator declares n2's worker dead after --worker-timeout and goes on with n1's; the
+# partition is shorter than SLURM's SlurmdTimeout, so SLURM keeps the job; when the link comes back,
+# n2's worker is told it was left out and exits; the job finishes (with the survivor) and its
+# checkpoint loads.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPO=$PWD
+TOOLS=${SLURM_TOOLS:-$REPO/../shared/tools}
+BIN=$REPO/.build/release
+CLUSTER=$TOOLS/slurm-netns-cluster.sh
+fail() { echo "FAIL: $*" >&2; exit 1; }
+log() { echo "[test-slurm-partition] $*" >&2; }
+[ "$(id -u)" = 0 ] || fail "run as root (SLURM daemons and namespaces are made by this test)"
+[ -x "$BIN/swiftrain" ] && [ -x "$BIN/swiftrain-worker" ] || fail "build first: swift build -c release"
+
+WORK=$(mktemp -d /tmp/swiftrain-partition.XXXXXX)
+chmod 755 "$WORK"
+cleanup() {
+    bash "$CLUSTER" heal n2 >/dev/null 2>&1 || true
+    local jobs; jobs=$(squeue -h -o %i -n swiftrain 2>/dev/null || true)
+    [ -z "$jobs" ] || scancel $jobs 2>/dev/null || true
+    bash "$CLUSTER" down >/dev/null 2>&1 || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+bash "$CLUSTER" down >/dev/null 2>&1 || true  # leftovers of an interrupted run
+bash "$CLUSTER" up 2 >/dev/null
+export SLURM_CONF=/etc/slurm-netns/slurm.conf
+
+"$BIN/swiftrain" synth --out "$WORK/data" --from 2016-04-01 --to 2016-05-31T23:00 >/dev/null
+cat > "$WORK/tiny.yaml" <<EOF
+data: [$WORK/data/era5625, $WORK/data/imerg5625, $WORK/data/simsat5625]
+normalisation: $WORK/norm.json
+sources: simsat
+imerg: true
+inc_time: true
+no_relu: true
+train_start: 2016-04-01
+train_end: 2016-04-20T23:00
+valid_start: 2016-05-01
+valid_end: 2016-05-10T23:00
+test_start: 2016-05-11
+test_end: 2016-05-31T23:00
+hidden_1: 8
+hidden_2: 4
+batch_size: 8
+epochs: 60
+lr: 0.001
+EOF
+"$BIN/swiftrain" normalize --config "$WORK/tiny.yaml" >/dev/null
+
+# run_case NAME [SBATCH FLAGS]: 60 epochs of the tiny model (about two minutes, longer than the
+# partition), n2 partitioned for 45 s once 20 steps are done; waits for the job to leave the queue.
+run_case() {
+    local name=$1; shift
+    local id deadline
+    id=$(sbatch --parsable --nodes=2 --ntasks-per-node=2 --ntasks=3 --cpus-per-task=1 --time=10 "$@" \
+        --chdir="$WORK" --output="$WORK/$name.log" \
+        --export=ALL,CONFIG="$WORK/tiny.yaml",RUN="$WORK/$name",SWIFTRAIN_BIN="$BIN",TRAIN_ARGS="--worker-timeout 10"${EXPORT:-} \
+        "$REPO/cluster/train.sbatch")
+    log "$name: job $id submitted"
+    deadline=$(( $(date +%s) + 180 ))
+    until grep -q "2 live" "$WORK/$name.log" 2>/dev/null \
+        && [ "$(grep -c '"kind":"step"' "$WORK/$name/metrics.jsonl" 2>/dev/null || echo 0)" -ge 20 ]; do
+        [ "$(date +%s)" -lt "$deadline" ] || { cat "$WORK/$name.log" >&2; fail "$name: no training with 2 workers"; }
+        sleep 0.5
+    done
+    log "$name: training with 2 workers; partitioning n2 for 45 s"
+    bash "$CLUSTER" partition n2 >/dev/null
+    sleep 45
+    bash "$CLUSTER" heal n2 >/dev/null
+    deadline=$(( $(date +%s) + 400 ))
+    while squeue -h -j "$id" 2>/dev/null | grep -q .; do
+        [ "$(date +%s)" -lt "$deadline" ] || { cat "$WORK/$name.log" >&2; fail "$name: job $id still queued 400 s after the heal"; }
+        sleep 1
+    done
+    grep -E "declared dead|told to leave|left out|live$|finished|resuming|requeue|error" "$WORK/$name.log" >&2 || true
+    [ -f "$WORK/$name/finished.json" ] || fail "$name: no finished.json: the run did not finish"
+    grep -q "declared dead" "$WORK/$name.log" || fail "$name: n2's worker was never declared dead"
+    "$BIN/swiftrain" checkpoint "$WORK/$name" >/dev/null || fail "$name: the checkpoint does not load"
+}
+
+# Default: SLURM takes n2 for failed, cancels the job and requeues it; the requeued job resumes from
+# the last checkpoint and finishes.
+if [ "${CASES:-all}" != nokill ]; then
+    run_case default
+    grep -q "resuming from" "$WORK/default.log" || fail "default: the job was not requeued and resumed"
+fi
+# --no-kill: the job keeps its allocation; the coordinator goes on with the survivor and finishes
+# in the same job.
+EXPORT=,NO_KILL=1 run_case nokill --no-kill
+grep -q "told to leave" "$WORK/nokill.log" || fail "nokill: n2's worker was not told to leave after the heal"
+grep -q "resuming from" "$WORK/nokill.log" && fail "nokill: the job was requeued although --no-kill"
+log "passed: default → requeued and resumed; --no-kill → finished with the survivor"
