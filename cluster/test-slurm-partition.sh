@@ -22,15 +22,28 @@ log() { echo "[test-slurm-partition] $*" >&2; }
 
 WORK=$(mktemp -d /tmp/swiftrain-partition.XXXXXX)
 chmod 755 "$WORK"
+# A job cancelled while its node was cut off can leave a slurmstepd in that node's namespace, which
+# keeps the namespace's veth alive after `down` (the next `up` then fails with "File exists").
+purge() {
+    bash "$CLUSTER" down >/dev/null 2>&1 || true
+    local init p; init=$(readlink /proc/1/ns/net)
+    for p in /proc/[0-9]*; do
+        [ "$(readlink "$p/ns/net" 2>/dev/null)" != "$init" ] || continue
+        grep -qaE 'slurmstepd|swiftrain' "$p/cmdline" 2>/dev/null && kill -9 "${p#/proc/}" 2>/dev/null || true
+    done
+    sleep 1
+    for p in $(ip -o link show 2>/dev/null | sed -n 's/^[0-9]*: \(vsn[0-9]*\)@.*/\1/p'); do ip link del "$p" 2>/dev/null || true; done
+    for p in $(ip netns list 2>/dev/null | awk '/^sln-/ {print $1}'); do ip netns del "$p" 2>/dev/null || true; done
+}
 cleanup() {
     bash "$CLUSTER" heal n2 >/dev/null 2>&1 || true
     local jobs; jobs=$(squeue -h -o %i -n swiftrain 2>/dev/null || true)
     [ -z "$jobs" ] || scancel $jobs 2>/dev/null || true
-    bash "$CLUSTER" down >/dev/null 2>&1 || true
+    purge
     rm -rf "$WORK"
 }
 trap cleanup EXIT
-bash "$CLUSTER" down >/dev/null 2>&1 || true  # leftovers of an interrupted run
+purge  # leftovers of an interrupted run
 bash "$CLUSTER" up 2 >/dev/null
 export SLURM_CONF=/etc/slurm-netns/slurm.conf
 
