@@ -40,10 +40,12 @@ for h in $(seq 1 "$hosts"); do before[$h]=$("$tool" bytes "h$h" | awk '{print $2
   --expect-workers $((hosts * per)) --max-steps $((steps + 2)) --progress-every 1000 --step-timeout 1200 \
   "${extra[@]}" 2> "$run/coordinator.log" &
 coordinator=$!
+k=0
 for h in $(seq 1 "$hosts"); do
   for _ in $(seq 1 "$per"); do
-    "$tool" run "h$h" "$bin/swiftrain-worker" --connect "tcp://10.202.0.254:$port" --keys "$run/run/keys/worker" \
+    "$tool" run "h$h" "$bin/swiftrain-worker" --connect "tcp://10.202.0.254:$port" --keys "$run/run/keys/workers/w$k" \
       2>> "$run/workers.log" &
+    k=$((k + 1))
     pids+=($!)
   done
 done

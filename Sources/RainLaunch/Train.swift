@@ -77,19 +77,22 @@ public enum Train {
         let sockets = plan.local ? try LocalSockets.directory(for: run.url) : nil
         defer { if let s = sockets, s.temporary { try? FileManager.default.removeItem(atPath: s.path) } }
         let address = plan.listen ?? "ipc://\(sockets!.path)/control"
-        var keys: CurveKeys? = nil
+        var keys: RunKeys? = nil
         var zap: ZAPHandler? = nil
         defer { zap?.stop() }
         // Every TCP listener, loopback included: any user of this machine can reach 127.0.0.1, and only
         // the run's own Unix sockets (0700) keep others out by themselves.
         if options.curve || address.hasPrefix("tcp://") {
-            let k = try CurveKeys.load(dir: run.url.appendingPathComponent("keys").path, create: true)
-            zap = try ZAPHandler(context: context, allowedPublicKey: k.workerPublic, log: log)
+            let k = try RunKeys.load(dir: run.url.appendingPathComponent("keys").path, create: true)
+            let made = try k.issue(workers: max(plan.workers, options.maxWorkers ?? 0))
+            let keyring = WorkerKeyring(k)
+            zap = try ZAPHandler(context: context, admit: keyring.name(of:), log: log)
             keys = k
             log(
                 """
-                CURVE on: workers need --keys \(run.url.appendingPathComponent("keys/worker").path) (copy that \
-                directory, not keys/ itself, to the worker hosts: the coordinator's secret stays here)
+                CURVE on: one key per worker in \(k.workersDir.path)/wK\(made.isEmpty ? "" : " (\(made.count) new)"): \
+                copy wK alone to the host of worker K and start it with --keys DIR (keys/ itself, with the \
+                coordinator's secret, stays here); `swiftrain keys --run RUN --workers N` issues more
                 """
             )
         }
@@ -97,7 +100,11 @@ public enum Train {
         let coordinator = TrainingCoordinator(
             config: config, run: run, transport: server, options: options, expectedWorkers: plan.workers,
             blasThreadsPerWorker: plan.blasThreadsPerWorker,
-            ringAbandoner: ZMQRingAbandoner(context: context, curve: keys), log: log)
+            ringAbandoner: ZMQRingAbandoner(context: context, keys: keys), log: log)
+        if let keys {
+            let names = WorkerKeyring(keys)
+            coordinator.keyName = names.name(of:)
+        }
         // SIGTERM (e.g. SLURM's time limit) or SIGUSR1: checkpoint after the current step, then exit.
         let stop = StopSignal()
         stop.install(signals: [SIGTERM, SIGUSR1], log: log)
@@ -124,7 +131,7 @@ public enum Train {
                 p.executableURL = URL(fileURLWithPath: binary)
                 p.arguments =
                     ["--connect", server.endpoint, "--rank", "\(r)", "--exit-with-parent"]
-                    + (keys != nil ? ["--keys", run.url.appendingPathComponent("keys").path] : [])
+                    + (keys.map { ["--keys", $0.workersDir.appendingPathComponent(RunKeys.name(r)).path] } ?? [])
                 var env = ProcessInfo.processInfo.environment
                 env["OPENBLAS_NUM_THREADS"] = "\(plan.blasThreadsPerWorker)"
                 p.environment = env
@@ -140,5 +147,22 @@ public enum Train {
             )
         }
         return try coordinator.train(resume: resume)
+    }
+}
+
+extension Train {
+    /// `swiftrain keys`: makes sure the run has worker keys w0 … w(workers−1) (and its coordinator's
+    /// keypair), before or during the run; a running coordinator admits new ones within a second.
+    /// Returns every worker key directory and whether it is new.
+    public static func issueKeys(runPath: String, workers: Int) throws -> [(path: String, new: Bool)] {
+        guard workers >= 1 else {
+            throw SwiftRainError("--workers", "must be at least 1", found: "\(workers)", hint: "pass a worker count")
+        }
+        let keys = try RunKeys.load(
+            dir: URL(fileURLWithPath: runPath).appendingPathComponent("keys").path, create: true)
+        let made = Set(try keys.issue(workers: workers))
+        return (0..<workers).map {
+            (keys.workersDir.appendingPathComponent(RunKeys.name($0)).path, made.contains(RunKeys.name($0)))
+        }
     }
 }

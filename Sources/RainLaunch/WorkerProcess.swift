@@ -23,7 +23,11 @@ public struct WorkerOptions: ParsableArguments {
         name: .customLong("exit-with-parent"), help: "Exit when the parent process (a local `swiftrain train`) is gone."
     )
     public var exitWithParent = false
-    @Option(help: "The run's keys/worker/ directory (CURVE; needed when the coordinator listens beyond loopback).")
+    @Option(
+        help: """
+            This worker's key directory, RUN/keys/workers/wK (CURVE: any TCP coordinator); under SLURM or torchrun \
+            RUN/keys/workers itself, where the task's rank picks wK.
+            """)
     public var keys: String?
     @Option(
         name: .customLong("coordinator-timeout"),
@@ -72,12 +76,17 @@ public enum WorkerProcess {
             signals: [SIGUSR1],
             log: { _ in log("worker: SIGUSR1 noted; the coordinator checkpoints and will shut the workers down") })
         let context = try ZMQContext()
+        let keyRank = o.rank ?? launch.map { $0.rank - 1 }
         let curve = try o.keys.map { dir -> CurveKeys in
+            // The coordinator writes the keys as it starts (under SLURM, at the same moment as this task).
             let clock = MonotonicClock(), deadline = clock.now + o.keysTimeout
-            while !FileManager.default.fileExists(atPath: dir + "/worker.key") && clock.now < deadline {
+            let own = keyRank.map { dir + "/" + RunKeys.name($0) }
+            while !CurveKeys.isWorkerDirectory(dir) && !(own.map(CurveKeys.isWorkerDirectory) ?? false)
+                && clock.now < deadline
+            {
                 usleep(200_000)
             }
-            return try CurveKeys.loadForWorker(dir: dir)
+            return try CurveKeys.loadForWorker(dir: dir, rank: keyRank)
         }
         let rejoin = o.rejoinTimeout ?? (launch != nil || o.exitWithParent ? 0 : 600)
         var welcomeTimeoutMs = 120_000

@@ -15,6 +15,7 @@ extension Body.Step {
             position: try c.decodeIfPresent(Int.self, forKey: .position) ?? 0,
             round: try c.decodeIfPresent(Int.self, forKey: .round) ?? 0)
         hosts = try c.decodeIfPresent([Int].self, forKey: .hosts)
+        ringKeys = try c.decodeIfPresent([String].self, forKey: .ringKeys)
         lr = try c.decodeIfPresent(Double.self, forKey: .lr) ?? 0
         adamStep = try c.decodeIfPresent(Int.self, forKey: .adamStep) ?? 0
         commit = try c.decodeIfPresent(Int.self, forKey: .commit)
@@ -30,6 +31,7 @@ extension Body.Step {
         if shard != 0 { try c.encode(shard, forKey: .shard) }
         try c.encodeIfPresent(ring, forKey: .ring)
         try c.encodeIfPresent(hosts, forKey: .hosts)
+        try c.encodeIfPresent(ringKeys, forKey: .ringKeys)
         if position != 0 { try c.encode(position, forKey: .position) }
         if round != 0 { try c.encode(round, forKey: .round) }
         if lr != 0 { try c.encode(lr, forKey: .lr) }
@@ -50,6 +52,7 @@ extension Body.Result {
             leadSquaredError: try c.decodeIfPresent([Double].self, forKey: .leadSquaredError) ?? [],
             leadWeight: try c.decodeIfPresent([Double].self, forKey: .leadWeight) ?? [])
         ringFailed = try c.decodeIfPresent(Bool.self, forKey: .ringFailed) ?? false
+        ringError = try c.decodeIfPresent(String.self, forKey: .ringError)
         round = try c.decodeIfPresent(Int.self, forKey: .round) ?? 0
         computeSeconds = try c.decodeIfPresent(Double.self, forKey: .computeSeconds) ?? 0
         nonFinite = try c.decodeIfPresent(Bool.self, forKey: .nonFinite) ?? false
@@ -62,6 +65,7 @@ extension Body.Result {
         if step != 0 { try c.encode(step, forKey: .step) }
         if shard != 0 { try c.encode(shard, forKey: .shard) }
         if ringFailed { try c.encode(true, forKey: .ringFailed) }
+        try c.encodeIfPresent(ringError, forKey: .ringError)
         if round != 0 { try c.encode(round, forKey: .round) }
         // Microseconds are plenty for a duration, and half the digits of a full Double.
         if computeSeconds != 0 { try c.encode((computeSeconds * 1e6).rounded() / 1e6, forKey: .computeSeconds) }

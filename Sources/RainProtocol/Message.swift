@@ -61,7 +61,8 @@ public struct MessageHeader: Equatable {
             foreignRun = "wrong run id", badKind = "unknown kind", badSize = "size mismatch", badChecksum =
             "checksum mismatch",
             nonFinite = "NaN or Inf in a gradient", unexpected = "unexpected message",
-            forgedHeartbeat = "heartbeat without its rank's token", tooManyJoins = "too many pending joins"
+            forgedHeartbeat = "heartbeat without its rank's token", tooManyJoins = "too many pending joins",
+            wrongKey = "sent under another worker's key"
     }
 
     public static func decode(_ b: [UInt8]) throws -> MessageHeader {
@@ -195,6 +196,8 @@ public enum Body {
         public var ring: [String]? = nil
         /// With `ring`: each position's host group (nil: one flat ring), for hierarchical sums.
         public var hosts: [Int]? = nil
+        /// With `ring` under CURVE: each position's public key (Z85), the only key its pieces may come under.
+        public var ringKeys: [String]? = nil
         public var position: Int = 0
         public var round: Int = 0
         /// The update this round's gradient makes: learning rate and Adam's step number t.
@@ -209,6 +212,7 @@ public enum Body {
         // One per worker per step, so the keys are short: the coordinator's bytes grow with N only.
         enum CodingKeys: String, CodingKey {
             case epoch = "e", step = "s", samples = "x", globalBatch = "b", shard = "h", ring = "ring", hosts = "hosts"
+            case ringKeys = "keys"
             case position = "p", round = "r", lr = "l", adamStep = "t", commit = "c", load = "load"
         }
         public init(
@@ -254,6 +258,8 @@ public enum Body {
         public var shard: Int = 0
         /// Ring: the allreduce failed (a neighbour vanished); the coordinator restarts the round.
         public var ringFailed: Bool = false
+        /// With `ringFailed`: what went wrong, for the coordinator's log and its error if it keeps failing.
+        public var ringError: String? = nil
         public var round: Int = 0
         /// Seconds the worker spent computing (assembly, forward, backward), to separate compute from waiting.
         public var computeSeconds: Double = 0
@@ -270,7 +276,8 @@ public enum Body {
         public var leadSquaredError: [Double]
         public var leadWeight: [Double]
         enum CodingKeys: String, CodingKey {
-            case step = "s", shard = "h", ringFailed = "f", round = "r", computeSeconds = "u", nonFinite = "nf"
+            case step = "s", shard = "h", ringFailed = "f", ringError = "fe", round = "r", computeSeconds = "u"
+            case nonFinite = "nf"
             case paramsChecksum = "pc", ringBytes = "y", count = "n", lossSum = "L", leadSquaredError = "E"
             case leadWeight = "W"
         }

@@ -103,7 +103,9 @@ public struct SuiteRunner {
     /// Runs `swiftrain` with `args`, output appended to `log`; a stop signal is passed on as SIGTERM
     /// (the coordinator checkpoints after its current step and stops).
     private func train(_ args: [String], log path: String, stop: StopSignal) throws -> Int32 {
-        if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
+        if !FileManager.default.fileExists(atPath: path) {
+            _ = FileManager.default.createFile(atPath: path, contents: nil)
+        }
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
         handle.seekToEndOfFile()
         defer { try? handle.close() }

@@ -5,6 +5,9 @@ import RainSupport
 
 /// Rounds: sending shards to the live workers and collecting their results, surviving deaths.
 extension TrainingCoordinator {
+    /// Broken rounds of one step, in a row and among the same members, after which the run stops.
+    static let maxFruitlessRounds = 5
+
     /// One round: a shard per live worker, then every shard's result. A worker that aborts or stays
     /// silent past `workerTimeoutMs` while it owes a shard is declared dead and its shard is split
     /// among the survivors, so the round's sum covers the same samples. Results come back in shard order.
@@ -66,6 +69,8 @@ extension TrainingCoordinator {
                 results[r.shard] = r
             case .abort(let rank, let m)?:
                 try declareDead(rank, "aborted: \(String(decoding: m.body, as: UTF8.self).prefix(200))")
+            case .replaced(let rank)?:
+                try declareDead(rank, "replaced")
             default: break
             }
             let owing = Set(
@@ -111,7 +116,9 @@ extension TrainingCoordinator {
     func abandon(round: Int, step: Int, members: [Int]) {
         ringAbandoner?.abandon(
             runId: runId, round: round, step: step,
-            addresses: members.filter { live.contains($0) }.compactMap { ringAddress[$0] })
+            members: members.filter { live.contains($0) }.compactMap { r in
+                ringAddress[r].map { ($0, keyOf[r] ?? "") }
+            })
     }
 
     /// A training round: every live worker gets a (possibly empty) contiguous shard, the update's
@@ -123,6 +130,9 @@ extension TrainingCoordinator {
         -> [Body.Result]
     {
         let start = clock.now
+        // Rounds of this step broken in a row with nobody leaving: a fault no retry can mend (the same
+        // error on every try), so after a few the run stops with the workers' error instead of spinning.
+        var fruitless = 0, lastError: String? = nil
         while true {
             roundCounter += 1
             let round = roundCounter
@@ -133,6 +143,8 @@ extension TrainingCoordinator {
                 )
             }
             let ring = members.map { ringAddress[$0]! }
+            // Under CURVE each member learns its neighbours' keys: their pieces must come under them.
+            let keys = members.map { keyOf[$0] ?? "" }
             // The planned shards while every member is alive; after a death, the same samples re-split.
             let parts =
                 shards.count == members.count ? shards : Sharding.shards(shards.flatMap { $0 }, workers: members.count)
@@ -143,6 +155,7 @@ extension TrainingCoordinator {
                     epoch: epoch, step: step, samples: part, globalBatch: globalBatch, shard: pos,
                     ring: changed ? ring : nil, position: pos, round: round)
                 body.hosts = changed ? hosts : nil
+                body.ringKeys = changed && keys.contains(where: { !$0.isEmpty }) ? keys : nil
                 hostsSent[r] = hosts
                 body.lr = lr
                 body.adamStep = adamStep
@@ -176,6 +189,7 @@ extension TrainingCoordinator {
                         }
                     } else if r.ringFailed {
                         broken = "worker \(rank) lost its ring neighbour"
+                        if let e = r.ringError { lastError = "worker \(rank): \(e)" }
                     } else {
                         results[pos] = r
                     }
@@ -183,6 +197,10 @@ extension TrainingCoordinator {
                     remove(rank)
                     deaths.append((rank, "aborted"))
                     broken = "worker \(rank) aborted: \(String(decoding: m.body, as: UTF8.self).prefix(200))"
+                case .replaced(let rank)?:
+                    remove(rank)
+                    deaths.append((rank, "replaced"))
+                    if members.contains(rank) { broken = "worker \(rank) replaced by a new incarnation" }
                 default: break
                 }
                 if let rank = declareSilent(
@@ -218,6 +236,18 @@ extension TrainingCoordinator {
                 }
             }
             if let broken {
+                fruitless = Set(holding) == Set(members) ? fruitless + 1 : 0
+                if fruitless >= Self.maxFruitlessRounds {
+                    throw SwiftRainError(
+                        "step \(step)",
+                        "the ring failed \(fruitless) times in a row among the same workers (\(broken))",
+                        found: lastError,
+                        hint:
+                            """
+                            fix what the workers report (their logs say more); the last checkpoint stands: resume \
+                            with swiftrain train --resume \(run.url.path)
+                            """)
+                }
                 log("step \(step): ring round \(round) abandoned (\(broken)); restarting among \(live)")
                 if graceEnd == nil { abandon(round: round, step: step, members: members) }
                 if live.count < max(1, options.minWorkers) { throw NotEnoughWorkers(reason: broken) }

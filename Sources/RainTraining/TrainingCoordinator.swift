@@ -46,6 +46,10 @@ public final class TrainingCoordinator {
     var hostOf: [Int: String] = [:]
     /// Each rank's heartbeat token, given in its welcome.
     var tokens: [Int: String] = [:]
+    /// The public key each rank's hello came under ("" without CURVE): all its messages must come under it.
+    var keyOf: [Int: String] = [:]
+    /// The name of a worker key for the log (`w3`); nil for a key the run does not know.
+    public var keyName: (String) -> String? = { _ in nil }
     /// Hellos welcomed but not yet ready, at most.
     var maxPendingJoins: Int { max(8, 2 * expectedWorkers) }
     var roundCounter = 0
@@ -74,7 +78,11 @@ public final class TrainingCoordinator {
     public internal(set) var deaths: [(rank: Int, reason: String)] = []
 
     struct NotEnoughWorkers: Error { var reason: String }
-    enum Event { case result(Int, Message), abort(Int, Message), saved(Int, Message) }
+    enum Event {
+        case result(Int, Message), abort(Int, Message), saved(Int, Message)
+        /// A new worker said hello under this rank's key: the old incarnation is gone (see `pump`).
+        case replaced(Int)
+    }
     /// Where a joining worker's model state comes from.
     enum StateOrigin: Equatable {
         /// No step taken yet: the seeded initial parameters, which every worker computes itself.
@@ -172,13 +180,16 @@ public final class TrainingCoordinator {
         let end = clock.now + Double(timeoutMs) / 1000
         while true {
             let left = Int(((end - clock.now) * 1000).rounded(.up))
-            guard left > 0, let (peer, frames) = try transport.receive(timeoutMs: left) else { return nil }
+            guard left > 0, let (peer, frames, key) = try transport.receive(timeoutMs: left) else { return nil }
             bytesIn += frames.reduce(0) { $0 + $1.count }
             let rank = peers.firstIndex(of: peer)
             do {
                 // Nothing a worker sends carries a payload.
                 let m = try Message.decode(
                     frames, runId: rank == nil && isHello(frames) ? nil : runId, maxPayloadBytes: 0)
+                // A rank is bound to the key it said hello under: its connection (routing id) cannot be
+                // taken over by a peer holding another worker's key.
+                if let rank, keyOf[rank] != key { throw MessageHeader.Rejection.wrongKey }
                 switch (m.header.kind, rank) {
                 case (.hello, nil):
                     guard let hello = try? m.decodeBody(Body.Hello.self), hello.version == Int(MessageHeader.version)
@@ -187,7 +198,15 @@ public final class TrainingCoordinator {
                     // `maxPendingJoins` wait at once, so hellos alone cannot make the coordinator hold much.
                     for r in joining where clock.now - (lastSeen[r] ?? 0) > options.joinTimeout { joining.remove(r) }
                     guard joining.count < maxPendingJoins else { throw MessageHeader.Rejection.tooManyJoins }
-                    if let max = options.maxWorkers, live.count + joining.count >= max {
+                    // One key, one worker: a hello under a key a rank holds is that worker restarted (by hand,
+                    // before its death was noticed) or a second process given the same key. Either way the
+                    // newcomer takes over and the old incarnation leaves.
+                    let previous =
+                        key.isEmpty
+                        ? nil
+                        : keyOf.first { $0.value == key && (live.contains($0.key) || joining.contains($0.key)) }?.key
+                    let taken = live.count + joining.count - (previous == nil ? 0 : 1)
+                    if let max = options.maxWorkers, taken >= max {
                         log(
                             "refused worker from \(hello.host) (pid \(hello.pid)): \(max) worker(s) already "
                                 + "(--max-workers)"
@@ -202,6 +221,7 @@ public final class TrainingCoordinator {
                     let r = peers.count
                     peers.append(peer)
                     hostOf[r] = hello.host
+                    keyOf[r] = key
                     tokens[r] = String(UInt64.random(in: 1...UInt64.max), radix: 36)
                     joining.insert(r)
                     lastSeen[r] = clock.now
@@ -214,11 +234,19 @@ public final class TrainingCoordinator {
                                     rank: r, config: config.yaml(), parameterCount: trainParamsCount,
                                     blasThreads: blasThreadsPerWorker, checkpoints: run.checkpointsPath,
                                     probe: probe, token: tokens[r]!))))
-                    log("worker \(r) connected from \(hello.host) (pid \(hello.pid))")
-                    return nil
+                    let named = key.isEmpty ? "" : ", key \(keyName(key) ?? String(key.prefix(8)))"
+                    log("worker \(r) connected from \(hello.host) (pid \(hello.pid)\(named))")
+                    guard let old = previous else { return nil }
+                    tokens[old] = nil
+                    keyOf[old] = nil  // its connection's messages are refused from now on
+                    let why = "another worker connected with this worker's key: each worker needs its own key directory"
+                    try? send(to: peers[old], Message.frames(.shutdown, runId: runId, body: Array(why.utf8)))
+                    log("worker \(old) replaced by worker \(r), which said hello under its key")
+                    if joining.remove(old) != nil { return nil }
+                    return .replaced(old)
                 case (.heartbeat, _):
                     let hb = try m.decodeBody(Body.Heartbeat.self)
-                    guard let token = tokens[hb.rank], hb.token == token else {
+                    guard let token = tokens[hb.rank], hb.token == token, keyOf[hb.rank] == key else {
                         throw MessageHeader.Rejection.forgedHeartbeat
                     }
                     lastSeen[hb.rank] = clock.now
@@ -230,7 +258,7 @@ public final class TrainingCoordinator {
                         }
                         // It may be blocked in its last ring round, which the others left long ago.
                         if let round = lastRound[hb.rank], let address = ringAddress[hb.rank] {
-                            ringAbandoner?.abandon(runId: runId, round: round, step: 0, addresses: [address])
+                            ringAbandoner?.abandon(runId: runId, round: round, step: 0, members: [(address, key)])
                         }
                         let why = "this worker was left out of the run (silent too long); restart it to rejoin"
                         try? send(to: peers[hb.rank], Message.frames(.shutdown, runId: runId, body: Array(why.utf8)))

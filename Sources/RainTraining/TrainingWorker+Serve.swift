@@ -47,9 +47,12 @@ extension TrainingWorker {
                     let step = try m.decodeBody(Body.Step.self)
                     replica.settle(commit: step.commit)
                     if let path = step.load { try replica.load(checkpoint: path) }
-                    if let ring = step.ring {
-                        members = ring
+                    if let addresses = step.ring {
+                        members = addresses
                         hosts = step.hosts
+                        if let keys = step.ringKeys, keys.count == addresses.count {
+                            ring?.admit(Dictionary(zip(addresses, keys)) { $1 })
+                        }
                     }
                     if m.header.phase == .train {
                         try answer(
@@ -123,6 +126,7 @@ extension TrainingWorker {
             } catch {
                 log("worker \(rank): \(error)")
                 r.ringFailed = true
+                r.ringError = String("\(error)".prefix(300))
                 return r
             }
         } else {

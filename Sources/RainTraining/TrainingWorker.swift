@@ -100,7 +100,7 @@ public final class TrainingWorker {
                 "coordinator", "no answer within \(welcomeTimeoutMs / 1000) s",
                 hint: """
                     check the --connect address, that `swiftrain train` is listening there, and (TCP: CURVE is \
-                    on) that --keys names that run's keys/worker/ directory
+                    on) that --keys names this worker's own directory of that run, RUN/keys/workers/wK
                     """)
         }
         let welcomeMessage = try Message.decode(wf, runId: nil, maxPayloadBytes: 0)
@@ -169,6 +169,14 @@ public final class TrainingWorker {
         let clock = MonotonicClock(), end = clock.now + Double(timeoutMs) / 1000
         while true {
             if gone.isSet { throw CoordinatorGone(silentSeconds: coordinatorTimeoutMs / 1000) }
+            if let refusal = transport.refusal {
+                throw SwiftRainError(
+                    "coordinator", refusal,
+                    hint: """
+                        pass this worker's own key directory of the run it joins, --keys RUN/keys/workers/wK \
+                        (issued by swiftrain train or swiftrain keys --run RUN --workers N; a deleted one is revoked)
+                        """)
+            }
             let left = Int((end - clock.now) * 1000)
             if left <= 0 { return nil }
             if let f = try transport.receive(timeoutMs: min(left, 500)) { return f }

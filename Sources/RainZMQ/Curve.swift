@@ -6,147 +6,160 @@ import RainSupport
 import Glibc
 #endif
 
-/// The CURVE keys of a run: the coordinator's keypair and the workers' keypair, in `keys/` of the run
-/// directory (mode 0700, files 0600). `keys/worker/` holds only what a worker needs (the coordinator's
-/// public key and the workers' keypair): copy that to the worker hosts and pass `--keys DIR`. The
-/// coordinator's secret never has to leave its host, so a worker host cannot pose as the coordinator.
+/// What one worker holds (`keys/workers/wK/` of the run): the coordinator's public key and the
+/// worker's own keypair. No secret of the coordinator's or of another worker's.
 public struct CurveKeys {
-    public var serverPublic: String, serverSecret: String
+    public var serverPublic: String
     public var workerPublic: String, workerSecret: String
 
-    static let files = ["server.pub", "server.key", "worker.pub", "worker.key"]
-    /// What `keys/worker/` holds (indices into `files`).
-    static let workerFiles = ["server.pub", "worker.pub", "worker.key"]
+    public init(serverPublic: String, workerPublic: String, workerSecret: String) {
+        self.serverPublic = serverPublic
+        self.workerPublic = workerPublic
+        self.workerSecret = workerSecret
+    }
 
-    /// The coordinator's keys in `dir`, created (with `dir/worker/`) when `create` and none exist.
-    public static func load(dir: String, create: Bool) throws -> CurveKeys {
-        let url = URL(fileURLWithPath: dir)
-        let paths = files.map { url.appendingPathComponent($0).path }
-        if create && !FileManager.default.fileExists(atPath: paths[0]) {
-            try makeDirectory(url)
-            let s = try ZMQSocket.curveKeypair(), w = try ZMQSocket.curveKeypair()
-            for (path, key) in zip(paths, [s.publicKey, s.secretKey, w.publicKey, w.secretKey]) {
-                try write(key, to: path)
+    /// The files of a worker's key directory.
+    static let files = ["server.pub", "worker.pub", "worker.key"]
+
+    /// True when `dir` is one worker's key directory (rather than `keys/workers/`, which holds them all).
+    public static func isWorkerDirectory(_ dir: String) -> Bool {
+        FileManager.default.fileExists(atPath: dir + "/worker.pub")  // written last (`RunKeys.issue`)
+    }
+
+    /// A worker's keys: `dir` is its own directory (`keys/workers/wK`), or `keys/workers/` itself on a
+    /// shared filesystem, where `rank` (SLURM's task, `--rank`) picks `w<rank>`.
+    public static func loadForWorker(dir: String, rank: Int?) throws -> CurveKeys {
+        var own = dir
+        if !isWorkerDirectory(dir) {
+            guard let rank, isWorkerDirectory(dir + "/" + RunKeys.name(rank)) else {
+                throw SwiftRainError(
+                    dir, "not a worker's key directory", expected: "server.pub, worker.pub and worker.key",
+                    found: rank.map { "no \(RunKeys.name($0))/ for rank \($0) either" } ?? "no such files",
+                    hint:
+                        """
+                        pass this worker's own directory, --keys RUN/keys/workers/wK (one per worker; \
+                        `swiftrain keys --run RUN --workers N` issues more)
+                        """)
             }
+            own = dir + "/" + RunKeys.name(rank)
         }
-        let k = try paths.map(read)
-        let keys = CurveKeys(serverPublic: k[0], serverSecret: k[1], workerPublic: k[2], workerSecret: k[3])
-        // The workers' copy (also for runs whose keys predate it).
-        let worker = url.appendingPathComponent("worker")
-        if create && !FileManager.default.fileExists(atPath: worker.appendingPathComponent("worker.key").path) {
-            try makeDirectory(worker)
-            for (name, key) in zip(workerFiles, [keys.serverPublic, keys.workerPublic, keys.workerSecret]) {
-                try write(key, to: worker.appendingPathComponent(name).path)
+        let k = try files.map { try RunKeys.read(own + "/" + $0) }
+        return CurveKeys(serverPublic: k[0], workerPublic: k[1], workerSecret: k[2])
+    }
+}
+
+/// The coordinator's CURVE keys (`keys/` of the run, mode 0700, files 0600): its own keypair, and one
+/// keypair per worker under `keys/workers/wK/`, each directory all that worker K's host needs. The
+/// coordinator's secret never leaves its host, so a worker host cannot pose as the coordinator, and
+/// each worker's rank is bound to its own key, so one worker cannot pose as another.
+/// A worker key is admitted while its directory exists: `issue` adds keys during a run (late
+/// joiners), deleting a directory revokes its key for new connections.
+public struct RunKeys {
+    public let dir: URL
+    public let serverPublic: String, serverSecret: String
+    public var workersDir: URL { dir.appendingPathComponent("workers") }
+
+    /// Worker K's key name (and directory under `keys/workers/`).
+    public static func name(_ k: Int) -> String { "w\(k)" }
+
+    /// The run's keys in `dir`, the coordinator's keypair created when `create` and none exists.
+    public static func load(dir: String, create: Bool) throws -> RunKeys {
+        let url = URL(fileURLWithPath: dir)
+        let pub = url.appendingPathComponent("server.pub").path, sec = url.appendingPathComponent("server.key").path
+        if create && !FileManager.default.fileExists(atPath: pub) {
+            try makeDirectory(url)
+            let s = try ZMQSocket.curveKeypair()
+            try write(s.secretKey, to: sec)
+            try write(s.publicKey, to: pub)
+        }
+        return RunKeys(dir: url, serverPublic: try read(pub), serverSecret: try read(sec))
+    }
+
+    /// Makes sure worker keys w0 … w(count−1) exist; returns the names it created.
+    @discardableResult
+    public func issue(workers count: Int) throws -> [String] {
+        try Self.makeDirectory(workersDir)
+        var made: [String] = []
+        for k in 0..<count {
+            let d = workersDir.appendingPathComponent(Self.name(k))
+            if CurveKeys.isWorkerDirectory(d.path) { continue }
+            try Self.makeDirectory(d)
+            let w = try ZMQSocket.curveKeypair()
+            // The public key last: a directory with worker.pub is complete (the keyring reads it then).
+            for (file, key) in zip(
+                ["server.pub", "worker.key", "worker.pub"], [serverPublic, w.secretKey, w.publicKey])
+            {
+                try Self.write(key, to: d.appendingPathComponent(file).path)
             }
+            made.append(Self.name(k))
+        }
+        return made
+    }
+
+    /// The worker keys in `keys/workers/` now: public key (Z85) → name.
+    public func workerKeys() -> [String: String] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: workersDir.path)) ?? []
+        var keys: [String: String] = [:]
+        for name in names.sorted() {
+            if let k = try? Self.read(workersDir.appendingPathComponent(name + "/worker.pub").path) { keys[k] = name }
         }
         return keys
     }
 
-    /// A worker's keys: `server.pub`, `worker.pub` and `worker.key` in `dir` (`keys/worker/`, or the
-    /// run's `keys/` on a shared filesystem). The coordinator's secret is never read.
-    public static func loadForWorker(dir: String) throws -> CurveKeys {
-        let url = URL(fileURLWithPath: dir)
-        let k = try workerFiles.map { try read(url.appendingPathComponent($0).path) }
-        return CurveKeys(serverPublic: k[0], serverSecret: "", workerPublic: k[1], workerSecret: k[2])
-    }
-
-    private static func makeDirectory(_ url: URL) throws {
+    static func makeDirectory(_ url: URL) throws {
         try FileManager.default.createDirectory(
             at: url, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
     }
 
-    private static func write(_ key: String, to path: String) throws {
+    static func write(_ key: String, to path: String) throws {
         guard
             FileManager.default.createFile(
                 atPath: path, contents: Data(key.utf8), attributes: [.posixPermissions: 0o600])
         else { throw SwiftRainError(path, "cannot write a key file", hint: "check the run directory is writable") }
     }
 
-    private static func read(_ path: String) throws -> String {
+    static func read(_ path: String) throws -> String {
         guard let d = FileManager.default.contents(atPath: path),
             let k = String(data: d, encoding: .utf8)?.trimmingCharacters(in: .whitespacesAndNewlines), k.count == 40
         else {
             throw SwiftRainError(
                 path, "missing or malformed CURVE key", expected: "40 Z85 characters",
                 hint:
-                    "copy the run's keys/worker/ directory (written by `swiftrain train`) to this host and pass "
-                    + "--keys DIR"
+                    "copy this worker's directory RUN/keys/workers/wK (written by `swiftrain train`) to this host and "
+                    + "pass --keys DIR"
             )
         }
         return k
     }
 }
 
-/// ZeroMQ's authentication hook (ZAP, RFC 27) for the coordinator: admits CURVE clients holding the
-/// run's worker key and refuses everyone else, counting and logging each refusal.
-public final class ZAPHandler: @unchecked Sendable {
-    private let socket: ZMQSocket
-    private let allowed: [UInt8]
-    private let log: (String) -> Void
+/// The run's worker keys as the coordinator's ZAP handler sees them: `keys/workers/` is read again
+/// whenever its modification time changes (a key issued or deleted) and for a second after, while a new
+/// directory may still be filling, so a key issued during the run is admitted on its first try (libzmq
+/// does not retry a connection refused at the handshake) and a deleted one is refused, while a flood of
+/// connection attempts costs a `stat` each.
+public final class WorkerKeyring: @unchecked Sendable {
+    private let keys: RunKeys
     private let lock = NSLock()
-    private var stopped = false
-    private var refusals = 0
-    private let done = DispatchSemaphore(value: 0)
+    private var known: [String: String] = [:]
+    private var seen: timespec? = nil
+    private var settledAt = -Double.infinity
+    private let clock = MonotonicClock()
 
-    /// Must be created on the context before the server socket binds.
-    public init(context: ZMQContext, allowedPublicKey: String, log: @escaping (String) -> Void) throws {
-        guard let key = ZMQSocket.z85Decode(allowedPublicKey) else {
-            throw SwiftRainError("worker.pub", "malformed key", hint: "regenerate the run's keys")
-        }
-        allowed = key
-        self.log = log
-        socket = try ZMQSocket(context, .rep, receiveTimeoutMs: 200)
-        try socket.bind("inproc://zeromq.zap.01")
-        Thread.detachNewThread { [self] in serve() }
-    }
+    public init(_ keys: RunKeys) { self.keys = keys }
 
-    public var refused: Int {
+    /// The name of the worker whose public key (Z85) this is, or nil.
+    public func name(of publicKey: String) -> String? {
         lock.lock()
         defer { lock.unlock() }
-        return refusals
-    }
-
-    private func serve() {
-        defer {
-            socket.close()
-            done.signal()
+        var st = stat()
+        let mtime = stat(keys.workersDir.path, &st) == 0 ? st.st_mtim : timespec()
+        let changed = seen.map { $0.tv_sec != mtime.tv_sec || $0.tv_nsec != mtime.tv_nsec } ?? true
+        if changed { settledAt = clock.now + 1 }
+        if changed || clock.now < settledAt {
+            known = keys.workerKeys()
+            seen = mtime
         }
-        while true {
-            lock.lock()
-            let stop = stopped
-            lock.unlock()
-            if stop { return }
-            guard let req = try? socket.receive(timeoutMs: 200) else { continue }
-            // Request: version, request id, domain, address, identity, mechanism, credentials…
-            guard req.count >= 6 else {
-                try? socket.send([Array("1.0".utf8), [], Array("400".utf8), Array("bad request".utf8), [], []])
-                continue
-            }
-            let ok = String(decoding: req[5], as: UTF8.self) == "CURVE" && req.count >= 7 && req[6] == allowed
-            if !ok {
-                lock.lock()
-                refusals += 1
-                lock.unlock()
-                log(
-                    """
-                    refused a connection from \(String(decoding: req[3], as: UTF8.self)): \
-                    \(String(decoding: req[5], as: UTF8.self)) without the run's worker key
-                    """
-                )
-            }
-            try? socket.send([
-                Array("1.0".utf8), req[1], Array((ok ? "200" : "400").utf8),
-                Array((ok ? "OK" : "not a worker of this run").utf8), [], [],
-            ])
-        }
-    }
-
-    /// Stops the handler thread and closes its socket (so the context can terminate). Idempotent.
-    public func stop() {
-        lock.lock()
-        let first = !stopped
-        stopped = true
-        lock.unlock()
-        if first { done.wait() }
+        return known[publicKey]
     }
 }

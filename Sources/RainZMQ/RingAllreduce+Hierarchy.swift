@@ -37,7 +37,7 @@ extension RingAllreduce {
             if link + 1 < chain.count {
                 try receive(
                     step: step, round: round, stage: Self.chainReduce, k: 0, chunk: 0, piece: j, count: r.count,
-                    timeoutMs: timeoutMs
+                    from: chain[link + 1], timeoutMs: timeoutMs
                 ) { src in _ = Self.add(src, into: UnsafeMutableBufferPointer(rebasing: buffer[r])) }
             }
             if let toward {
@@ -59,7 +59,7 @@ extension RingAllreduce {
             if link > 0 {
                 try receive(
                     step: step, round: round, stage: Self.chainBroadcast, k: 0, chunk: 0, piece: j, count: r.count,
-                    timeoutMs: timeoutMs
+                    from: chain[link - 1], timeoutMs: timeoutMs
                 ) { src in
                     if !Self.copy(src, into: UnsafeMutableBufferPointer(rebasing: buffer[r])) { finite = false }
                 }

@@ -38,9 +38,14 @@ public final class RingAllreduce: GradientRing {
     var maxEarly: Int
     /// Bytes this member has sent to its right neighbour so far (headers included).
     public internal(set) var bytesSent = 0
+    /// Under CURVE: the members' public keys by inbox address (`admit`), read by the ZAP thread too.
+    private let peerKeys = MemberKeys()
+    /// Pieces dropped because they came under another key than the neighbour's they claimed to be.
+    public private(set) var misattributed = 0
 
     /// Binds the inbox on `bind` (e.g. tcp://127.0.0.1:*); `advertiseHost` replaces a wildcard host.
-    /// With CURVE, a ZAP handler on `context` admits only peers holding the run's worker key.
+    /// With CURVE the inbox serves under this worker's own key, and a ZAP handler on `context` admits
+    /// only the coordinator and the ring members the coordinator named (`admit`).
     /// `floats` (the gradient's size) bounds what the inbox accepts: frames of one piece at most, and
     /// no more queued pieces than the whole gradient has.
     public init(
@@ -54,7 +59,13 @@ public final class RingAllreduce: GradientRing {
         self.pieceFloats = pieceFloats
         self.log = log
         Self.keepMessageBuffers()
-        zap = try curve.map { try ZAPHandler(context: context, allowedPublicKey: $0.workerPublic, log: log) }
+        let members = peerKeys
+        zap = try curve.map { curve in
+            try ZAPHandler(
+                context: context,
+                admit: { key in key == curve.serverPublic ? "the coordinator" : members.contains(key) ? key : nil },
+                log: log)
+        }
         inbox = try ZMQSocket(context, .pull)
         try inbox.setMaxMessageSize(Int64(MessageHeader.size + Self.maxBodyBytes + 4 * pieceFloats))
         let pieces = (floats + pieceFloats - 1) / pieceFloats
@@ -93,12 +104,20 @@ public final class RingAllreduce: GradientRing {
     /// Connections refused by the ring's ZAP handler.
     public var refused: Int { zap?.refused ?? 0 }
 
+    public func admit(_ keys: [String: String]) { peerKeys.merge(keys) }
+
+    func keyOf(address: String) -> String? { peerKeys[address] }
+
     func outbox(_ address: String) throws -> ZMQSocket {
         if let s = outboxes[address] { return s }
         let s = try ZMQSocket(context, .push, lingerMs: 1000)
         if let curve {
-            try s.makeCurveClient(
-                serverKey: curve.workerPublic, publicKey: curve.workerPublic, secretKey: curve.workerSecret)
+            guard let serverKey = keyOf(address: address) else {
+                throw SwiftRainError(
+                    "ring", "no public key for the ring member at \(address)",
+                    hint: "the coordinator sends the members' keys with the ring: run one SwiftRain version everywhere")
+            }
+            try s.makeCurveClient(serverKey: serverKey, publicKey: curve.workerPublic, secretKey: curve.workerSecret)
         }
         try s.connect(address)
         outboxes[address] = s
@@ -153,7 +172,7 @@ public final class RingAllreduce: GradientRing {
                 for (j, r) in pieces(c).enumerated() {
                     try receive(
                         step: step, round: round, stage: stage, k: k, chunk: c, piece: j, count: r.count,
-                        timeoutMs: timeoutMs
+                        from: ring[mod(p - 1)], timeoutMs: timeoutMs
                     ) { src in
                         let dst = UnsafeMutableBufferPointer(rebasing: buffer[r])
                         if !(stage == 0 ? Self.add(src, into: dst) : Self.copy(src, into: dst)) { finite = false }
@@ -184,7 +203,7 @@ public final class RingAllreduce: GradientRing {
         let clock = MonotonicClock(), deadline = clock.now + Double(timeoutMs) / 1000
         while !tracker.waitAll(timeoutMs: 20) {
             while early.count <= maxEarly, let frames = try inbox.receiveFrames(timeoutMs: 0) {
-                if Self.isAbandon(frames, runId: runId, round: round) {
+                if isAbandon(frames, round: round) {
                     throw SwiftRainError(
                         "ring", "round abandoned by the coordinator: a ring member died (step \(step), round \(round))",
                         hint: "the coordinator restarts the step among the survivors")
@@ -211,9 +230,9 @@ public final class RingAllreduce: GradientRing {
         return (h, b)
     }
 
-    /// The coordinator's message releasing round `round` (stage −1).
-    static func isAbandon(_ frames: [ZMQFrame], runId: UInt64, round: Int) -> Bool {
-        guard frames.count == 2,
+    /// The coordinator's message releasing round `round` (stage −1), under the coordinator's key.
+    func isAbandon(_ frames: [ZMQFrame], round: Int) -> Bool {
+        guard frames.count == 2, curve == nil || frames[0].userId == curve!.serverPublic,
             let m = try? Message.decode(frames.map { Array($0.bytes) }, runId: runId, maxPayloadBytes: 0),
             let b = try? m.decodeBody(Body.RingChunk.self)
         else { return false }
@@ -256,10 +275,10 @@ public final class RingAllreduce: GradientRing {
         return exponent != 0x7F80_0000
     }
 
-    /// Receives the expected piece, validates it (header, size, checksum, order) and hands its floats,
-    /// still in ZeroMQ's buffer, to `use`.
+    /// Receives the expected piece from the member at address `from`, validates it (sender's key, header,
+    /// size, checksum, order) and hands its floats, still in ZeroMQ's buffer, to `use`.
     func receive(
-        step: Int, round: Int, stage: Int, k: Int, chunk: Int, piece: Int, count: Int, timeoutMs: Int,
+        step: Int, round: Int, stage: Int, k: Int, chunk: Int, piece: Int, count: Int, from: String, timeoutMs: Int,
         _ use: (UnsafeBufferPointer<Float>) -> Void
     ) throws {
         func fail(_ problem: String) -> SwiftRainError {
@@ -283,9 +302,19 @@ public final class RingAllreduce: GradientRing {
             }
             // Pieces of an abandoned round, or anything malformed, are dropped.
             guard let (h, b) = Self.piece(frames, runId: runId), b.round == round else {
-                if Self.isAbandon(frames, runId: runId, round: round) {
+                if isAbandon(frames, round: round) {
                     throw fail("round abandoned by the coordinator: a ring member died")
                 }
+                continue
+            }
+            // Under CURVE a piece of the phase under way counts only under the key of the neighbour it is
+            // expected from (the ring's both stages: the left one; a chain: the next or previous link), so a
+            // member holding another worker's key can neither feed this one pieces nor break the round in its
+            // neighbour's name. Another phase's piece is checked when its phase takes it from `early`.
+            func phase(_ s: Int) -> Int { s < Self.chainReduce ? 0 : s }
+            if curve != nil && phase(b.stage) == phase(stage) && frames[0].userId != keyOf(address: from) {
+                misattributed += 1
+                log("ring: dropped a piece (stage \(b.stage), chunk \(b.chunk)) sent under another key than \(from)'s")
                 continue
             }
             guard b.stage == stage, b.k == k, b.chunk == chunk, b.piece == piece else {
@@ -319,20 +348,21 @@ public final class RingAllreduce: GradientRing {
 }
 
 /// Releases ring members blocked on a dead neighbour: the coordinator's side of an abandoned round.
+/// Under CURVE it connects with the coordinator's own keypair, the only key an abandon is obeyed under.
 public final class ZMQRingAbandoner: RingAbandoner {
     let context: ZMQContext
-    let curve: CurveKeys?
+    let keys: RunKeys?
 
-    public init(context: ZMQContext, curve: CurveKeys?) {
+    public init(context: ZMQContext, keys: RunKeys?) {
         self.context = context
-        self.curve = curve
+        self.keys = keys
     }
 
-    public func abandon(runId: UInt64, round: Int, step: Int, addresses: [String]) {
-        for a in addresses {
+    public func abandon(runId: UInt64, round: Int, step: Int, members: [(address: String, key: String)]) {
+        for (a, key) in members {
             guard let s = try? ZMQSocket(context, .push, lingerMs: 1000) else { continue }
-            if let k = curve {
-                try? s.makeCurveClient(serverKey: k.workerPublic, publicKey: k.workerPublic, secretKey: k.workerSecret)
+            if let k = keys {
+                try? s.makeCurveClient(serverKey: key, publicKey: k.serverPublic, secretKey: k.serverSecret)
             }
             try? s.connect(a)
             try? s.send(
@@ -341,5 +371,29 @@ public final class ZMQRingAbandoner: RingAbandoner {
                     body: Body.encode(Body.RingChunk(round: round, stage: -1, k: 0, chunk: 0))))
             s.close()
         }
+    }
+}
+
+/// The ring members' public keys by inbox address, shared with the ZAP handler's thread.
+final class MemberKeys: @unchecked Sendable {
+    private let lock = NSLock()
+    private var byAddress: [String: String] = [:]
+    private var keys: Set<String> = []
+
+    func merge(_ more: [String: String]) {
+        lock.lock()
+        byAddress.merge(more) { $1 }
+        keys.formUnion(more.values)
+        lock.unlock()
+    }
+    subscript(address: String) -> String? {
+        lock.lock()
+        defer { lock.unlock() }
+        return byAddress[address]
+    }
+    func contains(_ key: String) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return keys.contains(key)
     }
 }

@@ -23,15 +23,18 @@ public final class ZMQServer: ServerTransport {
         endpoint = try socket.lastEndpoint()
     }
     public func send(to peer: [UInt8], _ frames: Frames) throws { try socket.send([peer] + frames) }
-    public func receive(timeoutMs: Int) throws -> (peer: [UInt8], frames: Frames)? {
-        guard let f = try socket.receive(timeoutMs: Int32(clamping: timeoutMs)), f.count >= 1 else { return nil }
-        return (f[0], Array(f.dropFirst()))
+    public func receive(timeoutMs: Int) throws -> (peer: [UInt8], frames: Frames, key: String)? {
+        guard let (f, key) = try socket.receiveAuthenticated(timeoutMs: Int32(clamping: timeoutMs)), f.count >= 1
+        else { return nil }
+        return (f[0], Array(f.dropFirst()), key)
     }
 }
 
 /// ZeroMQ DEALER at a worker.
 public final class ZMQClient: ClientTransport {
     let socket: ZMQSocket
+    /// Under CURVE: the connection's failed handshakes (a refused key is not retried by libzmq).
+    let monitor: ZMQSocket?
     public let routingId: [UInt8]
     /// `routingId` (default: 16 random bytes, this incarnation's own) names this connection at the
     /// coordinator across reconnects.
@@ -45,9 +48,17 @@ public final class ZMQClient: ClientTransport {
         if let k = curve {
             try socket.makeCurveClient(serverKey: k.serverPublic, publicKey: k.workerPublic, secretKey: k.workerSecret)
         }
+        monitor = curve == nil ? nil : try socket.handshakeMonitor(context)
         try socket.connect(connect)
+    }
+
+    public var refusal: String? {
+        monitor?.refusedHandshake().map { "the coordinator refused this worker's key (ZAP status \($0))" }
     }
     public func send(_ frames: Frames) throws { try socket.send(frames) }
     public func receive(timeoutMs: Int) throws -> Frames? { try socket.receive(timeoutMs: Int32(clamping: timeoutMs)) }
-    public func close() { socket.close() }
+    public func close() {
+        monitor?.close()
+        socket.close()
+    }
 }

@@ -44,9 +44,10 @@ public final class ZMQContext {
 /// A ZeroMQ socket. LINGER is always set, so closing never blocks on unsent messages.
 public final class ZMQSocket {
     public enum Kind {
-        case router, dealer, rep, push, pull
+        case router, dealer, rep, push, pull, pair
         var raw: Int32 {
             switch self {
+            case .pair: return ZMQ_PAIR
             case .push: return ZMQ_PUSH
             case .pull: return ZMQ_PULL
             case .router: return ZMQ_ROUTER
@@ -133,6 +134,13 @@ public final class ZMQSocket {
         return zmq_z85_decode(&out, key) == nil ? nil : out
     }
 
+    /// The Z85 text of a 32-byte key, or nil if `raw` is not 32 bytes.
+    public static func z85Encode(_ raw: [UInt8]) -> String? {
+        guard raw.count == 32 else { return nil }
+        var out = [CChar](repeating: 0, count: 41)
+        return zmq_z85_encode(&out, raw, raw.count) == nil ? nil : String(cString: out)
+    }
+
     /// Refuses (drops) inbound messages larger than `bytes` at the transport level.
     public func setMaxMessageSize(_ bytes: Int64) throws {
         var v = bytes
@@ -175,8 +183,18 @@ public final class ZMQSocket {
     }
 
     /// Receives one multipart message, or throws a timeout `ZMQError` after the receive deadline.
-    public func receive() throws -> [[UInt8]] {
+    public func receive() throws -> [[UInt8]] { try receiveAuthenticated().frames }
+
+    /// Receives one multipart message within `timeoutMs` with the ZAP User-Id its connection was admitted
+    /// under ("" without authentication), or nil when the deadline passes.
+    public func receiveAuthenticated(timeoutMs: Int32) throws -> (frames: [[UInt8]], userId: String)? {
+        try setInt(ZMQ_RCVTIMEO, timeoutMs)
+        do { return try receiveAuthenticated() } catch let e as ZMQError where e.isTimeout { return nil }
+    }
+
+    private func receiveAuthenticated() throws -> (frames: [[UInt8]], userId: String) {
         var frames: [[UInt8]] = []
+        var userId = ""
         var msg = zmq_msg_t()
         var more = true
         while more {
@@ -186,9 +204,16 @@ public final class ZMQSocket {
             let data = zmq_msg_data(&msg)!.assumingMemoryBound(to: UInt8.self)
             frames.append(Array(UnsafeBufferPointer(start: data, count: Int(n))))
             more = zmq_msg_more(&msg) != 0
+            // A ROUTER's routing-id frame is the socket's own and carries no metadata: take the peer's frames'.
+            if userId.isEmpty { userId = userIdProperty(&msg) }
         }
-        return frames
+        return (frames, userId)
     }
+}
+
+/// The ZAP User-Id a received message's connection was admitted under, "" when there is none.
+private func userIdProperty(_ msg: UnsafeMutablePointer<zmq_msg_t>) -> String {
+    zmq_msg_gets(msg, "User-Id").map { String(cString: $0) } ?? ""
 }
 
 /// One received frame that keeps its `zmq_msg_t`: `bytes` point into ZeroMQ's own buffer (no copy)
@@ -197,6 +222,8 @@ public final class ZMQFrame {
     private let msg: UnsafeMutablePointer<zmq_msg_t>
     public let bytes: UnsafeRawBufferPointer
     public let hasMore: Bool
+    /// The ZAP User-Id its connection was admitted under ("" without authentication).
+    public let userId: String
 
     fileprivate init(_ socket: UnsafeMutableRawPointer?) throws {
         msg = .allocate(capacity: 1)
@@ -212,6 +239,7 @@ public final class ZMQFrame {
         }
         bytes = UnsafeRawBufferPointer(start: zmq_msg_data(msg), count: Int(n))
         hasMore = zmq_msg_more(msg) != 0
+        userId = userIdProperty(msg)
     }
     deinit {
         zmq_msg_close(msg)
@@ -280,5 +308,26 @@ extension ZMQSocket {
             zmq_msg_close(&msg)  // calls the release function
             throw error
         }
+    }
+}
+
+extension ZMQSocket {
+    /// A PAIR socket that receives this socket's failed handshakes (ZeroMQ's socket monitor): a client
+    /// whose connection the server's ZAP handler refused is never retried by libzmq, so without this it
+    /// would wait in silence.
+    public func handshakeMonitor(_ context: ZMQContext) throws -> ZMQSocket {
+        let endpoint = "inproc://monitor-\(UInt64.random(in: 1...UInt64.max))"
+        try check(zmq_socket_monitor(handle, endpoint, ZMQ_EVENT_HANDSHAKE_FAILED_AUTH), "zmq_socket_monitor")
+        let pair = try ZMQSocket(context, .pair)
+        try pair.connect(endpoint)
+        return pair
+    }
+
+    /// On a monitor socket: the ZAP status code of the next refused handshake, without waiting, or nil.
+    public func refusedHandshake() -> UInt32? {
+        guard let frames = try? receive(timeoutMs: 0), let first = frames.first, first.count == 6,
+            Int32(UInt16(first[0]) | UInt16(first[1]) << 8) == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH
+        else { return nil }
+        return first[2...5].reversed().reduce(UInt32(0)) { $0 << 8 | UInt32($1) }  // host (little-endian) order
     }
 }

@@ -139,17 +139,24 @@ final class FailureTests: XCTestCase {
 
     func testLateWorkerJoinsAtTheNextStep() throws {
         let endpoint = try freeLoopbackEndpoint()
+        let run = root.appendingPathComponent("late")
+        // Keys issued before the run (one more than it expects at first): the late worker has its own.
+        let issued = try runProcess(Binaries.swiftrain, ["keys", "--run", run.path, "--workers", "2"])
+        XCTAssertEqual(issued.status, 0, issued.err)
+        XCTAssertEqual(
+            issued.out, "\(TrainingTests.workerKeys(run, 0))  (new)\n\(TrainingTests.workerKeys(run, 1))  (new)\n")
         let c = try startProcess(
             Binaries.swiftrain,
             [
-                "train", "--config", root.appendingPathComponent("c.yaml").path,
-                "--run", root.appendingPathComponent("late").path, "--listen", endpoint,
-                "--expect-workers", "1", "--max-steps", "40", "--step-timeout", "60", "--progress-every", "0",
+                "train", "--config", root.appendingPathComponent("c.yaml").path, "--run", run.path, "--listen",
+                endpoint, "--expect-workers", "1", "--max-steps", "40", "--step-timeout", "60", "--progress-every", "0",
             ])
-        let keys = ["--keys", root.appendingPathComponent("late/keys/worker").path]
-        let first = try startProcess(Binaries.worker, ["--connect", endpoint] + keys)
+        func worker(_ k: Int) throws -> Started {
+            try startProcess(Binaries.worker, ["--connect", endpoint, "--keys", TrainingTests.workerKeys(run, k)])
+        }
+        let first = try worker(0)
         while !c.errors().contains("step 3/") && c.process.isRunning { usleep(20_000) }
-        let second = try startProcess(Binaries.worker, ["--connect", endpoint] + keys)
+        let second = try worker(1)
         c.wait()
         first.wait()
         second.wait()
@@ -178,17 +185,19 @@ final class FailureTests: XCTestCase {
                 "--worker-timeout", "2",
                 "--progress-every", "0",
             ])
-        let args = ["--connect", endpoint, "--keys", run.path + "/keys/worker"]
-        let first = try startProcess(Binaries.worker, args)
+        func args(_ k: Int) -> [String] { ["--connect", endpoint, "--keys", TrainingTests.workerKeys(run, k)] }
+        let first = try startProcess(Binaries.worker, args(0))
         while !c.errors().contains("step 3/") && c.process.isRunning { usleep(20_000) }
-        let second = try startProcess(Binaries.worker, args)
+        let second = try startProcess(Binaries.worker, args(1))
         while !c.errors().contains("ready; 2 live") && c.process.isRunning { usleep(20_000) }
-        let third = try startProcess(Binaries.worker, args)
+        // A third key gets past CURVE, not past --max-workers.
+        XCTAssertEqual(try runProcess(Binaries.swiftrain, ["keys", "--run", run.path, "--workers", "3"]).status, 0)
+        let third = try startProcess(Binaries.worker, args(2))
         third.wait()
-        // The slot of a killed worker is free again: a worker restarted by hand rejoins at the next step.
+        // The slot of a killed worker is free again: a worker restarted by hand (with its key) rejoins.
         kill(second.process.processIdentifier, SIGKILL)
         while !c.errors().contains("declared dead") && c.process.isRunning { usleep(20_000) }
-        let restarted = try startProcess(Binaries.worker, args)
+        let restarted = try startProcess(Binaries.worker, args(1))
         while c.errors().components(separatedBy: "ready; 2 live").count < 3 && c.process.isRunning {
             usleep(20_000)
         }
@@ -224,13 +233,15 @@ final class FailureTests: XCTestCase {
                 endpoint, "--expect-workers", "3", "--set", "epochs=1000", "--step-timeout", "60",
                 "--worker-timeout", "2", "--progress-every", "0",
             ])
-        let args = ["--connect", endpoint, "--keys", run.path + "/keys/worker", "--threads", "1"]
-        let first = try startProcess(Binaries.worker, args)
+        func args(_ k: Int) -> [String] {
+            ["--connect", endpoint, "--keys", TrainingTests.workerKeys(run, k), "--threads", "1"]
+        }
+        let first = try startProcess(Binaries.worker, args(0))
         while !c.errors().contains("worker 0 connected") && c.process.isRunning { usleep(20_000) }
-        let second = try startProcess(Binaries.worker, args, env: ["SWIFTRAIN_FAULT": "1:4:allreduce:stop"])
+        let second = try startProcess(Binaries.worker, args(1), env: ["SWIFTRAIN_FAULT": "1:4:allreduce:stop"])
         while !c.errors().contains("worker 1 connected") && c.process.isRunning { usleep(20_000) }
         // Three, so the frozen middle member's round needs pieces that the others never send.
-        let third = try startProcess(Binaries.worker, args)
+        let third = try startProcess(Binaries.worker, args(2))
         let deadline = Date().addingTimeInterval(60)
         while !c.errors().contains("worker 1 declared dead") && c.process.isRunning && Date() < deadline {
             usleep(20_000)
@@ -264,10 +275,10 @@ final class FailureTests: XCTestCase {
             "--expect-workers", "2", "--step-timeout", "60", "--progress-every", "0",
         ]
         var c = try startProcess(Binaries.swiftrain, args)
-        var workers = try (0..<2).map { _ in
+        var workers = try (0..<2).map {
             try startProcess(
                 Binaries.worker,
-                ["--connect", endpoint, "--coordinator-timeout", "3", "--keys", run.path + "/keys/worker"])
+                ["--connect", endpoint, "--coordinator-timeout", "3", "--keys", TrainingTests.workerKeys(run, $0)])
         }
         while !c.errors().contains("step 3/") && c.process.isRunning { usleep(20_000) }
         for _ in 0..<5 {
@@ -283,12 +294,12 @@ final class FailureTests: XCTestCase {
         }
 
         c = try startProcess(Binaries.swiftrain, ["train", "--resume", run.path] + args.dropFirst(5))
-        workers = try (0..<2).map { _ in  // told not to wait for a restarted coordinator (RejoinTests)
+        workers = try (0..<2).map {  // told not to wait for a restarted coordinator (RejoinTests)
             try startProcess(
                 Binaries.worker,
                 [
                     "--connect", endpoint, "--coordinator-timeout", "3", "--rejoin-timeout", "0", "--keys",
-                    run.path + "/keys/worker",
+                    TrainingTests.workerKeys(run, $0),
                 ])
         }
         // two steps after resuming

@@ -53,10 +53,10 @@ final class FloodTests: XCTestCase {
             Binaries.swiftrain,
             ["train", "--config", config, "--run", run.path, "--listen", endpoint, "--expect-workers", "2"] + steps)
         let pid = c.process.processIdentifier
-        let keys = try TrainingTests.waitForWorkerKeys(run, c)
-        let workers = try (0..<2).map { _ in
-            try startProcess(
-                Binaries.worker, ["--connect", endpoint, "--keys", run.appendingPathComponent("keys/worker").path])
+        // The rogue holds worker 1's key: an invited host gone wrong.
+        let keys = try TrainingTests.waitForWorkerKeys(run, c, worker: 1)
+        let workers = try (0..<2).map {
+            try startProcess(Binaries.worker, ["--connect", endpoint, "--keys", TrainingTests.workerKeys(run, $0)])
         }
         while !c.errors().contains("step 2/") && c.process.isRunning { usleep(10_000) }
         let baseline = Self.rss(pid) ?? 0

@@ -49,12 +49,12 @@ final class MultiHostTests: XCTestCase {
                 "--listen", endpoint, "--expect-workers", "4", "--max-steps", "\(steps)", "--step-timeout", "120",
                 "--hierarchy", hierarchy, "--blas-threads", "1", "--progress-every", "0",
             ])
-        let workers = try ["h1", "h1", "h2", "h2"].map { h in
+        let workers = try ["h1", "h1", "h2", "h2"].enumerated().map { k, h in
             try startProcess(
                 "/bin/bash",
                 [
-                    tool, "run", h, Binaries.worker, "--connect", endpoint, "--keys",
-                    run.appendingPathComponent("keys/worker").path, "--threads", "1",
+                    tool, "run", h, Binaries.worker, "--connect", endpoint, "--keys", TrainingTests.workerKeys(run, k),
+                    "--threads", "1",
                 ])
         }
         coordinator.wait()

@@ -158,8 +158,8 @@ final class PipelineTests: XCTestCase {
         // The forecasts eval scores for the test samples at the same init times, through the same model (the
         // run's data paths are relative to its directory's parent).
         let cwd = FileManager.default.currentDirectoryPath
-        FileManager.default.changeCurrentDirectoryPath(dir.path)
-        defer { FileManager.default.changeCurrentDirectoryPath(cwd) }
+        _ = FileManager.default.changeCurrentDirectoryPath(dir.path)
+        defer { _ = FileManager.default.changeCurrentDirectoryPath(cwd) }
         let model = try RunDirectory(path: dir.appendingPathComponent("run").path).trainedModel()
         let runner = try model.runner()
         let part = runner.index.samples(.test)

@@ -29,12 +29,12 @@ final class RejoinTests: XCTestCase {
     }
 
     func workers(_ run: String, _ endpoint: String, rejoin: Int) throws -> [Started] {
-        try (0..<2).map { _ in
+        try (0..<2).map {
             try startProcess(
                 Binaries.worker,
                 [
                     "--connect", endpoint, "--threads", "1", "--coordinator-timeout", "3", "--rejoin-timeout",
-                    "\(rejoin)", "--keys", root.appendingPathComponent("\(run)/keys/worker").path,
+                    "\(rejoin)", "--keys", TrainingTests.workerKeys(root.appendingPathComponent(run), $0),
                 ])
         }
     }

@@ -220,7 +220,7 @@ final class TrainingTests: XCTestCase {
                 "--run", Self.root.appendingPathComponent("noisy").path, "--listen", endpoint,
                 "--expect-workers", "2", "--max-steps", "4", "--step-timeout", "60",
             ])
-        let keys = try Self.waitForWorkerKeys(Self.root.appendingPathComponent("noisy"), coordinator)
+        let keys = try Self.waitForWorkerKeys(Self.root.appendingPathComponent("noisy"), coordinator, worker: 1)
         let attacker = try ZMQSocket(ctx, .dealer)
         try attacker.makeCurveClient(
             serverKey: keys.serverPublic, publicKey: keys.workerPublic, secretKey: keys.workerSecret)
@@ -230,10 +230,10 @@ final class TrainingTests: XCTestCase {
         // a foreign run
         try attacker.send(Message.frames(.result, phase: .train, runId: 12345, step: 0, body: Array("{}".utf8)))
         usleep(300_000)
-        let workers = try (0..<2).map { _ in
+        let workers = try (0..<2).map {
             try startProcess(
                 Binaries.worker,
-                ["--connect", endpoint, "--keys", Self.root.appendingPathComponent("noisy/keys/worker").path])
+                ["--connect", endpoint, "--keys", Self.workerKeys(Self.root.appendingPathComponent("noisy"), $0)])
         }
         for i in 0..<20 {
             try attacker.send([Array("noise \(i)".utf8), [UInt8](repeating: UInt8(i), count: 100)])
@@ -249,17 +249,20 @@ final class TrainingTests: XCTestCase {
         XCTAssertTrue(try checkpoint("noisy").1 == checkpoint("clean").1, "garbage changed the parameters")
     }
 
-    /// The workers' keys of `run`, once its coordinator has written them.
-    static func waitForWorkerKeys(_ run: URL, _ coordinator: Started) throws -> CurveKeys {
-        let dir = run.appendingPathComponent("keys/worker").path
+    /// Worker `k`'s key directory in `run` (what its host gets: `--keys` of `swiftrain-worker`).
+    static func workerKeys(_ run: URL, _ k: Int) -> String { run.appendingPathComponent("keys/workers/w\(k)").path }
+
+    /// Worker `k`'s keys of `run`, once its coordinator has written them.
+    static func waitForWorkerKeys(_ run: URL, _ coordinator: Started, worker k: Int = 0) throws -> CurveKeys {
+        let dir = workerKeys(run, k)
         let deadline = Date().addingTimeInterval(60)
-        while !FileManager.default.fileExists(atPath: dir + "/worker.key") && coordinator.process.isRunning
+        while !FileManager.default.fileExists(atPath: dir + "/worker.pub") && coordinator.process.isRunning
             && Date() < deadline
         {
             usleep(20_000)
         }
         usleep(50_000)  // the file is written in one go; this only leaves room for its close
-        return try CurveKeys.loadForWorker(dir: dir)
+        return try CurveKeys.loadForWorker(dir: dir, rank: nil)
     }
 
     /// `--sharding locality`: each worker maps only the rows of its own stretch of time (windows of

@@ -34,8 +34,14 @@ final class CoordinatorProtocolTests: XCTestCase {
         var wakeWhen: () -> Bool = { false }
         private var heldBack: (Message, Body.Step)?
 
-        init(hub: InMemoryHub, id: String, trainSamples: Int, validSamples: Int) {
-            client = hub.client(id)
+        /// Before its next train result, the same result with a wrong loss under this key (a peer holding
+        /// another worker's key presenting this worker's routing id): the coordinator must refuse it.
+        var forgeNextUnder: String?
+        /// Every train result reports a failed ring with this error (a fault no retry mends).
+        var ringError: String?
+
+        init(hub: InMemoryHub, id: String, key: String = "", trainSamples: Int, validSamples: Int) {
+            client = hub.client(id, key: key)
             self.trainSamples = trainSamples
             self.validSamples = validSamples
         }
@@ -106,6 +112,21 @@ final class CoordinatorProtocolTests: XCTestCase {
                 leadWeight: [Double](repeating: 4, count: leads))
             result.computeSeconds = 0.5
             result.round = step.round
+            if let ringError, m.header.phase == .train {
+                result.ringFailed = true
+                result.ringError = ringError
+            }
+            if let key = forgeNextUnder, m.header.phase == .train {
+                forgeNextUnder = nil
+                var forged = result
+                forged.lossSum = 1e6
+                let own = client.key
+                client.key = key
+                try! client.send(
+                    Message.frames(
+                        .result, phase: m.header.phase, runId: runId, step: m.header.step, body: Body.encode(forged)))
+                client.key = own
+            }
             try! client.send(
                 Message.frames(
                     .result, phase: m.header.phase, runId: runId, step: m.header.step, body: Body.encode(result)))
@@ -113,7 +134,9 @@ final class CoordinatorProtocolTests: XCTestCase {
         }
     }
 
-    func config() -> Config {
+    func config() -> Config { Self.config() }
+
+    static func config() -> Config {
         var c = Config()
         c.hidden1 = 4
         c.hidden2 = 2
@@ -247,6 +270,25 @@ final class CoordinatorProtocolTests: XCTestCase {
         for (epoch, line) in lines.filter({ $0["kind"] as? String == "valid" }).enumerated() {
             XCTAssertEqual(line["samples"] as? Int, valid, "epoch \(epoch)")
         }
+    }
+
+    /// A ring that fails at once on every try among the same members (a deterministic fault) is retried a
+    /// few times, then the run stops with the workers' own error rather than spinning forever.
+    func testARingThatAlwaysFailsStopsTheRunWithTheWorkersError() throws {
+        let hub = InMemoryHub()
+        let coordinator = TrainingCoordinator(
+            config: config(), run: try RunDirectory(path: temporaryDirectory(self).appendingPathComponent("run").path),
+            transport: hub, options: try TrainingOptions.from([]), expectedWorkers: 2, clock: hub.clock, log: { _ in })
+        let w = (0..<2).map { ScriptedWorker(hub: hub, id: "w\($0)", trainSamples: 40, validSamples: 12) }
+        w[1].ringError = "ring: no public key for the ring member at tcp://h:1"
+        hub.whenIdle = { for worker in w { worker.act() } }
+        for worker in w { worker.hello() }
+        let e = errorText { _ = try coordinator.train(resume: false) }
+        XCTAssertTrue(e.contains("the ring failed 5 times in a row among the same workers"), e)
+        XCTAssertTrue(e.contains("worker 1: ring: no public key for the ring member at tcp://h:1"), e)
+        XCTAssertTrue(e.contains("swiftrain train --resume"), e)
+        XCTAssertEqual(w[0].answered.count, 5, "one try and four retries")
+        XCTAssertTrue(coordinator.deaths.isEmpty)
     }
 
     /// No worker ever comes: the join deadline passes on the manual clock and the error says what to do.

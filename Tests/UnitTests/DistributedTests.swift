@@ -116,6 +116,7 @@ final class CompactBodyTests: XCTestCase {
             epoch: 3, step: 1234, samples: [5, 70, 900], globalBatch: 32, shard: 2, ring: ["ipc:///a", "ipc:///b"],
             position: 1, round: 1250)
         full.hosts = [0, 1]
+        full.ringKeys = ["rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7", "Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID"]
         full.lr = 2.5e-4
         full.adamStep = 1235
         full.commit = 1249
@@ -130,6 +131,7 @@ final class CompactBodyTests: XCTestCase {
             XCTAssertEqual(back.shard, s.shard)
             XCTAssertEqual(back.ring, s.ring)
             XCTAssertEqual(back.hosts, s.hosts)
+            XCTAssertEqual(back.ringKeys, s.ringKeys)
             XCTAssertEqual(back.position, s.position)
             XCTAssertEqual(back.round, s.round)
             XCTAssertEqual(back.lr, s.lr)
@@ -140,6 +142,7 @@ final class CompactBodyTests: XCTestCase {
         var r = Body.Result(
             step: 1234, shard: 2, count: 1, lossSum: 0.123456789, leadSquaredError: [1, 2], leadWeight: [3, 4])
         r.ringFailed = true
+        r.ringError = "ring: no chunk from the left neighbour within 600 s"
         r.round = 1250
         r.computeSeconds = 1.23456789
         r.nonFinite = true
@@ -151,6 +154,7 @@ final class CompactBodyTests: XCTestCase {
         XCTAssertEqual(back.lossSum, r.lossSum)
         XCTAssertEqual(back.computeSeconds, 1.234568, "kept to the microsecond")
         XCTAssertTrue(back.ringFailed && back.nonFinite)
+        XCTAssertEqual(back.ringError, r.ringError)
         XCTAssertEqual(back.paramsChecksum, 77)
         XCTAssertEqual(back.leadSquaredError, [1, 2])
         XCTAssertEqual(back.leadWeight, [3, 4])

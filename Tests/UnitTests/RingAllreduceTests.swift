@@ -8,36 +8,50 @@ import XCTest
 /// separate processes would have): exact sums with uneven, pipelined pieces; rejection of non-finite
 /// gradients; the ring's own ZAP handler in CURVE mode. Also the eight-lane checksum against its definition.
 final class RingAllreduceTests: XCTestCase {
-    /// One member per context (as separate processes would have), each bound on loopback.
-    func makeRings(_ n: Int, floats: Int, pieceFloats: Int, curve: CurveKeys? = nil) throws -> (
+    /// One member per context (as separate processes would have), each bound on loopback; with `keys`,
+    /// member p serves under keys[p] and every member knows the others' public keys (as the coordinator's
+    /// step message tells them).
+    func makeRings(_ n: Int, floats: Int, pieceFloats: Int, keys: [CurveKeys]? = nil) throws -> (
         contexts: [ZMQContext], rings: [RingAllreduce]
     ) {
         let contexts = try (0..<n).map { _ in try ZMQContext() }
-        let rings = try contexts.map {
+        let rings = try contexts.enumerated().map {
             try RingAllreduce(
-                context: $0, bind: "tcp://127.0.0.1:*", advertiseHost: "127.0.0.1", runId: 9, curve: curve,
+                context: $1, bind: "tcp://127.0.0.1:*", advertiseHost: "127.0.0.1", runId: 9, curve: keys?[$0],
                 floats: floats, pieceFloats: pieceFloats)
+        }
+        if let keys {
+            for r in rings {
+                r.admit(Dictionary(uniqueKeysWithValues: zip(rings.map(\.address), keys.map(\.workerPublic))))
+            }
         }
         return (contexts, rings)
     }
 
+    /// A run's keys with `n` worker keys, in a directory removed after the test.
+    func runKeys(_ n: Int) throws -> (run: RunKeys, workers: [CurveKeys]) {
+        let run = try RunKeys.load(dir: temporaryDirectory(self).path, create: true)
+        try run.issue(workers: n)
+        return (run, try (0..<n).map { try CurveKeys.loadForWorker(dir: run.workersDir.path, rank: $0) })
+    }
+
     /// Runs one allreduce among `buffers.count` members; returns each member's error, if any.
     func ringRound(
-        _ buffers: [UnsafeMutableBufferPointer<Float>], pieceFloats: Int, curve: CurveKeys? = nil,
+        _ buffers: [UnsafeMutableBufferPointer<Float>], pieceFloats: Int, keys: [CurveKeys]? = nil,
         timeoutMs: Int = 20_000
     ) throws -> [Error?] {
         var finite: [Bool?] = []
-        return try ringRound(buffers, pieceFloats: pieceFloats, curve: curve, timeoutMs: timeoutMs, finite: &finite)
+        return try ringRound(buffers, pieceFloats: pieceFloats, keys: keys, timeoutMs: timeoutMs, finite: &finite)
     }
 
     /// Runs one round, a thread per member; `finite` gets each member's verdict (nil if it failed).
     func ringRound(
-        _ buffers: [UnsafeMutableBufferPointer<Float>], pieceFloats: Int, curve: CurveKeys? = nil,
-        timeoutMs: Int = 20_000, finite: inout [Bool?]
+        _ buffers: [UnsafeMutableBufferPointer<Float>], pieceFloats: Int, keys: [CurveKeys]? = nil,
+        timeoutMs: Int = 20_000, finite: inout [Bool?], rings given: [RingAllreduce]? = nil
     ) throws -> [Error?] {
         let n = buffers.count
-        let rings = try makeRings(n, floats: buffers[0].count, pieceFloats: pieceFloats, curve: curve).rings
-        defer { rings.forEach { $0.close() } }
+        let rings = try given ?? makeRings(n, floats: buffers[0].count, pieceFloats: pieceFloats, keys: keys).rings
+        defer { if given == nil { rings.forEach { $0.close() } } }
         let addresses = rings.map(\.address)
         final class Shared: @unchecked Sendable {  // each thread writes only its own slot
             var errors: [Error?]
@@ -157,31 +171,75 @@ final class RingAllreduceTests: XCTestCase {
         }
     }
 
-    func testCurveRingAdmitsOnlyTheRunsWorkers() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ring-keys-\(getpid())")
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let keys = try CurveKeys.load(dir: dir.path, create: true)
+    /// A ring inbox admits the coordinator and the members the coordinator named, nobody else: not a
+    /// stranger's key, and not a worker key of the same run that is not in the ring.
+    func testCurveRingAdmitsOnlyTheRingsMembers() throws {
+        let (run, keys) = try runKeys(3)
         let ctx = try ZMQContext()
         let ring = try RingAllreduce(
-            context: ctx, bind: "tcp://127.0.0.1:*", advertiseHost: "127.0.0.1", runId: 9, curve: keys)
+            context: ctx, bind: "tcp://127.0.0.1:*", advertiseHost: "127.0.0.1", runId: 9, curve: keys[0])
         defer { ring.close() }
+        ring.admit(["tcp://127.0.0.1:1": keys[1].workerPublic])
         let own = try ZMQSocket.curveKeypair()
         let strangerContext = try ZMQContext()
-        let stranger = try ZMQSocket(strangerContext, .push)
-        try stranger.makeCurveClient(serverKey: keys.workerPublic, publicKey: own.publicKey, secretKey: own.secretKey)
-        try stranger.connect(ring.address)
-        let deadline = Date().addingTimeInterval(10)
-        while ring.refused == 0 && Date() < deadline { usleep(20_000) }
-        XCTAssertGreaterThan(ring.refused, 0, "the ring admitted a peer without the run's worker key")
-        stranger.close()
+        for (n, (pub, sec)) in [(own.publicKey, own.secretKey), (keys[2].workerPublic, keys[2].workerSecret)]
+            .enumerated()
+        {
+            let stranger = try ZMQSocket(strangerContext, .push)
+            try stranger.makeCurveClient(serverKey: keys[0].workerPublic, publicKey: pub, secretKey: sec)
+            try stranger.connect(ring.address)
+            let deadline = Date().addingTimeInterval(10)
+            while ring.refused <= n && Date() < deadline { usleep(20_000) }
+            XCTAssertEqual(ring.refused, n + 1, "the ring admitted a key it was not given (\(n))")
+            stranger.close()
+        }
+        _ = run
 
-        // The run's own workers still get through, encrypted.
+        // The members get through, encrypted, each under its own key.
         let buffers = (0..<2).map { _ in UnsafeMutableBufferPointer<Float>.allocate(capacity: 50) }
         defer { buffers.forEach { $0.deallocate() } }
         for (p, b) in buffers.enumerated() { for i in 0..<50 { b[i] = Float(p + 1) } }
-        let errors = try ringRound(buffers, pieceFloats: 8, curve: keys)
+        let errors = try ringRound(buffers, pieceFloats: 8, keys: Array(keys[0..<2]))
         XCTAssertTrue(errors.allSatisfy { $0 == nil }, "\(errors)")
         XCTAssertTrue(buffers.allSatisfy { b in b.allSatisfy { $0 == 3 } })
+    }
+
+    /// A member holding its own (admitted) key sends member 1 a well-formed piece in member 0's name (its
+    /// left neighbour's: the right round, stage, chunk and piece, a valid checksum, poisoned values) and
+    /// an abandon in the coordinator's name, before the round starts. Both are dropped for the key they
+    /// came under, and the round's sums are exact.
+    func testPiecesAndAbandonsCountOnlyUnderTheirSendersKey() throws {
+        let (_, keys) = try runKeys(3)
+        let (floats, piece) = (48, 8)
+        let (_, rings) = try makeRings(3, floats: floats, pieceFloats: piece, keys: keys)
+        defer { rings.forEach { $0.close() } }
+        let forgerContext = try ZMQContext()
+        let forger = try ZMQSocket(forgerContext, .push, lingerMs: 1000)
+        try forger.makeCurveClient(
+            serverKey: keys[1].workerPublic, publicKey: keys[2].workerPublic, secretKey: keys[2].workerSecret)
+        try forger.connect(rings[1].address)
+        // Member 1 first adds chunk (1 − 0 − 1) mod 3 = 0 from member 0 (stage 0, k 0); its piece 0.
+        let poison = [Float](repeating: 1e6, count: piece)
+        try poison.withUnsafeBufferPointer {
+            try forger.send(
+                Message.frames(
+                    .ring, phase: .train, runId: 9, step: 1,
+                    body: Body.encode(Body.RingChunk(round: 1, stage: 0, k: 0, chunk: 0, piece: 0)), payload: $0))
+        }
+        try forger.send(
+            Message.frames(
+                .ring, phase: .train, runId: 9, step: 1,
+                body: Body.encode(Body.RingChunk(round: 1, stage: -1, k: 0, chunk: 0))))
+        usleep(500_000)  // both wait in member 1's inbox, ahead of the real pieces
+        let buffers = (0..<3).map { _ in UnsafeMutableBufferPointer<Float>.allocate(capacity: floats) }
+        defer { buffers.forEach { $0.deallocate() } }
+        for (p, b) in buffers.enumerated() { for i in 0..<floats { b[i] = Float(p + 1) * Float(i) } }
+        var finite: [Bool?] = []
+        let errors = try ringRound(buffers, pieceFloats: piece, finite: &finite, rings: rings)
+        XCTAssertTrue(errors.allSatisfy { $0 == nil }, "\(errors)")
+        for b in buffers { for i in 0..<floats { XCTAssertEqual(b[i], 6 * Float(i), "element \(i)") } }
+        XCTAssertEqual(rings[1].misattributed, 1)
+        forger.close()
     }
 
     /// A right neighbour that stopped reading (a frozen process: its socket accepts, nothing is read)
@@ -224,8 +282,8 @@ final class RingAllreduceTests: XCTestCase {
             }
         }
         usleep(500_000)  // member 0 is now waiting on the black hole
-        ZMQRingAbandoner(context: contexts[1], curve: nil).abandon(
-            runId: 9, round: 5, step: 3, addresses: [rings[0].address])
+        ZMQRingAbandoner(context: contexts[1], keys: nil).abandon(
+            runId: 9, round: 5, step: 3, members: [(rings[0].address, "")])
         XCTAssertEqual(group.wait(timeout: .now() + 60), .success)
         let message = "\(first.error.map { "\($0)" } ?? "no error")"
         XCTAssertTrue(message.contains("round abandoned by the coordinator"), message)
@@ -255,13 +313,13 @@ final class RoutingIdTests: XCTestCase {
         let id = Array("incarnation-1234".utf8)
         let first = try ZMQClient(context: ctx, connect: server.endpoint, routingId: id)
         try first.send([Array("a".utf8)])
-        let (peer1, f1) = try XCTUnwrap(try server.receive(timeoutMs: 5000))
+        let (peer1, f1, _) = try XCTUnwrap(try server.receive(timeoutMs: 5000))
         XCTAssertEqual(f1, [Array("a".utf8)])
         XCTAssertEqual(peer1, id)
         first.close()
         let second = try ZMQClient(context: ctx, connect: server.endpoint, routingId: id)
         try second.send([Array("b".utf8)])
-        let (peer2, _) = try XCTUnwrap(try server.receive(timeoutMs: 5000))
+        let (peer2, _, _) = try XCTUnwrap(try server.receive(timeoutMs: 5000))
         XCTAssertEqual(peer2, peer1)
         try server.send(to: peer1, [Array("c".utf8)])
         XCTAssertEqual(try second.receive(timeoutMs: 5000), [Array("c".utf8)])
