@@ -1,14 +1,18 @@
 import Foundation
 import RainSupport
 
-/// The wire format (DESIGN.md §5): every message is a fixed 40-byte header frame, a small JSON body
-/// frame, and optionally one payload frame of raw little-endian floats (gradients, parameters). The
-/// receiver validates the header (magic, version, run id, kind, sizes, checksum) before it uses a byte.
+/// The wire format (DESIGN.md §5): every message is a fixed 48-byte header frame, a small JSON body
+/// frame, and optionally one payload frame of raw little-endian floats (ring pieces). The receiver
+/// validates the header (magic, version, run id, kind, sizes, checksum) before it uses a byte. Every
+/// message is tagged with (run, membership version, step, round): what the coordinator sends carries
+/// its membership version (bumped whenever the live workers change) and, for a training step, the ring
+/// round; a worker's answer and its ring pieces carry the tags of the step they answer, so an answer
+/// or a piece of another round or membership is recognised as stale before its body is read.
 public struct MessageHeader: Equatable {
     public static let magic: UInt32 = 0x4E52_5753  // "SWRN"
-    /// 2: workers own the model state; steps carry no parameters and results no gradients.
-    public static let version: UInt16 = 2
-    public static let size = 40
+    /// 3: headers carry the membership version and the round. (2: workers own the model state.)
+    public static let version: UInt16 = 3
+    public static let size = 48
 
     public enum Kind: UInt8, CaseIterable {
         case hello = 1, welcome, ready, step, result, shutdown, abort, heartbeat, ring
@@ -24,10 +28,14 @@ public struct MessageHeader: Equatable {
     public var bodyBytes: UInt32
     public var payloadBytes: UInt64
     public var checksum: UInt32
+    /// The coordinator's membership version the message belongs to (0: none yet, e.g. a hello).
+    public var membership: UInt32
+    /// The ring round a training step, its result and its pieces belong to (0: not a ring round).
+    public var round: UInt32
 
     public init(
         kind: Kind, phase: Phase = .none, runId: UInt64, step: UInt64 = 0, bodyBytes: UInt32 = 0,
-        payloadBytes: UInt64 = 0, checksum: UInt32 = 0
+        payloadBytes: UInt64 = 0, checksum: UInt32 = 0, membership: UInt32 = 0, round: UInt32 = 0
     ) {
         self.kind = kind
         self.phase = phase
@@ -36,6 +44,8 @@ public struct MessageHeader: Equatable {
         self.bodyBytes = bodyBytes
         self.payloadBytes = payloadBytes
         self.checksum = checksum
+        self.membership = membership
+        self.round = round
     }
 
     public func encoded() -> [UInt8] {
@@ -51,6 +61,8 @@ public struct MessageHeader: Equatable {
         put(bodyBytes)
         put(payloadBytes)
         put(checksum)
+        put(membership)
+        put(round)
         return out
     }
 
@@ -58,7 +70,8 @@ public struct MessageHeader: Equatable {
     public enum Rejection: String, Error, CaseIterable {
         case malformed = "malformed header", badMagic = "not a SwiftRain message", badVersion =
             "protocol version mismatch",
-            foreignRun = "wrong run id", badKind = "unknown kind", badSize = "size mismatch", badChecksum =
+            foreignRun = "wrong run id", stale = "stale membership version or round", badKind = "unknown kind",
+            badSize = "size mismatch", badChecksum =
             "checksum mismatch",
             nonFinite = "NaN or Inf in a gradient", unexpected = "unexpected message",
             forgedHeartbeat = "heartbeat without its rank's token", tooManyJoins = "too many pending joins",
@@ -77,7 +90,8 @@ public struct MessageHeader: Equatable {
         guard let kind = Kind(rawValue: b[6]), let phase = Phase(rawValue: b[7]) else { throw Rejection.badKind }
         return MessageHeader(
             kind: kind, phase: phase, runId: get(8, UInt64.self), step: get(16, UInt64.self),
-            bodyBytes: get(24, UInt32.self), payloadBytes: get(28, UInt64.self), checksum: get(36, UInt32.self))
+            bodyBytes: get(24, UInt32.self), payloadBytes: get(28, UInt64.self), checksum: get(36, UInt32.self),
+            membership: get(40, UInt32.self), round: get(44, UInt32.self))
     }
 }
 
@@ -93,12 +107,12 @@ public struct Message {
     /// Builds the frames of a message; the checksum covers body and payload.
     public static func frames(
         _ kind: MessageHeader.Kind, phase: MessageHeader.Phase = .none, runId: UInt64, step: UInt64 = 0,
-        body: [UInt8] = [], payload: UnsafeBufferPointer<Float>? = nil
+        membership: UInt32 = 0, round: UInt32 = 0, body: [UInt8] = [], payload: UnsafeBufferPointer<Float>? = nil
     ) -> [[UInt8]] {
         let p = payload.map { [UInt8](UnsafeRawBufferPointer($0)) } ?? []
         let h = MessageHeader(
             kind: kind, phase: phase, runId: runId, step: step, bodyBytes: UInt32(body.count),
-            payloadBytes: UInt64(p.count), checksum: Checksum.of(body, p))
+            payloadBytes: UInt64(p.count), checksum: Checksum.of(body, p), membership: membership, round: round)
         return p.isEmpty ? [h.encoded(), body] : [h.encoded(), body, p]
     }
 

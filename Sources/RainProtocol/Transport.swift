@@ -32,6 +32,8 @@ public protocol GradientRing: AnyObject {
     var address: String { get }
     /// Bytes sent to the right neighbour so far, headers included.
     var bytesSent: Int { get }
+    /// The membership version of the step under way: its pieces carry it, and pieces of another are stale.
+    var membership: UInt32 { get set }
     /// The public keys (Z85) of ring members by address, from the coordinator: only those members' pieces
     /// get in, and each piece must come under the key of the neighbour it is expected from.
     func admit(_ keys: [String: String])

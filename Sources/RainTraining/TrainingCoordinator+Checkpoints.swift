@@ -53,7 +53,7 @@ extension TrainingCoordinator {
                 lastSeen[r] = clock.now
                 try send(
                     to: peers[r],
-                    Message.frames(.save, runId: runId, step: UInt64(state.globalStep), body: Body.encode(body)))
+                    frames(.save, step: UInt64(state.globalStep), body: Body.encode(body)))
                 loadFor[r] = nil
             }
             var saved: [Int: Body.Saved] = [:]

@@ -24,7 +24,7 @@ extension TrainingCoordinator {
             body.load = loadFor.removeValue(forKey: assigned[id].rank)
             try self.send(
                 to: peers[assigned[id].rank],
-                Message.frames(.step, phase: phase, runId: runId, step: UInt64(step), body: Body.encode(body)))
+                frames(.step, phase: phase, step: UInt64(step), body: Body.encode(body)))
         }
         let ranks = holding
         let shards = shards.count == ranks.count ? shards : Sharding.shards(shards.flatMap { $0 }, workers: ranks.count)
@@ -166,10 +166,11 @@ extension TrainingCoordinator {
                 lastSeen[r] = clock.now
                 try send(
                     to: peers[r],
-                    Message.frames(.step, phase: .train, runId: runId, step: UInt64(step), body: Body.encode(body)))
+                    frames(.step, phase: .train, step: UInt64(step), round: round, body: Body.encode(body)))
             }
             var results: [Int: Body.Result] = [:]
             var broken: String? = nil
+            let tags = (membership, UInt32(truncatingIfNeeded: round))  // what this round's answers carry
             // Past the step deadline the round is abandoned; members blocked in the ring answer that at
             // once, so whoever stays silent (yet heartbeating) is stuck and is evicted like a dead worker.
             let roundStart = clock.now
@@ -178,9 +179,13 @@ extension TrainingCoordinator {
             while broken == nil && results.count < members.count {
                 switch try pump(timeoutMs: 200) {
                 case .result(let rank, let m)?:
-                    guard let r = try? m.decodeBody(Body.Result.self), r.round == round, m.header.step == UInt64(step),
+                    guard (m.header.membership, m.header.round) == tags, m.header.step == UInt64(step) else {
+                        reject(.stale, from: peers[rank])  // an answer to an abandoned round
+                        continue
+                    }
+                    guard let r = try? m.decodeBody(Body.Result.self), r.round == round,
                         let pos = members.firstIndex(of: rank), r.shard == pos, results[pos] == nil
-                    else { continue }  // a stale round's result
+                    else { continue }
                     if graceEnd != nil {
                         released.insert(rank)
                         // Everyone answered the release: pieces were lost (a connection reset), nobody is stuck.
@@ -227,7 +232,7 @@ extension TrainingCoordinator {
                         log(
                             "worker \(r) evicted: missed its step deadline while still heartbeating; \(live.count) live"
                         )
-                        try? send(to: peers[r], Message.frames(.shutdown, runId: runId))
+                        try? send(to: peers[r], frames(.shutdown))
                     }
                     broken = "worker(s) \(stuck) stuck"
                     if live.count < max(1, options.minWorkers) { throw NotEnoughWorkers(reason: broken!) }

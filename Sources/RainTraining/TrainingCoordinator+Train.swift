@@ -274,6 +274,6 @@ extension TrainingCoordinator {
     }
 
     func shutdown() {
-        for r in live + joining.sorted() { try? send(to: peers[r], Message.frames(.shutdown, runId: runId)) }
+        for r in live + joining.sorted() { try? send(to: peers[r], frames(.shutdown)) }
     }
 }

@@ -36,7 +36,10 @@ public final class TrainingCoordinator {
     public private(set) var rejected: [String: Int] = [:]
 
     var peers: [[UInt8]] = []  // rank → transport id (dead ranks keep their slot)
-    var live: [Int] = []  // ranks that take part in rounds, ascending
+    /// Ranks that take part in rounds, ascending; every change bumps the membership version.
+    var live: [Int] = [] { didSet { if live != oldValue { membership &+= 1 } } }
+    /// The membership version every message the coordinator sends carries (MessageHeader).
+    public private(set) var membership: UInt32 = 0
     var joining: Set<Int> = []  // welcomed, index not yet built
     var leftOut: Set<Int> = []  // heard from after being left out, and told to leave
     var lastRound: [Int: Int] = [:]  // the last ring round each rank was sent
@@ -156,6 +159,16 @@ public final class TrainingCoordinator {
     var workerTimeoutMs: Int { Int(options.workerTimeout * 1000) }
     var stepTimeoutMs: Int { Int(options.stepTimeout * 1000) }
 
+    /// A message of this run, tagged with the current membership version (and `round`, for ring steps).
+    func frames(
+        _ kind: MessageHeader.Kind, phase: MessageHeader.Phase = .none, step: UInt64 = 0, round: Int = 0,
+        body: [UInt8] = []
+    ) -> Frames {
+        Message.frames(
+            kind, phase: phase, runId: runId, step: step, membership: membership,
+            round: UInt32(truncatingIfNeeded: round), body: body)
+    }
+
     /// Sends through the transport, counting the bytes.
     func send(to peer: [UInt8], _ frames: Frames) throws {
         bytesOut += frames.reduce(0) { $0 + $1.count }
@@ -180,13 +193,13 @@ public final class TrainingCoordinator {
         let end = clock.now + Double(timeoutMs) / 1000
         while true {
             let left = Int(((end - clock.now) * 1000).rounded(.up))
-            guard left > 0, let (peer, frames, key) = try transport.receive(timeoutMs: left) else { return nil }
-            bytesIn += frames.reduce(0) { $0 + $1.count }
+            guard left > 0, let (peer, incoming, key) = try transport.receive(timeoutMs: left) else { return nil }
+            bytesIn += incoming.reduce(0) { $0 + $1.count }
             let rank = peers.firstIndex(of: peer)
             do {
                 // Nothing a worker sends carries a payload.
                 let m = try Message.decode(
-                    frames, runId: rank == nil && isHello(frames) ? nil : runId, maxPayloadBytes: 0)
+                    incoming, runId: rank == nil && isHello(incoming) ? nil : runId, maxPayloadBytes: 0)
                 // A rank is bound to the key it said hello under: its connection (routing id) cannot be
                 // taken over by a peer holding another worker's key.
                 if let rank, keyOf[rank] != key { throw MessageHeader.Rejection.wrongKey }
@@ -213,8 +226,8 @@ public final class TrainingCoordinator {
                         )
                         try? send(
                             to: peer,
-                            Message.frames(
-                                .abort, runId: runId,
+                            frames(
+                                .abort,
                                 body: Array("the run is full: it takes at most \(max) worker(s) (--max-workers)".utf8)))
                         return nil
                     }
@@ -227,8 +240,8 @@ public final class TrainingCoordinator {
                     lastSeen[r] = clock.now
                     try send(
                         to: peer,
-                        Message.frames(
-                            .welcome, runId: runId,
+                        frames(
+                            .welcome,
                             body: Body.encode(
                                 Body.Welcome(
                                     rank: r, config: config.yaml(), parameterCount: trainParamsCount,
@@ -240,7 +253,7 @@ public final class TrainingCoordinator {
                     tokens[old] = nil
                     keyOf[old] = nil  // its connection's messages are refused from now on
                     let why = "another worker connected with this worker's key: each worker needs its own key directory"
-                    try? send(to: peers[old], Message.frames(.shutdown, runId: runId, body: Array(why.utf8)))
+                    try? send(to: peers[old], frames(.shutdown, body: Array(why.utf8)))
                     log("worker \(old) replaced by worker \(r), which said hello under its key")
                     if joining.remove(old) != nil { return nil }
                     return .replaced(old)
@@ -261,11 +274,11 @@ public final class TrainingCoordinator {
                             ringAbandoner?.abandon(runId: runId, round: round, step: 0, members: [(address, key)])
                         }
                         let why = "this worker was left out of the run (silent too long); restart it to rejoin"
-                        try? send(to: peers[hb.rank], Message.frames(.shutdown, runId: runId, body: Array(why.utf8)))
+                        try? send(to: peers[hb.rank], frames(.shutdown, body: Array(why.utf8)))
                         return nil
                     }
                     // Answered, so a worker can tell a dead coordinator from a busy one.
-                    try? send(to: peer, Message.frames(.heartbeat, runId: runId, body: m.body))
+                    try? send(to: peer, frames(.heartbeat, body: m.body))
                 case (.ready, let r?) where joining.contains(r):
                     let ready = try m.decodeBody(Body.Ready.self)
                     joining.remove(r)
@@ -277,7 +290,7 @@ public final class TrainingCoordinator {
                             expected \(trainCount)/\(validCount)); sent away
                             """
                         )
-                        try? send(to: peer, Message.frames(.shutdown, runId: runId))
+                        try? send(to: peer, frames(.shutdown))
                     } else if !ready.sharesRunDirectory {
                         log(
                             """
@@ -286,7 +299,7 @@ public final class TrainingCoordinator {
                             on a filesystem all hosts share, at the same path
                             """
                         )
-                        try? send(to: peer, Message.frames(.shutdown, runId: runId))
+                        try? send(to: peer, frames(.shutdown))
                     } else {
                         if trainCount == 0 {
                             trainCount = ready.trainSamples
@@ -309,7 +322,7 @@ public final class TrainingCoordinator {
                     return .abort(r, m)
                 case (_, let r?) where !live.contains(r) && !joining.contains(r):
                     // A worker already declared dead (e.g. resumed after SIGSTOP): tell it to leave.
-                    try? send(to: peer, Message.frames(.shutdown, runId: runId))
+                    try? send(to: peer, frames(.shutdown))
                     throw MessageHeader.Rejection.unexpected
                 default:
                     throw MessageHeader.Rejection.unexpected

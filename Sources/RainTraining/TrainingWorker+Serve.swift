@@ -10,10 +10,14 @@ extension TrainingWorker {
     func serve(runId: UInt64, rank: Int, replica: Replica, ring: GradientRing?, checkpoints: String) throws {
         let compute = replica.runner
         var members: [String] = [], hosts: [Int]? = nil
+        var tags = (membership: UInt32(0), round: UInt32(0))  // of the message being answered
         func answer(_ kind: MessageHeader.Kind, phase: MessageHeader.Phase = .none, step: UInt64, _ body: [UInt8])
             throws
         {
-            try transport.send(Message.frames(kind, phase: phase, runId: runId, step: step, body: body))
+            try transport.send(
+                Message.frames(
+                    kind, phase: phase, runId: runId, step: step, membership: tags.membership, round: tags.round,
+                    body: body))
         }
         while true {
             guard let frames = try receive(timeoutMs: idleTimeoutMs) else {
@@ -26,6 +30,9 @@ extension TrainingWorker {
                 log("worker \(rank): rejected a message (\(error))")
                 continue
             }
+            tags = (m.header.membership, m.header.round)
+            membership.set(m.header.membership)
+            ring?.membership = m.header.membership
             do {
                 switch m.header.kind {
                 case .shutdown:

@@ -31,6 +31,8 @@ public final class TrainingWorker {
     /// `run` throws `CoordinatorGone` so the caller can wait for a restarted coordinator and rejoin.
     public var rejoins = false
     let gone = StopSignal()
+    /// The latest membership version heard from the coordinator (its heartbeats carry it).
+    let membership = SharedValue<UInt32>(0)
 
     /// The coordinator stopped answering heartbeats (and `rejoins` is set).
     public struct CoordinatorGone: Error, CustomStringConvertible {
@@ -48,8 +50,7 @@ public final class TrainingWorker {
     /// stops them, which is how the coordinator tells a dead worker from a slow one.
     private func startHeartbeat(runId: UInt64, rank: Int, token: String, stop: StopSignal) {
         guard let hb = heartbeat else { return }
-        let frames = Message.frames(
-            .heartbeat, runId: runId, body: Body.encode(Body.Heartbeat(rank: rank, token: token)))
+        let body = Body.encode(Body.Heartbeat(rank: rank, token: token)), membership = self.membership
         let interval = UInt32(heartbeatIntervalMs * 1000)
         let parent = parentPid, log = self.log, silentLimit = Double(coordinatorTimeoutMs) / 1000
         let gone = rejoins ? self.gone : nil
@@ -61,7 +62,7 @@ public final class TrainingWorker {
                     log("worker \(rank): the coordinator process is gone; exiting")
                     exit(1)
                 }
-                try? hb.send(frames)
+                try? hb.send(Message.frames(.heartbeat, runId: runId, membership: membership.value, body: body))
                 usleep(interval)
                 while let f = try? hb.receive(timeoutMs: 0),
                     (try? Message.decode(f, runId: runId, maxPayloadBytes: 0))?.header.kind == .heartbeat
@@ -114,6 +115,7 @@ public final class TrainingWorker {
                 "coordinator", "unexpected first message", hint: "is --connect pointing at a SwiftRain coordinator?")
         }
         let runId = welcomeMessage.header.runId
+        membership.set(welcomeMessage.header.membership)
         let welcome = try welcomeMessage.decodeBody(Body.Welcome.self)
         FaultInjection.arm(rank: welcome.rank)
         let stop = StopSignal()

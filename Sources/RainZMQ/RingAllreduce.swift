@@ -38,6 +38,7 @@ public final class RingAllreduce: GradientRing {
     var maxEarly: Int
     /// Bytes this member has sent to its right neighbour so far (headers included).
     public internal(set) var bytesSent = 0
+    public var membership: UInt32 = 0
     /// Under CURVE: the members' public keys by inbox address (`admit`), read by the ZAP thread too.
     private let peerKeys = MemberKeys()
     /// Pieces dropped because they came under another key than the neighbour's they claimed to be.
@@ -248,7 +249,8 @@ public final class RingAllreduce: GradientRing {
         let body = Body.encode(Body.RingChunk(round: round, stage: stage, k: k, chunk: chunk, piece: piece))
         let header = MessageHeader(
             kind: .ring, phase: .train, runId: runId, step: UInt64(step), bodyBytes: UInt32(body.count),
-            payloadBytes: UInt64(payload.count), checksum: body.withUnsafeBytes { Checksum.of($0, payload) })
+            payloadBytes: UInt64(payload.count), checksum: body.withUnsafeBytes { Checksum.of($0, payload) },
+            membership: membership, round: UInt32(truncatingIfNeeded: round))
         try socket.send([header.encoded(), body], noCopyPayload: payload, tracker: tracker)
         bytesSent += MessageHeader.size + body.count + payload.count
     }
@@ -307,6 +309,8 @@ public final class RingAllreduce: GradientRing {
                 }
                 continue
             }
+            // Tagged with another membership version or round in its header: stale, like a wrong body round.
+            guard h.membership == membership, h.round == UInt32(truncatingIfNeeded: round) else { continue }
             // Under CURVE a piece of the phase under way counts only under the key of the neighbour it is
             // expected from (the ring's both stages: the left one; a chain: the next or previous link), so a
             // member holding another worker's key can neither feed this one pieces nor break the round in its
@@ -367,7 +371,7 @@ public final class ZMQRingAbandoner: RingAbandoner {
             try? s.connect(a)
             try? s.send(
                 Message.frames(
-                    .ring, phase: .train, runId: runId, step: UInt64(step),
+                    .ring, phase: .train, runId: runId, step: UInt64(step), round: UInt32(truncatingIfNeeded: round),
                     body: Body.encode(Body.RingChunk(round: round, stage: -1, k: 0, chunk: 0))))
             s.close()
         }

@@ -39,6 +39,9 @@ final class CoordinatorProtocolTests: XCTestCase {
         var forgeNextUnder: String?
         /// Every train result reports a failed ring with this error (a fault no retry mends).
         var ringError: String?
+        /// Before its next train result, the same result with a wrong loss tagged with the previous
+        /// membership version (an answer to an older round): the coordinator must refuse it.
+        var staleNext = false
 
         init(hub: InMemoryHub, id: String, key: String = "", trainSamples: Int, validSamples: Int) {
             client = hub.client(id, key: key)
@@ -92,7 +95,9 @@ final class CoordinatorProtocolTests: XCTestCase {
                         part: save.part, file: slice.file, lower: slice.lower, upper: slice.upper,
                         checksum: slice.checksum, paramsChecksum: 7)
                     try! client.send(
-                        Message.frames(.saved, runId: runId, step: m.header.step, body: Body.encode(saved)))
+                        Message.frames(
+                            .saved, runId: runId, step: m.header.step, membership: m.header.membership,
+                            body: Body.encode(saved)))
                 case .shutdown:
                     toldToShutDown = true
                 default:
@@ -116,20 +121,26 @@ final class CoordinatorProtocolTests: XCTestCase {
                 result.ringFailed = true
                 result.ringError = ringError
             }
-            if let key = forgeNextUnder, m.header.phase == .train {
-                forgeNextUnder = nil
-                var forged = result
-                forged.lossSum = 1e6
-                let own = client.key
-                client.key = key
+            func send(_ r: Body.Result, membership: UInt32) {
                 try! client.send(
                     Message.frames(
-                        .result, phase: m.header.phase, runId: runId, step: m.header.step, body: Body.encode(forged)))
+                        .result, phase: m.header.phase, runId: runId, step: m.header.step, membership: membership,
+                        round: m.header.round, body: Body.encode(r)))
+            }
+            var forged = result
+            forged.lossSum = 1e6
+            if let key = forgeNextUnder, m.header.phase == .train {
+                forgeNextUnder = nil
+                let own = client.key
+                client.key = key
+                send(forged, membership: m.header.membership)
                 client.key = own
             }
-            try! client.send(
-                Message.frames(
-                    .result, phase: m.header.phase, runId: runId, step: m.header.step, body: Body.encode(result)))
+            if staleNext && m.header.phase == .train {
+                staleNext = false
+                send(forged, membership: m.header.membership &- 1)
+            }
+            send(result, membership: m.header.membership)
             answered.append((m.header.phase, step.step, step.samples, step.round))
         }
     }

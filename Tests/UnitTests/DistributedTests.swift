@@ -26,11 +26,15 @@ final class DistributedTests: XCTestCase {
     func testMessagesAreValidatedBeforeUse() throws {
         let payload: [Float] = [1, 2, 3]
         let frames = payload.withUnsafeBufferPointer {
-            Message.frames(.result, phase: .train, runId: 42, step: 7, body: Array("{}".utf8), payload: $0)
+            Message.frames(
+                .result, phase: .train, runId: 42, step: 7, membership: 5, round: 3_000_000_001, body: Array("{}".utf8),
+                payload: $0)
         }
         let m = try Message.decode(frames, runId: 42, maxPayloadBytes: 1024)
         XCTAssertEqual(m.payload, payload)
         XCTAssertEqual(m.header.step, 7)
+        XCTAssertEqual(m.header.membership, 5)
+        XCTAssertEqual(m.header.round, 3_000_000_001)
         XCTAssertEqual(m.header.kind, .result)
         func rejection(_ f: Frames, runId: UInt64? = 42, max: Int = 1024) -> MessageHeader.Rejection? {
             do {
@@ -41,7 +45,8 @@ final class DistributedTests: XCTestCase {
             }
         }
         XCTAssertEqual(rejection([Array("garbage".utf8)]), .malformed)
-        XCTAssertEqual(rejection([[UInt8](repeating: 7, count: 40), []]), .badMagic)
+        XCTAssertEqual(rejection([[UInt8](repeating: 7, count: MessageHeader.size), []]), .badMagic)
+        XCTAssertEqual(rejection([[UInt8](repeating: 7, count: 40), []]), .malformed, "a version 2 header's size")
         XCTAssertEqual(rejection(frames, runId: 43), .foreignRun)
         XCTAssertEqual(rejection(frames, max: 8), .badSize)
         var flipped = frames

@@ -223,12 +223,12 @@ final class RingAllreduceTests: XCTestCase {
         try poison.withUnsafeBufferPointer {
             try forger.send(
                 Message.frames(
-                    .ring, phase: .train, runId: 9, step: 1,
+                    .ring, phase: .train, runId: 9, step: 1, round: 1,
                     body: Body.encode(Body.RingChunk(round: 1, stage: 0, k: 0, chunk: 0, piece: 0)), payload: $0))
         }
         try forger.send(
             Message.frames(
-                .ring, phase: .train, runId: 9, step: 1,
+                .ring, phase: .train, runId: 9, step: 1, round: 1,
                 body: Body.encode(Body.RingChunk(round: 1, stage: -1, k: 0, chunk: 0))))
         usleep(500_000)  // both wait in member 1's inbox, ahead of the real pieces
         let buffers = (0..<3).map { _ in UnsafeMutableBufferPointer<Float>.allocate(capacity: floats) }

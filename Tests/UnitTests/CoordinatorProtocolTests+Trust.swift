@@ -77,3 +77,39 @@ final class KeyBindingTests: XCTestCase {
         }
     }
 }
+
+/// Every message is tagged with (run, membership version, step, round): an answer tagged with an older
+/// membership version than its round's is refused as stale, whatever its body says.
+final class MembershipTagTests: XCTestCase {
+    typealias ScriptedWorker = CoordinatorProtocolTests.ScriptedWorker
+
+    func testAnAnswerFromAnotherMembershipIsStale() throws {
+        let dir = temporaryDirectory(self)
+        let hub = InMemoryHub()
+        let coordinator = TrainingCoordinator(
+            config: CoordinatorProtocolTests.config(),
+            run: try RunDirectory(path: dir.appendingPathComponent("run").path), transport: hub,
+            options: try TrainingOptions.from([]), expectedWorkers: 2, clock: hub.clock, log: { _ in })
+        let w = (0..<2).map { ScriptedWorker(hub: hub, id: "w\($0)", trainSamples: 40, validSamples: 12) }
+        var tagged: Set<UInt32> = []
+        hub.whenIdle = {
+            if w[1].received.contains(where: { $0.step == 3 }) && !w[1].staleNext && tagged.isEmpty {
+                w[1].staleNext = true
+                tagged.insert(coordinator.membership)
+            }
+            for worker in w { worker.act() }
+        }
+        for worker in w { worker.hello() }
+        let summary = try coordinator.train(resume: false)
+        XCTAssertEqual(summary.globalStep, 10)
+        XCTAssertEqual(coordinator.rejected[MessageHeader.Rejection.stale.rawValue], 1)
+        // Two joins: the version moved from 0 to 2 and stayed there (nobody left).
+        XCTAssertEqual(coordinator.membership, 2)
+        XCTAssertEqual(tagged, [2])
+        let lines = try String(contentsOf: dir.appendingPathComponent("run/metrics.jsonl"), encoding: .utf8)
+            .split(separator: "\n").map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+        for line in lines where line["kind"] as? String == "step" {
+            XCTAssertLessThan(line["loss"] as? Double ?? .infinity, 1e5, "a stale answer was counted")
+        }
+    }
+}
