@@ -12,11 +12,13 @@ import Foundation
 ///             reset       its connection drops and is rebuilt (control socket, or ring outboxes inside the
 ///                         allreduce, losing the piece that was leaving): what ZeroMQ had queued is lost
 ///             stall       hangs forever while its heartbeat thread goes on (a worker stuck in a kernel)
+///             rst         SIGSTOP to itself, for the test to destroy its TCP connections (`ss -K`: real
+///                         RSTs to its peers, whatever was in flight lost) and SIGCONT it
 ///
 /// Tests set it for a whole `swiftrain train`; every worker reads it, and only RANK arms it.
 public enum FaultInjection {
     public enum Moment: String, Sendable { case compute, allreduce, validation }
-    public enum Kind: String, Sendable { case kill, stop, reset, stall }
+    public enum Kind: String, Sendable { case kill, stop, reset, stall, rst }
 
     public struct Plan: Equatable, Sendable {
         public var rank: Int, step: Int, moment: Moment, kind: Kind
@@ -55,7 +57,7 @@ public enum FaultInjection {
         log("worker \(plan.rank): SWIFTRAIN_FAULT: \(plan.kind) at step \(step), \(moment)")
         switch plan.kind {
         case .kill: raise(SIGKILL)
-        case .stop: raise(SIGSTOP)
+        case .stop, .rst: raise(SIGSTOP)
         case .stall: while true { sleep(3600) }
         case .reset: return .reset
         }

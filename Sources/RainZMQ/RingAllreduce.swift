@@ -180,7 +180,8 @@ public final class RingAllreduce: GradientRing {
                     }
                     if !struck {  // fault hook: mid-round, the neighbours still waiting on this member
                         struck = true
-                        _ = FaultInjection.strike(.allreduce, step: step, kinds: [.kill, .stop, .stall], log: log)
+                        _ = FaultInjection.strike(
+                            .allreduce, step: step, kinds: [.kill, .stop, .stall, .rst], log: log)
                     }
                     // Fault hook: a reset as the round's last forward leaves loses that piece, and no later
                     // piece shows the gap; only the step deadline can.

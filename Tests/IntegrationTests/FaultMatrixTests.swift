@@ -5,7 +5,8 @@ import XCTest
 
 /// Horovod-style fault matrix: {SIGKILL, SIGSTOP, connection reset} × {during compute, inside the
 /// allreduce, during validation} for a middle ring member (rank 1 of 4), each fault fired by the worker
-/// itself at that moment (`SWIFTRAIN_FAULT`). Every run must finish, with at most one round redone, and
+/// itself at that moment (`SWIFTRAIN_FAULT`); the reset both emulated on the run's Unix sockets and as
+/// real TCP RSTs on a loopback TCP run. Every run must finish, with at most one round redone, and
 /// end with the parameters of an uninterrupted run up to float32 summation order.
 final class FaultMatrixTests: XCTestCase {
     static let data = TrainingData.make("matrix")
@@ -46,6 +47,73 @@ final class FaultMatrixTests: XCTestCase {
                 try check(kind: kind, moment: moment, reference: reference)
             }
         }
+    }
+
+    /// The matrix's "connection reset" row with real TCP resets: a run over loopback TCP (CURVE, workers
+    /// started by hand), the middle member frozen at the moment (`rst`) while the test destroys every TCP
+    /// connection it has (`ss -K`: its peers get RSTs, whatever was in flight is lost), then thawed. It
+    /// stays a member; the run finishes, with at most one round redone, equal to an uninterrupted one.
+    func testARealTCPResetAtEveryMomentIsSurvived() throws {
+        let clean = try runProcess(Binaries.swiftrain, args("rst-clean"))
+        XCTAssertEqual(clean.status, 0, clean.err)
+        let reference = try params("rst-clean")
+        for moment in ["compute", "allreduce", "validation"] {
+            let name = "rst-\(moment)", run = root.appendingPathComponent(name)
+            let endpoint = try freeLoopbackEndpoint()
+            let c = try startProcess(
+                Binaries.swiftrain,
+                args(name).filter { $0 != "--workers" && $0 != "\(Self.workers)" }
+                    + ["--listen", endpoint, "--expect-workers", "\(Self.workers)"])
+            var workers: [Started] = []
+            for k in 0..<Self.workers {
+                workers.append(
+                    try startProcess(
+                        Binaries.worker,
+                        ["--connect", endpoint, "--keys", TrainingTests.workerKeys(run, k), "--threads", "1"],
+                        env: ["SWIFTRAIN_FAULT": "\(Self.victim):\(Self.step):\(moment):rst"]))
+                // Ranks follow the hellos: one at a time, so worker k is rank k.
+                while !c.errors().contains("worker \(k) connected") && c.process.isRunning { usleep(20_000) }
+            }
+            let victim = workers[Self.victim].process.processIdentifier
+            let deadline = Date().addingTimeInterval(120)
+            while state(victim) != "T" && c.process.isRunning && Date() < deadline { usleep(10_000) }
+            let reset = try resetTCPConnections(of: victim)
+            kill(victim, SIGCONT)
+            c.wait()
+            for w in workers { w.wait() }
+            let log = c.errors()
+            XCTAssertEqual(c.process.terminationStatus, 0, "\(name):\n\(log)")
+            // Control, heartbeat, ring inbox and outbox: at least the two to the coordinator and one ring link.
+            XCTAssertGreaterThanOrEqual(reset, 3, "\(name): connections reset")
+            XCTAssertTrue(workers[Self.victim].errors().contains("SWIFTRAIN_FAULT: rst at step"), name)
+            XCTAssertTrue(log.contains("epoch 2 val_loss"), "\(name): did not finish:\n\(log)")
+            XCTAssertFalse(log.contains("declared dead") || log.contains("evicted"), "\(name):\n\(log)")
+            for w in workers { XCTAssertEqual(w.process.terminationStatus, 0, "\(name): \(w.errors())") }
+            let redone =
+                log.components(separatedBy: "abandoned (").count - 1
+                + log.components(separatedBy: "re-assigned to").count - 1
+            XCTAssertLessThanOrEqual(redone, 1, "\(name):\n\(log)")
+            let worst = zip(reference, try params(name)).map { abs($0 - $1) }.max()!
+            XCTAssertLessThan(worst, 1e-5, "\(name): max |Δparam| \(worst)")
+            let abandoned = log.split(separator: "\n").filter { $0.contains("abandoned") }
+            print("\(name): \(reset) connections reset; \(redone) redone \(abandoned); max |Δparam| \(worst)")
+        }
+    }
+
+    /// Destroys every established TCP connection of process `pid` (`ss -K` on each of its local ports:
+    /// the kernel sends the peer an RST); returns how many it found.
+    func resetTCPConnections(of pid: Int32) throws -> Int {
+        let listing = try runProcess("/usr/bin/ss", ["-tnpH", "state", "established"]).out
+        let ports = Set(
+            listing.split(separator: "\n").filter { $0.contains("pid=\(pid),") }.compactMap { line -> String? in
+                let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+                return fields.count >= 3 ? fields[2].split(separator: ":").last.map(String.init) : nil
+            })
+        for port in ports {
+            let r = try runProcess("/usr/bin/ss", ["-K", "state", "established", "sport", "=", ":\(port)"])
+            XCTAssertEqual(r.status, 0, r.err)
+        }
+        return ports.count
     }
 
     func check(kind: String, moment: String, reference: [Float]) throws {
