@@ -56,7 +56,7 @@ test-slurm: build
 	$(SUDO) cluster/test-slurm.sh
 
 ## A node of a two-node SLURM (network namespaces, ../shared/tools/slurm-netns-cluster.sh) partitioned for
-## 45 s mid-job: by default requeued and resumed, with --no-kill finished by the survivor (root or sudo; ~8 min).
+## 45 s mid-job: by default requeued and resumed, with --no-kill finished by the survivor (root or sudo; ~8 min; in CI).
 test-slurm-partition: build
 	$(SUDO) cluster/test-slurm-partition.sh
 

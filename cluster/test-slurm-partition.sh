@@ -26,7 +26,7 @@ chmod 755 "$WORK"
 # keeps the namespace's veth alive after `down` (the next `up` then fails with "File exists").
 purge() {
     bash "$CLUSTER" down >/dev/null 2>&1 || true
-    local init p; init=$(readlink /proc/1/ns/net)
+    local init p; init=$(readlink /proc/self/ns/net)  # this script runs outside the nodes' namespaces
     for p in /proc/[0-9]*; do
         [ "$(readlink "$p/ns/net" 2>/dev/null)" != "$init" ] || continue
         grep -qaE 'slurmstepd|swiftrain' "$p/cmdline" 2>/dev/null && kill -9 "${p#/proc/}" 2>/dev/null || true

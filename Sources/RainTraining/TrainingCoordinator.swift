@@ -175,12 +175,15 @@ public final class TrainingCoordinator {
         try transport.send(to: peer, frames)
     }
 
-    func reject(_ why: MessageHeader.Rejection, from peer: [UInt8]) {
+    /// Counts and logs a refused message, naming the key it came under (nil: the key of the peer's rank).
+    func reject(_ why: MessageHeader.Rejection, from peer: [UInt8], key: String? = nil) {
         rejected[why.rawValue, default: 0] += 1
+        let key = key ?? peers.firstIndex(of: peer).flatMap { keyOf[$0] } ?? ""
+        let named = key.isEmpty ? "" : " under key \(keyName(key) ?? String(key.prefix(8)))"
         log(
             """
             rejected a message (\(why.rawValue)) from peer \
-            \(peer.map { String($0, radix: 16) }.joined().prefix(16)); \(rejected.values.reduce(0, +)) so far
+            \(peer.map { String($0, radix: 16) }.joined().prefix(16))\(named); \(rejected.values.reduce(0, +)) so far
             """
         )
     }
@@ -327,7 +330,7 @@ public final class TrainingCoordinator {
                 default:
                     throw MessageHeader.Rejection.unexpected
                 }
-            } catch let r as MessageHeader.Rejection { reject(r, from: peer) }
+            } catch let r as MessageHeader.Rejection { reject(r, from: peer, key: key) }
         }
     }
 

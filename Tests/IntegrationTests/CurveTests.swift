@@ -37,15 +37,10 @@ final class CurveTests: XCTestCase {
     func testASecondWorkerUnderTheSameKeyReplacesTheFirst() throws {
         let endpoint = try freeLoopbackEndpoint()
         let run = Self.root.appendingPathComponent("same-key")
-        let c = try startProcess(
-            Binaries.swiftrain,
-            [
-                "train", "--config", Self.root.appendingPathComponent("c.yaml").path, "--run", run.path, "--listen",
-                endpoint, "--expect-workers", "2", "--max-steps", "4", "--step-timeout", "60", "--progress-every", "0",
-            ])
-        func worker(_ k: Int) throws -> Started {
-            try startProcess(Binaries.worker, ["--connect", endpoint, "--keys", TrainingTests.workerKeys(run, k)])
-        }
+        let c = try startListening(
+            config: Self.root.appendingPathComponent("c.yaml"), run: run, endpoint: endpoint, workers: 2,
+            ["--max-steps", "4"])
+        func worker(_ k: Int) throws -> Started { try startWorker(run, k, endpoint: endpoint) }
         let first = try worker(0)
         while !c.errors().contains("worker 0 connected") && c.process.isRunning { usleep(20_000) }
         let second = try worker(0)

@@ -145,15 +145,10 @@ final class FailureTests: XCTestCase {
         XCTAssertEqual(issued.status, 0, issued.err)
         XCTAssertEqual(
             issued.out, "\(TrainingTests.workerKeys(run, 0))  (new)\n\(TrainingTests.workerKeys(run, 1))  (new)\n")
-        let c = try startProcess(
-            Binaries.swiftrain,
-            [
-                "train", "--config", root.appendingPathComponent("c.yaml").path, "--run", run.path, "--listen",
-                endpoint, "--expect-workers", "1", "--max-steps", "40", "--step-timeout", "60", "--progress-every", "0",
-            ])
-        func worker(_ k: Int) throws -> Started {
-            try startProcess(Binaries.worker, ["--connect", endpoint, "--keys", TrainingTests.workerKeys(run, k)])
-        }
+        let c = try startListening(
+            config: root.appendingPathComponent("c.yaml"), run: run, endpoint: endpoint, workers: 1,
+            ["--max-steps", "40"])
+        func worker(_ k: Int) throws -> Started { try startWorker(run, k, endpoint: endpoint) }
         let first = try worker(0)
         while !c.errors().contains("step 3/") && c.process.isRunning { usleep(20_000) }
         let second = try worker(1)

@@ -104,6 +104,8 @@ final class FloodTests: XCTestCase {
         for w in workers { XCTAssertEqual(w.process.terminationStatus, 0, w.errors()) }
         XCTAssertTrue(log.contains("refused a connection from 127.0.0.1"), log)
         XCTAssertTrue(log.contains("rejected a message"), log)
+        // The invited host gone wrong is named by its key, which the run can revoke.
+        XCTAssertTrue(log.contains("under key w1;"), log)
         let growth = peak - baseline
         print("coordinator RSS \(baseline >> 20) MiB before the flood, peak \(peak >> 20) MiB; \(sent.value) sent")
         // The flood really ran while it trained: the rogue got (nearly) all of its messages out.

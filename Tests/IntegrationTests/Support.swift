@@ -177,3 +177,22 @@ func freeLoopbackEndpoint() throws -> String {
     defer { probe.close() }
     return try probe.lastEndpoint()
 }
+
+/// A coordinator for `run` listening on `endpoint` for `workers` workers started by hand (CURVE: worker K
+/// holds `run/keys/workers/wK`), with the tests' usual step deadline and no progress lines.
+func startListening(config: URL, run: URL, endpoint: String, workers: Int, _ extra: [String]) throws -> Started {
+    try startProcess(
+        Binaries.swiftrain,
+        [
+            "train", "--config", config.path, "--run", run.path, "--listen", endpoint, "--expect-workers",
+            "\(workers)", "--step-timeout", "60", "--progress-every", "0",
+        ] + extra)
+}
+
+/// Worker `k` of `run`, started by hand with its own key directory.
+func startWorker(_ run: URL, _ k: Int, endpoint: String, _ extra: [String] = [], env: [String: String] = [:]) throws
+    -> Started
+{
+    try startProcess(
+        Binaries.worker, ["--connect", endpoint, "--keys", TrainingTests.workerKeys(run, k)] + extra, env: env)
+}
