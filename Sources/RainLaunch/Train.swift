@@ -78,6 +78,7 @@ public enum Train {
         defer { if let s = sockets, s.temporary { try? FileManager.default.removeItem(atPath: s.path) } }
         let address = plan.listen ?? "ipc://\(sockets!.path)/control"
         var keys: RunKeys? = nil
+        var keyring: WorkerKeyring? = nil  // admits the workers' keys, and names them in the log
         var zap: ZAPHandler? = nil
         defer { zap?.stop() }
         // Every TCP listener, loopback included: any user of this machine can reach 127.0.0.1, and only
@@ -85,8 +86,8 @@ public enum Train {
         if options.curve || address.hasPrefix("tcp://") {
             let k = try RunKeys.load(dir: run.url.appendingPathComponent("keys").path, create: true)
             let made = try k.issue(workers: max(plan.workers, options.maxWorkers ?? 0))
-            let keyring = WorkerKeyring(k)
-            zap = try ZAPHandler(context: context, admit: keyring.name(of:), log: log)
+            keyring = WorkerKeyring(k)
+            zap = try ZAPHandler(context: context, admit: keyring!.name(of:), log: log)
             keys = k
             log(
                 """
@@ -101,10 +102,7 @@ public enum Train {
             config: config, run: run, transport: server, options: options, expectedWorkers: plan.workers,
             blasThreadsPerWorker: plan.blasThreadsPerWorker,
             ringAbandoner: ZMQRingAbandoner(context: context, keys: keys), log: log)
-        if let keys {
-            let names = WorkerKeyring(keys)
-            coordinator.keyName = names.name(of:)
-        }
+        if let keyring { coordinator.keyName = keyring.name(of:) }
         // SIGTERM (e.g. SLURM's time limit) or SIGUSR1: checkpoint after the current step, then exit.
         let stop = StopSignal()
         stop.install(signals: [SIGTERM, SIGUSR1], log: log)

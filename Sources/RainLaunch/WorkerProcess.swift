@@ -80,12 +80,7 @@ public enum WorkerProcess {
         let curve = try o.keys.map { dir -> CurveKeys in
             // The coordinator writes the keys as it starts (under SLURM, at the same moment as this task).
             let clock = MonotonicClock(), deadline = clock.now + o.keysTimeout
-            let own = keyRank.map { dir + "/" + RunKeys.name($0) }
-            while !CurveKeys.isWorkerDirectory(dir) && !(own.map(CurveKeys.isWorkerDirectory) ?? false)
-                && clock.now < deadline
-            {
-                usleep(200_000)
-            }
+            while CurveKeys.ownDirectory(dir, rank: keyRank) == nil && clock.now < deadline { usleep(200_000) }
             return try CurveKeys.loadForWorker(dir: dir, rank: keyRank)
         }
         let rejoin = o.rejoinTimeout ?? (launch != nil || o.exitWithParent ? 0 : 600)

@@ -70,10 +70,8 @@ extension TrainingCoordinator {
                     deaths.append((r, "aborted"))
                     lost =
                         "worker \(r) failed to write its slice: \(String(decoding: m.body, as: UTF8.self).prefix(300))"
-                case .replaced(let r)?:
-                    remove(r)
-                    deaths.append((r, "replaced"))
-                    if members.contains(r) { lost = "worker \(r) was replaced" }
+                case .replaced(let r)? where members.contains(r):
+                    lost = "worker \(r) was replaced"
                 default: break
                 }
                 if let r = declareSilent(members, since: start, owes: { saved[members.firstIndex(of: $0)!] == nil }) {

@@ -37,6 +37,10 @@ extension TrainingCoordinator {
             remove(rank)
             deaths.append((rank, why))
             log("worker \(rank) declared dead (\(why)); \(live.count) live")
+            try reassign(rank, why)
+        }
+        /// The shards `rank` (gone from the run) still owes, re-split among the survivors.
+        func reassign(_ rank: Int, _ why: String) throws {
             if live.count < max(1, options.minWorkers) { throw NotEnoughWorkers(reason: "worker \(rank) \(why)") }
             let survivors = holding
             guard !survivors.isEmpty else { throw NotEnoughWorkers(reason: "no live worker holds the model state") }
@@ -70,7 +74,7 @@ extension TrainingCoordinator {
             case .abort(let rank, let m)?:
                 try declareDead(rank, "aborted: \(String(decoding: m.body, as: UTF8.self).prefix(200))")
             case .replaced(let rank)?:
-                try declareDead(rank, "replaced")
+                try reassign(rank, "replaced")
             default: break
             }
             let owing = Set(
@@ -202,10 +206,8 @@ extension TrainingCoordinator {
                     remove(rank)
                     deaths.append((rank, "aborted"))
                     broken = "worker \(rank) aborted: \(String(decoding: m.body, as: UTF8.self).prefix(200))"
-                case .replaced(let rank)?:
-                    remove(rank)
-                    deaths.append((rank, "replaced"))
-                    if members.contains(rank) { broken = "worker \(rank) replaced by a new incarnation" }
+                case .replaced(let rank)? where members.contains(rank):
+                    broken = "worker \(rank) replaced by a new incarnation"
                 default: break
                 }
                 if let rank = declareSilent(

@@ -36,15 +36,10 @@ extension TrainingCoordinator {
                         """
                 )
             }
-            switch try pump(timeoutMs: left) {
-            case .abort(let r, let m)?:
+            if case .abort(let r, let m)? = try pump(timeoutMs: left) {
                 throw SwiftRainError(
                     "worker \(r)", "failed to start", found: String(decoding: m.body, as: UTF8.self),
                     hint: "fix the problem it reports (usually the data or normalisation paths on that host)")
-            case .replaced(let r)?:
-                remove(r)
-                deaths.append((r, "replaced"))
-            default: break
             }
         }
         guard trainCount > 0, validCount > 0 else {

@@ -83,7 +83,8 @@ public final class TrainingCoordinator {
     struct NotEnoughWorkers: Error { var reason: String }
     enum Event {
         case result(Int, Message), abort(Int, Message), saved(Int, Message)
-        /// A new worker said hello under this rank's key: the old incarnation is gone (see `pump`).
+        /// A new worker said hello under this rank's key: the old incarnation has left the run (see
+        /// `pump`); a round or checkpoint it was part of must go on without it.
         case replaced(Int)
     }
     /// Where a joining worker's model state comes from.
@@ -179,13 +180,19 @@ public final class TrainingCoordinator {
     func reject(_ why: MessageHeader.Rejection, from peer: [UInt8], key: String? = nil) {
         rejected[why.rawValue, default: 0] += 1
         let key = key ?? peers.firstIndex(of: peer).flatMap { keyOf[$0] } ?? ""
-        let named = key.isEmpty ? "" : " under key \(keyName(key) ?? String(key.prefix(8)))"
         log(
             """
             rejected a message (\(why.rawValue)) from peer \
-            \(peer.map { String($0, radix: 16) }.joined().prefix(16))\(named); \(rejected.values.reduce(0, +)) so far
+            \(peer.map { String($0, radix: 16) }.joined().prefix(16))\(named(key, " under key ")); \
+            \(rejected.values.reduce(0, +)) so far
             """
         )
+    }
+
+    /// `prefix` and the key's name for a log line (`w3`, or its first characters if the run does not
+    /// know it); nothing without a key.
+    func named(_ key: String, _ prefix: String) -> String {
+        key.isEmpty ? "" : prefix + (keyName(key) ?? String(key.prefix(8)))
     }
 
     /// Waits up to `timeoutMs` for a result or abort from a live worker. Handles everything else
@@ -250,8 +257,7 @@ public final class TrainingCoordinator {
                                     rank: r, config: config.yaml(), parameterCount: trainParamsCount,
                                     blasThreads: blasThreadsPerWorker, checkpoints: run.checkpointsPath,
                                     probe: probe, token: tokens[r]!))))
-                    let named = key.isEmpty ? "" : ", key \(keyName(key) ?? String(key.prefix(8)))"
-                    log("worker \(r) connected from \(hello.host) (pid \(hello.pid)\(named))")
+                    log("worker \(r) connected from \(hello.host) (pid \(hello.pid)\(named(key, ", key ")))")
                     guard let old = previous else { return nil }
                     tokens[old] = nil
                     keyOf[old] = nil  // its connection's messages are refused from now on
@@ -259,6 +265,8 @@ public final class TrainingCoordinator {
                     try? send(to: peers[old], frames(.shutdown, body: Array(why.utf8)))
                     log("worker \(old) replaced by worker \(r), which said hello under its key")
                     if joining.remove(old) != nil { return nil }
+                    remove(old)
+                    deaths.append((old, "replaced"))
                     return .replaced(old)
                 case (.heartbeat, _):
                     let hb = try m.decodeBody(Body.Heartbeat.self)

@@ -26,22 +26,25 @@ public struct CurveKeys {
         FileManager.default.fileExists(atPath: dir + "/worker.pub")  // written last (`RunKeys.issue`)
     }
 
-    /// A worker's keys: `dir` is its own directory (`keys/workers/wK`), or `keys/workers/` itself on a
-    /// shared filesystem, where `rank` (SLURM's task, `--rank`) picks `w<rank>`.
+    /// The worker's own key directory: `dir` itself (`keys/workers/wK`), or on a shared filesystem
+    /// `dir/w<rank>` of `keys/workers/`, where `rank` comes from SLURM's task or `--rank`; nil while neither
+    /// exists (the coordinator writes them as it starts).
+    public static func ownDirectory(_ dir: String, rank: Int?) -> String? {
+        if isWorkerDirectory(dir) { return dir }
+        return rank.map { dir + "/" + RunKeys.name($0) }.flatMap { isWorkerDirectory($0) ? $0 : nil }
+    }
+
+    /// A worker's keys, from its own directory (`ownDirectory`).
     public static func loadForWorker(dir: String, rank: Int?) throws -> CurveKeys {
-        var own = dir
-        if !isWorkerDirectory(dir) {
-            guard let rank, isWorkerDirectory(dir + "/" + RunKeys.name(rank)) else {
-                throw SwiftRainError(
-                    dir, "not a worker's key directory", expected: "server.pub, worker.pub and worker.key",
-                    found: rank.map { "no \(RunKeys.name($0))/ for rank \($0) either" } ?? "no such files",
-                    hint:
-                        """
-                        pass this worker's own directory, --keys RUN/keys/workers/wK (one per worker; \
-                        `swiftrain keys --run RUN --workers N` issues more)
-                        """)
-            }
-            own = dir + "/" + RunKeys.name(rank)
+        guard let own = ownDirectory(dir, rank: rank) else {
+            throw SwiftRainError(
+                dir, "not a worker's key directory", expected: "server.pub, worker.pub and worker.key",
+                found: rank.map { "no \(RunKeys.name($0))/ for rank \($0) either" } ?? "no such files",
+                hint:
+                    """
+                    pass this worker's own directory, --keys RUN/keys/workers/wK (one per worker; \
+                    `swiftrain keys --run RUN --workers N` issues more)
+                    """)
         }
         let k = try files.map { try RunKeys.read(own + "/" + $0) }
         return CurveKeys(serverPublic: k[0], workerPublic: k[1], workerSecret: k[2])
