@@ -5,11 +5,14 @@ shapes `swiftrain bench step` uses, so the two can be timed side by side on the 
     pip install torch            # not needed by SwiftRain itself
     python3 tools/bench_pytorch.py --hidden 32 --head 16 --batch 32 --threads 2 --steps 5
 
-prints the median seconds per step as JSON. With --serve it warms up, prints one line
+prints the median seconds per step as JSON. --bf16 runs the step under torch.autocast("cpu", bfloat16), which
+is what Lightning's `precision="bf16-mixed"` does; --compile wraps the model in torch.compile (inductor).
+With --serve it warms up, prints one line
 `ready <torch version> <threads> <backend>`, then runs one step for each `step` line read from standard
 input and answers with its seconds: `bench step --pytorch` alternates its own steps with these.
 """
 import argparse
+import contextlib
 import json
 import statistics
 import sys
@@ -26,6 +29,8 @@ def main():
                           ("batch", 32), ("seq", 5), ("threads", 2), ("steps", 5)]:
         ap.add_argument(f"--{name}", type=int, default=default)
     ap.add_argument("--serve", action="store_true", help="answer `step` lines on standard input")
+    ap.add_argument("--bf16", action="store_true", help="bf16 autocast (Lightning's precision='bf16-mixed')")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the model (inductor)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(1)
@@ -34,18 +39,26 @@ def main():
     x = torch.rand(a.batch, a.seq, a.cin, a.height, a.width) * 2 - 1
     target = torch.rand(a.batch, 1, a.height, a.width)
     w = latitude_weights(a.height)
+    run = torch.compile(model) if a.compile else model
+    # Lightning's bf16-mixed: autocast around forward and loss; the loss is taken in fp32.
+    amp = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if a.bf16 else contextlib.nullcontext
 
     def step():
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=False)
-        loss = (w * (model(x) - target) ** 2).mean()
+        with amp():
+            y = run(x)
+        loss = (w * (y.float() - target) ** 2).mean()
         loss.backward()
         opt.step()
         return time.perf_counter() - t0
 
-    step()  # warm-up: allocations, oneDNN primitive creation
+    step()  # warm-up: allocations, oneDNN primitive creation (and compilation)
+    if a.compile:
+        step()  # torch.compile may recompile once the parameters have gradients
     if a.serve:
         backend = "oneDNN" if torch.backends.mkldnn.is_available() else "native"
+        backend += ",bf16-autocast" if a.bf16 else ""
         print(f"ready {torch.__version__} {torch.get_num_threads()} {backend}", flush=True)
         for line in sys.stdin:
             if line.strip() != "step":

@@ -27,6 +27,8 @@ struct ConfigOptions: ParsableArguments {
     @Option(name: .customLong("forecast_freq")) var forecastFreq: Int?
     @Option(name: .customLong("grid")) var grid: Double?
     @Option(name: .customLong("normalisation"), help: "Normalisation JSON file.") var normalisation: String?
+    @Option(help: "32, or bf16-mixed (bf16 GEMM operands, fp32 sums and state; needs AVX512_BF16).")
+    var precision: String?
 
     /// Whether the user said anything about sources or target (if not, `inspect` infers them).
     var saysWhatToPredict: Bool {
@@ -42,7 +44,7 @@ struct ConfigOptions: ParsableArguments {
             ("seed", seed.map { "\($0)" }), ("sample_time_window", sampleTimeWindow.map { "\($0)" }),
             ("sample_freq", sampleFreq.map { "\($0)" }), ("forecast_time_window", forecastTimeWindow.map { "\($0)" }),
             ("forecast_freq", forecastFreq.map { "\($0)" }), ("grid", grid.map { "\($0)" }),
-            ("normalisation", normalisation),
+            ("normalisation", normalisation), ("precision", precision),
         ]
         if imerg { flags.append(("imerg", "true")) }
         if incTime { flags.append(("inc_time", "true")) }

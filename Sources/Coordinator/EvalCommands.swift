@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import RainConfig
 import RainData
 import RainEvaluation
 import RainPlot
@@ -49,13 +50,14 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Partition: test or valid.") var phase = "test"
     @Option(help: "A checkpoint file (default: the run's best.ckpt, else last.ckpt).") var checkpoint: String?
     @OptionGroup var skill: SkillOptions
+    @Option(help: "32 or bf16-mixed (default: the run's own).") var precision: Precision?
     @Flag(help: "Print JSON instead of the table.") var json = false
 
     func run() throws {
         try SwiftRain.run {
             let report = try Evaluate.run(
                 runPath: runPath, phase: try parsePhase(phase), checkpoint: checkpoint, skill: try skill.resolve(),
-                log: { stderr($0) })
+                precision: precision, log: { stderr($0) })
             if json {
                 try printJSON(report)
             } else {
@@ -101,6 +103,7 @@ struct PredictCommand: ParsableCommand {
     @Option(help: "Output file (default: RUN/predict/<from>_<to>.nc).") var out: String?
     @Option(help: "A checkpoint file (default: the run's best.ckpt, else last.ckpt).") var checkpoint: String?
     @Flag(help: "Add the observed field (`truth`) on the same grid, NaN where it is missing.") var truth = false
+    @Option(help: "32 or bf16-mixed (default: the run's own).") var precision: Precision?
     @Flag(help: "Print the result as JSON.") var json = false
 
     func run() throws {
@@ -125,7 +128,8 @@ struct PredictCommand: ParsableCommand {
                     hint: "e.g. --time 2018-01-06T12:00, or --from 2018-01-01 --to 2018-01-31")
             }
             let result = try Predict.run(
-                runPath: runPath, times: times, out: out, truth: truth, checkpoint: checkpoint, log: { stderr($0) })
+                runPath: runPath, times: times, out: out, truth: truth, checkpoint: checkpoint, precision: precision,
+                log: { stderr($0) })
             if json { try printJSON(result) } else { print(result.path) }
         }
     }

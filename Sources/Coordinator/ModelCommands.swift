@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import RainConfig
 import RainLaunch
 import RainModel
 import RainSupport
@@ -10,10 +11,12 @@ struct CheckGradientsCommand: ParsableCommand {
         abstract: "Compare forward, backward and Adam steps with a PyTorch fixture; exit non-zero past tolerance.")
     @Option(help: "Fixture directory (shared/fixtures/convlstm-small format).") var fixture: String
     @Flag(help: "Print JSON instead of a table.") var json = false
+    @Option(help: "32, or bf16-mixed (tolerances for bfloat16 GEMM operands: see the README).")
+    var precision: Precision = .fp32
 
     func run() throws {
         try SwiftRain.run {
-            let rows = try CheckGradients.run(fixture: fixture)
+            let rows = try CheckGradients.run(fixture: fixture, precision: precision)
             if json {
                 try printJSON(rows)
             } else {
@@ -39,8 +42,15 @@ struct BenchStepCommand: ParsableCommand {
     var model: BenchStep.Selection = .all
     @Option(help: "The 3×3 convolution: winograd (the default) or direct (im2col).")
     var conv: ConvAlgorithm = .standard
+    @Option(
+        help: """
+            Precisions, comma-separated: 32, bf16-mixed (bf16 GEMM operands, fp32 sums; needs AVX512_BF16). \
+            With --pytorch, each row's peer runs the same precision.
+            """)
+    var precision = "32"
     @Flag(help: "Time PyTorch's step (tools/bench_pytorch.py; pip install torch) in turns with each row.")
     var pytorch = false
+    @Flag(help: "With --pytorch: the peer runs torch.compile(model) (inductor) too.") var pytorchCompile = false
     @Option(help: "The PyTorch script (default: tools/bench_pytorch.py of this checkout).") var pytorchScript: String?
     @Option(help: "The Python that has torch.") var python = "python3"
     @Flag(help: "Print JSON too.") var json = false
@@ -49,11 +59,22 @@ struct BenchStepCommand: ParsableCommand {
         try SwiftRain.run {
             let counts = threads.split(separator: ",").compactMap { Int($0) }
             let script = pytorch ? try PyTorchPeer.findScript(pytorchScript) : nil
+            let precisions = try precision.split(separator: ",").map { name -> Precision in
+                guard let p = Precision(name: String(name)) else {
+                    throw SwiftRainError(
+                        "--precision", "unknown precision '\(name)'", expected: "32 or bf16-mixed (comma-separated)",
+                        hint: "e.g. --precision 32,bf16-mixed")
+                }
+                return p
+            }
+            let compile = pytorchCompile
             let report = try BenchStep.run(
-                steps: steps, threadCounts: counts, models: quick ? .quick : model, conv: conv,
+                steps: steps, threadCounts: counts, models: quick ? .quick : model, conv: conv, precisions: precisions,
                 peer: script.map { script in
-                    { shape, batch, threads in
-                        try PyTorchPeer(script: script, python: python, shape: shape, batch: batch, threads: threads)
+                    { shape, batch, threads, precision in
+                        try PyTorchPeer(
+                            script: script, python: python, shape: shape, batch: batch, threads: threads,
+                            precision: precision, compile: compile)
                     }
                 }, note: { stderr($0) })
             try printTable(BenchStep.table(report), report, json: json)
@@ -130,12 +151,26 @@ struct BenchKernelCommand: ParsableCommand {
         print(BLASKernel.note.isEmpty ? "OpenBLAS kernel \(BLAS.coreName)" : BLASKernel.note)
         print("cpu features: \(best.isEmpty ? "none of AVX, AVX2/FMA, AVX-512" : best.joined(separator: " "))")
         print("self-check (sgemm against a plain loop): \(BLASKernel.selfCheck() ? "ok" : "WRONG PRODUCTS")")
+        let native = BF16Dispatch.nativePrecisions.map(\.rawValue).joined(separator: ", ")
+        let bf16 =
+            BF16Dispatch.selected == .avx512bf16
+            ? "bf16 kernel: AVX512_BF16 (VDPBF16PS micro-kernels)"
+            : "bf16 kernel: none (lacks "
+                + BF16Dispatch.missing(cpuFlags: BF16Dispatch.cpuFlags).joined(separator: ", ") + ")"
+        print("precisions run natively: \(native); \(bf16)")
         for t in Set([1, ProcessInfo.processInfo.activeProcessorCount]).sorted() {
             let g = MachinePeak.gflops(threads: t)
             print("machine FP32 peak, \(t) thread(s): \(String(format: "%.1f", g)) GFLOP/s (\(MachinePeak.isa))")
+            if BF16Dispatch.selected == .avx512bf16 {
+                let b = MachinePeak.bf16GFlops(threads: t)
+                print("machine bf16 peak, \(t) thread(s): \(String(format: "%.1f", b)) GFLOP/s (VDPBF16PS)")
+            }
         }
     }
 }
 
 extension BenchStep.Selection: ExpressibleByArgument {}
 extension ConvAlgorithm: ExpressibleByArgument {}
+extension Precision: ExpressibleByArgument {
+    public init?(argument: String) { self.init(name: argument) }
+}

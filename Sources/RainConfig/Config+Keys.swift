@@ -70,6 +70,19 @@ extension Config {
             samples a worker runs through the model at once (memory vs speed; results differ only by summation \
             order)
             """),
+        ConfigKey(
+            name: "precision", section: "Optimisation",
+            doc: """
+                32, or bf16-mixed (Lightning's name): bfloat16 GEMM operands, fp32 sums and state; needs a CPU \
+                with AVX512_BF16
+                """,
+            read: { $0.precision.rawValue },
+            write: { c, v in
+                guard let p = Precision(name: try scalar(v, "precision")) else {
+                    throw ConfigValueError(expected: Precision.allCases.map(\.rawValue).joined(separator: " | "))
+                }
+                c.precision = p
+            }),
     ]
 
     private static func scalar(_ v: [String], _ expected: String) throws -> String {

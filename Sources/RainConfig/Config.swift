@@ -7,6 +7,25 @@ public enum Sources: String, CaseIterable, Codable {
     case simsat, era, simsat_era, era16_3
 }
 
+/// The arithmetic of the model's products, by PyTorch Lightning's names for `precision`.
+///
+/// `bf16-mixed`: the convolution's GEMM operands are bfloat16 (rounded to nearest even) and their
+/// products accumulate in fp32; master weights, Adam's moments, the gates and cell state, the loss and
+/// every sum over time, batch and workers stay fp32. It needs a CPU with bf16 dot-product instructions.
+public enum Precision: String, CaseIterable, Codable, Sendable {
+    case fp32 = "32"
+    case bf16Mixed = "bf16-mixed"
+
+    /// Lightning's spellings: 32, "32-true", bf16-mixed.
+    public init?(name: String) {
+        switch name.lowercased() {
+        case "32", "32-true", "fp32": self = .fp32
+        case "bf16-mixed": self = .bf16Mixed
+        default: return nil
+        }
+    }
+}
+
 /// Every hyperparameter of a run, flat and named as PyRain's flags are. Defaults are PyRain's
 /// (DATA-FORMAT §7). `Config.keys` documents each one; the YAML file, `--set key=value` and the
 /// resolved `config.yaml` of a run all go through that table.
@@ -42,6 +61,7 @@ public struct Config: Equatable {
     public var lrPatience: Int = 2
     public var lrThreshold: Double = 1e-4
     public var microBatch: Int = 4
+    public var precision: Precision = .fp32
 
     public init() {}
 
@@ -131,7 +151,8 @@ extension Config {
     /// Identifies the hyperparameters a checkpoint was trained with (`epochs` excluded, so a run may be extended).
     public var hash: String {
         var h: UInt64 = 0xCBF2_9CE4_8422_2325
-        for line in yaml().split(separator: "\n") where !line.hasPrefix("epochs:") {
+        // The default precision is left out, so runs from before the key existed keep their hash.
+        for line in yaml().split(separator: "\n") where !line.hasPrefix("epochs:") && line != "precision: 32" {
             for byte in line.utf8 { h = (h ^ UInt64(byte)) &* 0x100_0000_01B3 }
         }
         return String(h, radix: 16)

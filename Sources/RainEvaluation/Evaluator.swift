@@ -200,7 +200,7 @@ public enum Evaluate {
     /// Scores a run's checkpoint (best.ckpt if present, else last.ckpt) and writes eval/<phase>.json and .md.
     public static func run(
         runPath: String, phase: Partition.Name, checkpoint: String? = nil, skill: SkillSettings = SkillSettings(),
-        log: (String) -> Void
+        precision: Precision? = nil, log: (String) -> Void
     ) throws -> EvaluationReport {
         let run = try RunDirectory(path: runPath)
         let model = try run.trainedModel(checkpoint: checkpoint)
@@ -210,7 +210,7 @@ public enum Evaluate {
             \(phase.rawValue)
             """
         )
-        let evaluator = try Evaluator(runner: try model.runner(), config: model.config)
+        let evaluator = try Evaluator(runner: try model.runner(precision: precision), config: model.config)
         let report = try evaluator.run(partition: phase, checkpoint: model.checkpoint, skill: skill)
         let dir = run.url.appendingPathComponent("eval")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)

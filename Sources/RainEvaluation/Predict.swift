@@ -1,4 +1,5 @@
 import Foundation
+import RainConfig
 import RainData
 import RainModel
 import RainNetCDF
@@ -42,11 +43,11 @@ public enum Predict {
 
     public static func run(
         runPath: String, times: [EpochSeconds], out: String?, truth: Bool, checkpoint: String? = nil,
-        log: (String) -> Void
+        precision: Precision? = nil, log: (String) -> Void
     ) throws -> Result {
         let run = try RunDirectory(path: runPath)
         let model = try run.trainedModel(checkpoint: checkpoint)
-        let runner = try model.runner()
+        let runner = try model.runner(precision: precision)
         let spec = runner.index.spec, shape = runner.shape, plane = shape.plane
         let (scale, unit) = spec.targetUnits
         let target = try runner.catalog.channels(of: spec.target)[0]

@@ -1,4 +1,5 @@
 import Foundation
+import RainConfig
 import RainModel
 import RainSupport
 
@@ -29,13 +30,17 @@ public final class PyTorchPeer: BenchStep.Peer {
     }
 
     /// Starts the script for one row and waits until it has warmed up.
-    public init(script: String, python: String = "python3", shape: ModelShape, batch: Int, threads: Int) throws {
+    public init(
+        script: String, python: String = "python3", shape: ModelShape, batch: Int, threads: Int,
+        precision: Precision = .fp32, compile: Bool = false
+    ) throws {
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [
-            python, script, "--serve", "--cin", "\(shape.cin)", "--hidden", "\(shape.hidden)", "--head",
-            "\(shape.head)", "--height", "\(shape.height)", "--width", "\(shape.width)", "--batch", "\(batch)",
-            "--seq", "5", "--threads", "\(threads)",
-        ]
+        process.arguments =
+            [
+                python, script, "--serve", "--cin", "\(shape.cin)", "--hidden", "\(shape.hidden)", "--head",
+                "\(shape.head)", "--height", "\(shape.height)", "--width", "\(shape.width)", "--batch", "\(batch)",
+                "--seq", "5", "--threads", "\(threads)",
+            ] + (precision == .bf16Mixed ? ["--bf16"] : []) + (compile ? ["--compile"] : [])
         var env = ProcessInfo.processInfo.environment
         env["OMP_NUM_THREADS"] = "\(threads)"
         process.environment = env
@@ -65,7 +70,9 @@ public final class PyTorchPeer: BenchStep.Peer {
                     : "run `\(python) \(script) --serve` by hand to see the whole error")
         }
         let f = ready.split(separator: " ")
-        label = "PyTorch \(f.count > 1 ? f[1] : "?") (\(f.count > 2 ? f[2] : "?") threads, \(f.count > 3 ? f[3] : "?"))"
+        label =
+            "PyTorch \(f.count > 1 ? f[1] : "?") (\(f.count > 2 ? f[2] : "?") threads, \(f.count > 3 ? f[3] : "?")"
+            + (compile ? ", torch.compile" : "") + ")"
     }
 
     public func step() throws -> Double {

@@ -1,5 +1,6 @@
 import Foundation
 import RainConfig
+import RainModel
 import RainProtocol
 import RainSupport
 import RainTraining
@@ -71,6 +72,8 @@ public enum Train {
         log: @escaping (String) -> Void
     ) throws -> TrainingCoordinator.Summary {
         let plan = try plan(options, log: log)
+        // Local workers run on this CPU: say at once if it cannot run the precision (remote ones say it themselves).
+        if plan.local { try ConvLSTMForecaster.check(precision: config.precision, algorithm: .standard) }
         let run = try RunDirectory(path: runPath)
         let context = try ZMQContext()
         // Local: Unix sockets in a directory only this user can enter (no TCP listener at all).

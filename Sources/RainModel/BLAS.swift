@@ -156,7 +156,7 @@ public enum BLAS {
     }
 
     /// Runs pieces 0..<count on `threads` threads, each thread a contiguous run of pieces.
-    private static func onPieces(_ count: Int, _ body: (Int) -> Void) {
+    static func onPieces(_ count: Int, _ body: (Int) -> Void) {
         let t = min(threads, count)
         if t <= 1 {
             for p in 0..<count { body(p) }

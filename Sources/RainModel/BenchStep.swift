@@ -1,4 +1,5 @@
 import Foundation
+import RainConfig
 import RainSupport
 
 /// `swiftrain bench step`: the machine's sgemm ceiling on the model's own GEMM shapes, and the
@@ -13,8 +14,9 @@ public enum BenchStep {
         /// Runs one training step; returns its seconds.
         func step() throws -> Double
     }
-    /// Starts a peer for one row's shape, batch and thread count (warmed up).
-    public typealias PeerFactory = (_ shape: ModelShape, _ batch: Int, _ threads: Int) throws -> Peer
+    /// Starts a peer for one row's shape, batch, thread count and precision (warmed up).
+    public typealias PeerFactory = (_ shape: ModelShape, _ batch: Int, _ threads: Int, _ precision: Precision) throws
+        -> Peer
 
     public struct Ceiling: Encodable {
         public var model: String
@@ -28,13 +30,17 @@ public enum BenchStep {
         public var model: String
         public var batch: Int
         public var threads: Int
+        /// The precision of SwiftRain's step and of the peer's beside it.
+        public var precision: Precision
         public var secondsPerStep: Double
         public var samplesPerSecond: Double
         public var gflops: Double
         /// Achieved GFLOP/s over the sgemm ceiling for the same thread count.
         public var ratioToCeiling: Double
-        /// Achieved GFLOP/s over the machine's measured FP32 peak (`MachinePeak`) for the same thread count.
+        /// Achieved GFLOP/s over the machine's measured peak in the row's precision (`MachinePeak`: FP32 FMAs,
+        /// or bf16 dot products) for the same thread count.
         public var ratioToPeak: Double
+        public var peakGFlops: Double
         /// The same step with OpenBLAS threading its own calls (thread-count-dependent results).
         public var openBLASSecondsPerStep: Double
         /// openBLASSecondsPerStep / secondsPerStep: above 1, the fixed pieces are faster.
@@ -54,6 +60,8 @@ public enum BenchStep {
         public var peakRSSBytes: Int
         /// The machine's FP32 peak per thread count (GFLOP/s), and the instruction set measured.
         public var peakGFlops: [Int: Double]
+        /// The machine's bf16 dot-product peak per thread count, where bf16 rows ran.
+        public var bf16PeakGFlops: [Int: Double] = [:]
         public var peakISA: String = MachinePeak.isa
         /// The OpenBLAS kernel that ran, and why (`BLASKernel.note`).
         public var blasKernel: String = BLAS.coreName
@@ -95,9 +103,9 @@ public enum BenchStep {
     /// taking turns step by step on the same buffers (so drift in the machine's speed hits both alike).
     public static func timeStep(
         _ shape: ModelShape, batch: Int, seqLen: Int, steps: Int, conv: ConvAlgorithm = .standard,
-        modes: [BLAS.Threading], peer: Peer? = nil
+        precision: Precision = .fp32, modes: [BLAS.Threading], peer: Peer? = nil
     ) throws -> (seconds: [Double], bytes: Int, phases: [StepPhases.Phase: Double], peer: Double?) {
-        let model = ConvLSTMForecaster(shape: shape, batch: batch, steps: seqLen, algorithm: conv)
+        let model = ConvLSTMForecaster(shape: shape, batch: batch, steps: seqLen, algorithm: conv, precision: precision)
         let l = model.layout
         let p = FlatBuffer.initialParameters(l, seed: 1), g = FlatBuffer(count: l.count)
         let m = FlatBuffer(count: l.count), v = FlatBuffer(count: l.count)
@@ -133,70 +141,5 @@ public enum BenchStep {
             times.map(median), model.workspaceBytes + 4 * 4 * l.count, phases,
             peerTimes.isEmpty ? nil : median(peerTimes)
         )
-    }
-
-    /// Which models' rows to run: `quick` is the small model at B = 8 only.
-    public enum Selection: String, CaseIterable, Sendable { case all, full, small, quick }
-
-    public static func run(
-        steps: Int, threadCounts: [Int], models: Selection, conv: ConvAlgorithm = .standard,
-        peer makePeer: PeerFactory? = nil, note: (String) -> Void
-    ) throws -> Report {
-        var peerLabel: String?
-        let full = ModelShape(cin: 16, hidden: 384, head: 32, height: 32, width: 64, relu: true)
-        let small = ModelShape(cin: 16, hidden: 32, head: 16, height: 32, width: 64, relu: true)
-        var ceilings: [Ceiling] = []  // one per row, same order
-        var rows: [Row] = []
-        let configs: [(String, ModelShape, [Int])] =
-            switch models {
-            case .quick: [("small F=32", small, [8])]
-            case .small: [("small F=32", small, [8, 32])]
-            case .full: [("full F=384", full, [1, 4])]
-            case .all: [("full F=384", full, [1, 4]), ("small F=32", small, [8, 32])]
-            }
-        var peaks: [Int: Double] = [:]
-        for threads in threadCounts {
-            BLAS.threads = threads
-            let peak = MachinePeak.gflops(threads: threads)
-            peaks[threads] = peak
-            note("machine peak, \(threads) thread(s): \(String(format: "%.1f", peak)) GFLOP/s (\(MachinePeak.isa))")
-            for (name, shape, batches) in configs {
-                for b in batches {
-                    // The ceiling: OpenBLAS, threading itself, on this configuration's dominant GEMM (the 3×3
-                    // convolution); steps with OpenBLAS's threading alternate with steps with ours.
-                    let (m, k, n) = (4 * shape.hidden, (shape.cin + shape.hidden) * 9, b * shape.plane)
-                    BLAS.threading = .openBLAS
-                    let gf = sgemmGFlops(m: m, k: k, n: n)
-                    ceilings.append(
-                        Ceiling(model: name, batch: b, threads: threads, shape: "\(m)×\(k)·\(k)×\(n)", gflops: gf))
-                    BLAS.threading = .pieces
-                    let peer = try makePeer?(shape, b, threads)
-                    peerLabel = peer?.label ?? peerLabel
-                    let (secs, bytes, phases, peerSec) = try timeStep(
-                        shape, batch: b, seqLen: 5, steps: steps, conv: conv, modes: [.pieces, .openBLAS], peer: peer)
-                    let (sec, openSec) = (secs[0], secs[1])
-                    var phaseSeconds = Dictionary(uniqueKeysWithValues: phases.map { ($0.key.name, $0.value) })
-                    phaseSeconds["other"] = max(0, sec - phases.values.reduce(0, +))
-                    let flops = flopsPerSample(shape, steps: 5) * Double(b)
-                    let row = Row(
-                        model: name, batch: b, threads: threads, secondsPerStep: sec, samplesPerSecond: Double(b) / sec,
-                        gflops: flops / sec / 1e9, ratioToCeiling: flops / sec / 1e9 / gf,
-                        ratioToPeak: flops / sec / 1e9 / peak,
-                        openBLASSecondsPerStep: openSec, speedupOverOpenBLAS: openSec / sec, workspaceBytes: bytes,
-                        peerSecondsPerStep: peerSec, speedupOverPeer: peerSec.map { $0 / sec },
-                        phaseSeconds: phaseSeconds)
-                    note(
-                        """
-                        \(name) B=\(b) \(threads)t: \(String(format: "%.3f", sec)) s/step (OpenBLAS threading \
-                        \(String(format: "%.3f", openSec)))\(peerSec.map { String(format: "; peer %.3f", $0) } ?? "")
-                        """
-                    )
-                    rows.append(row)
-                }
-            }
-        }
-        return Report(
-            ceilings: ceilings, rows: rows, peakRSSBytes: ThisProcess.peakRSS(), peakGFlops: peaks, conv: conv.rawValue,
-            peer: peerLabel)
     }
 }

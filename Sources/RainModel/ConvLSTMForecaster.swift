@@ -1,4 +1,6 @@
 import Foundation
+import RainConfig
+import RainSupport
 
 /// PyRain's ConvLSTMForecaster (DATA-FORMAT §7) for a fixed batch B and sequence length S, with
 /// every buffer allocated once.
@@ -35,7 +37,13 @@ public final class ConvLSTMForecaster {
     /// The 3×3 convolution's algorithm.
     public var algorithm: ConvAlgorithm { conv.algorithm }
 
-    public init(shape: ModelShape, batch: Int, steps: Int, algorithm: ConvAlgorithm = .standard) {
+    /// The arithmetic of the convolution's products (`precision`; bf16-mixed needs `BF16Dispatch.require`).
+    public let precision: Precision
+
+    public init(
+        shape: ModelShape, batch: Int, steps: Int, algorithm: ConvAlgorithm = .standard, precision: Precision = .fp32
+    ) {
+        self.precision = precision
         self.shape = shape
         self.batch = batch
         self.steps = steps
@@ -45,7 +53,7 @@ public final class ConvLSTMForecaster {
         n = batch * shape.plane
         conv = GateConvolution(
             algorithm: algorithm, outputs: 4 * f, inputs: shape.cin, hidden: f, batch: batch, height: shape.height,
-            width: shape.width)
+            width: shape.width, precision: precision)
         z = FlatBuffer(count: 4 * f * n)
         dz = FlatBuffer(count: 4 * f * n)
         saved = FlatBuffer(count: steps * Slot.allCases.count * f * n)
@@ -58,6 +66,17 @@ public final class ConvLSTMForecaster {
         dh = FlatBuffer(count: f * n)
         dc = FlatBuffer(count: f * n)
         latWeights = Self.latitudeWeights(shape.height)
+    }
+
+    /// Throws when this CPU cannot run `precision`, or `algorithm` does not run it (bf16-mixed is Winograd's).
+    public static func check(precision: Precision, algorithm: ConvAlgorithm, subject: String = "precision") throws {
+        try BF16Dispatch.require(precision, subject: subject)
+        guard precision == .fp32 || algorithm == .winograd else {
+            throw SwiftRainError(
+                subject, "bf16-mixed runs the Winograd convolution only", expected: "conv: winograd",
+                found: "conv: \(algorithm.rawValue) (SWIFTRAIN_CONV or --conv)",
+                hint: "unset SWIFTRAIN_CONV (or drop --conv direct), or use precision 32 with the direct convolution")
+        }
     }
 
     /// cos(lat) / mean(cos(lat)) at latitudes −90 + (180/H)(y + ½).

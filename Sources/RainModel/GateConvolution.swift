@@ -1,3 +1,5 @@
+import RainConfig
+
 /// The ConvLSTM's 3×3 convolution z[4F][N] = conv([x_t, h]) + bias, by either algorithm, with the
 /// buffers that algorithm needs and no others.
 ///
@@ -14,10 +16,12 @@ public final class GateConvolution {
     private let winograd: Winograd3x3?
     private var weight: UnsafePointer<Float>?
 
-    /// `cin` data channels then `hidden` recurrent ones; `m` output channels.
+    /// `cin` data channels then `hidden` recurrent ones; `m` output channels. bf16-mixed runs on Winograd only.
     public init(
-        algorithm: ConvAlgorithm, outputs m: Int, inputs cin: Int, hidden: Int, batch: Int, height: Int, width: Int
+        algorithm: ConvAlgorithm, outputs m: Int, inputs cin: Int, hidden: Int, batch: Int, height: Int, width: Int,
+        precision: Precision = .fp32
     ) {
+        precondition(precision == .fp32 || algorithm == .winograd, "bf16-mixed runs the Winograd convolution only")
         self.algorithm = algorithm
         (self.m, channels, self.batch, self.height, self.width) = (m, cin + hidden, batch, height, width)
         hChannels = cin..<(cin + hidden)
@@ -29,7 +33,8 @@ public final class GateConvolution {
             direct
             ? nil
             : Winograd3x3(
-                outputs: m, channels: channels, batch: batch, height: height, width: width, gradientChannels: hChannels)
+                outputs: m, channels: channels, batch: batch, height: height, width: width, gradientChannels: hChannels,
+                precision: precision)
     }
 
     public var bytes: Int { 4 * (col.count + dcol.count) + (winograd?.bytes ?? 0) }

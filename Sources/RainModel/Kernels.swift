@@ -99,9 +99,9 @@ public enum Gates {
 
 /// The Winograd F(2×2, 3×3) transforms (winograd.c), each over a range of channels (or output rows) so
 /// callers can share the work among threads. T = B·⌈H/2⌉·⌈W/2⌉ tiles; ξ = 4i + j the 16 frequencies.
-enum WinogradTransforms {
+public enum WinogradTransforms {
     /// V[16][C][T] from planes[c·B + b] (nil: a zero plane).
-    static func input(
+    public static func input(
         channels: Int, batch: Int, height: Int, width: Int, planes: [UnsafePointer<Float>?],
         into v: UnsafeMutablePointer<Float>, _ r: Range<Int>
     ) {
@@ -111,7 +111,7 @@ enum WinogradTransforms {
     }
 
     /// grads[c·B + b] += the adjoint of `input` applied to dV[16][C][T].
-    static func inputAdjoint(
+    public static func inputAdjoint(
         channels: Int, batch: Int, height: Int, width: Int, dv: UnsafePointer<Float>,
         into grads: [UnsafeMutablePointer<Float>?], _ r: Range<Int>
     ) {
@@ -121,7 +121,7 @@ enum WinogradTransforms {
     }
 
     /// out[M][B·H·W] = bias + the inverse transform of M[16][M][T].
-    static func output(
+    public static func output(
         rows: Int, batch: Int, height: Int, width: Int, m: UnsafePointer<Float>, bias: UnsafePointer<Float>,
         into out: UnsafeMutablePointer<Float>, _ r: Range<Int>
     ) {
@@ -129,7 +129,7 @@ enum WinogradTransforms {
     }
 
     /// dM[16][M][T] = the adjoint of `output` applied to dz[M][B·H·W].
-    static func outputAdjoint(
+    public static func outputAdjoint(
         rows: Int, batch: Int, height: Int, width: Int, dz: UnsafePointer<Float>, into dm: UnsafeMutablePointer<Float>,
         _ r: Range<Int>
     ) {
@@ -137,16 +137,78 @@ enum WinogradTransforms {
     }
 
     /// U[16][M][C] from w[M][C][3][3].
-    static func weights(
+    public static func weights(
         rows: Int, channels: Int, w: UnsafePointer<Float>, into u: UnsafeMutablePointer<Float>, _ r: Range<Int>
     ) {
         swiftrain_wino_weights(rows, channels, w, u, r.lowerBound, r.upperBound)
     }
 
     /// dw[M][C][3][3] += the adjoint of `weights` applied to dU[16][M][C].
-    static func weightsAdjoint(
+    public static func weightsAdjoint(
         rows: Int, channels: Int, du: UnsafePointer<Float>, into dw: UnsafeMutablePointer<Float>, _ r: Range<Int>
     ) {
         swiftrain_wino_weights_adjoint(rows, channels, du, dw, r.lowerBound, r.upperBound)
+    }
+}
+
+/// The bfloat16 kernels (bf16.c): conversion, the bf16 GEMM with fp32 sums, the bf16 peak loop.
+public enum BF16 {
+    /// The GEMM kernels, as the C side numbers them.
+    public enum Kernel: Int32, Sendable {
+        /// No bf16 dot-product instructions: bf16-mixed cannot run here.
+        case none = 0
+        /// The scalar loop the vector kernels are held to (tests).
+        case reference = 1
+        /// VDPBF16PS micro-kernels (AVX512_BF16: AMD Zen 4 and later, Intel Cooper Lake, Sapphire Rapids and later).
+        case avx512bf16 = 2
+    }
+
+    /// The kernel in use.
+    public static var kernel: Kernel { Kernel(rawValue: swiftrain_bf16_isa()) ?? .none }
+
+    /// Uses `kernel` (never one the CPU cannot run; nil: the CPU's best); returns the one in use.
+    @discardableResult
+    public static func force(_ kernel: Kernel?) -> Kernel {
+        Kernel(rawValue: swiftrain_bf16_force_isa(kernel?.rawValue ?? -1)) ?? .none
+    }
+
+    /// x rounded to bfloat16 (nearest even), as its 16 bits.
+    public static func round(_ x: Float) -> UInt16 { swiftrain_bf16_round(x) }
+    /// The Float a bfloat16 stands for (exact).
+    public static func float(_ h: UInt16) -> Float { Float(bitPattern: UInt32(h) << 16) }
+
+    public static func convert(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt16>, count: Int) {
+        swiftrain_bf16_from_f32(count, x, y)
+    }
+
+    /// C = beta·C + op(A)·op(B) in one thread; false when there is no kernel (or for Aᵀ·Bᵀ).
+    public static func gemm(
+        transA: Bool, transB: Bool, m: Int, n: Int, k: Int, a: UnsafePointer<UInt16>, lda: Int,
+        b: UnsafePointer<UInt16>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) -> Bool {
+        swiftrain_gemm_bf16(transA ? 1 : 0, transB ? 1 : 0, m, n, k, a, lda, b, ldb, beta, c, ldc) == 0
+    }
+
+    /// FLOPs of `n` rounds of the bf16 peak loop (0 without the instruction).
+    public static func peakRun(_ n: Int) -> Double { swiftrain_bf16_peak_run(n) }
+}
+
+extension WinogradTransforms {
+    /// `input` with V stored as bfloat16 (AVX512_BF16 only).
+    public static func inputBF16(
+        channels: Int, batch: Int, height: Int, width: Int, planes: [UnsafePointer<Float>?],
+        into v: UnsafeMutablePointer<UInt16>, _ r: Range<Int>
+    ) {
+        planes.withUnsafeBufferPointer { p in
+            swiftrain_wino_input_bf16(channels, batch, height, width, p.baseAddress, v, r.lowerBound, r.upperBound)
+        }
+    }
+
+    /// `outputAdjoint` with dM stored as bfloat16 (AVX512_BF16 only).
+    public static func outputAdjointBF16(
+        rows: Int, batch: Int, height: Int, width: Int, dz: UnsafePointer<Float>,
+        into dm: UnsafeMutablePointer<UInt16>, _ r: Range<Int>
+    ) {
+        swiftrain_wino_output_adjoint_bf16(rows, batch, height, width, dz, dm, r.lowerBound, r.upperBound)
     }
 }

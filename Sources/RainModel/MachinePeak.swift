@@ -29,4 +29,18 @@ public enum MachinePeak {
         }
         return samples.sorted()[samples.count / 2]
     }
+
+    /// The bf16 dot-product peak (VDPBF16PS chains, 64 FLOPs each) of `threads` threads; 0 without the instruction.
+    public static func bf16GFlops(threads: Int, reps: Int = 5) -> Double {
+        var samples: [Double] = []
+        for _ in 0..<max(1, reps) {
+            let flops = UnsafeMutableBufferPointer<Double>.allocate(capacity: threads)
+            defer { flops.deallocate() }
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            DispatchQueue.concurrentPerform(iterations: threads) { i in flops[i] = BF16.peakRun(10_000_000) }
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+            samples.append(flops.reduce(0, +) / seconds / 1e9)
+        }
+        return samples.sorted()[samples.count / 2]
+    }
 }

@@ -41,6 +41,7 @@ public final class ModelRunner {
     /// Maps `config`'s data and builds the index and assembler; parameters start at zero (load them
     /// with `load(parameters:)`).
     public init(config: Config) throws {
+        try ConvLSTMForecaster.check(precision: config.precision, algorithm: .standard)
         self.config = config
         catalog = try DataCatalog(paths: config.data)
         let spec = try SampleSpec(config)
@@ -82,7 +83,7 @@ public final class ModelRunner {
 
     func model(_ b: Int) -> ConvLSTMForecaster {
         if let m = models[b] { return m }
-        let m = ConvLSTMForecaster(shape: shape, batch: b, steps: assembler.steps)
+        let m = ConvLSTMForecaster(shape: shape, batch: b, steps: assembler.steps, precision: config.precision)
         models[b] = m
         return m
     }

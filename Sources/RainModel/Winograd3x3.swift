@@ -1,4 +1,5 @@
 import Foundation
+import RainConfig
 
 /// How the ConvLSTM's 3×3 convolution is computed.
 public enum ConvAlgorithm: String, Codable, CaseIterable, Sendable {
@@ -29,34 +30,57 @@ public enum ConvAlgorithm: String, Codable, CaseIterable, Sendable {
 ///               planes += the input transform's adjoint of dV
 ///               and, once per backward pass, dw += the weight transform's adjoint of dU
 ///
-/// The 16 products of a pass are one `BLAS.sgemm(batch:)`: each computed whole by one thread, so the
-/// bits do not depend on the thread count.
+/// The 16 products of a pass are one batch of GEMMs: each computed whole by one thread, so the bits do
+/// not depend on the thread count.
+///
+/// In bf16-mixed, V, U and dM — the products' operands — are stored as bfloat16 (the transforms write
+/// them so), the products' sums and outputs (M, dU, dV) stay fp32, and so does everything after them.
 final class Winograd3x3 {
     let m: Int, c: Int, batch: Int, height: Int, width: Int
+    let precision: Precision
     /// Tiles T = B·⌈H/2⌉·⌈W/2⌉.
     let tiles: Int
+    /// fp32: U, V, and M (forward) or dM (backward). bf16: U is transformed in fp32 and then rounded; `v` is unused.
     private let u, v, prod, du: FlatBuffer
     /// dV for the channels whose gradient is wanted (`gradientChannels`).
     private let dv: FlatBuffer
+    /// bf16-mixed: the operands U, V and dM as bfloat16 (empty in fp32).
+    private let u16, v16, dm16: BF16Buffer
     let gradientChannels: Range<Int>
 
-    init(outputs m: Int, channels c: Int, batch: Int, height: Int, width: Int, gradientChannels: Range<Int>) {
+    init(
+        outputs m: Int, channels c: Int, batch: Int, height: Int, width: Int, gradientChannels: Range<Int>,
+        precision: Precision = .fp32
+    ) {
         (self.m, self.c, self.batch, self.height, self.width) = (m, c, batch, height, width)
         self.gradientChannels = gradientChannels
+        self.precision = precision
         tiles = batch * ((height + 1) / 2) * ((width + 1) / 2)
+        let half = precision == .bf16Mixed
         u = FlatBuffer(count: 16 * m * c)
         du = FlatBuffer(count: 16 * m * c)
-        v = FlatBuffer(count: 16 * c * tiles)
+        v = FlatBuffer(count: half ? 0 : 16 * c * tiles)
         prod = FlatBuffer(count: 16 * m * tiles)
         dv = FlatBuffer(count: 16 * gradientChannels.count * tiles)
+        u16 = BF16Buffer(count: half ? 16 * m * c : 0)
+        v16 = BF16Buffer(count: half ? 16 * c * tiles : 0)
+        dm16 = BF16Buffer(count: half ? 16 * m * tiles : 0)
     }
 
-    var bytes: Int { 4 * (u.count + du.count + v.count + prod.count + dv.count) }
+    var bytes: Int {
+        4 * (u.count + du.count + v.count + prod.count + dv.count) + 2 * (u16.count + v16.count + dm16.count)
+    }
 
     /// U from the weights; call once per forward pass (the backward pass uses the same U).
     func prepare(weights w: UnsafePointer<Float>) {
         StepPhases.time(.columns) {
             Parallel.forEach(m) { WinogradTransforms.weights(rows: m, channels: c, w: w, into: u.pointer, $0) }
+            guard precision == .bf16Mixed else { return }
+            let n = u.count, src = u.pointer, dst = u16.pointer
+            Parallel.forEach(16) { r in
+                let lo = n * r.lowerBound / 16, hi = n * r.upperBound / 16
+                BF16.convert(src + lo, dst + lo, count: hi - lo)
+            }
         }
     }
 
@@ -64,8 +88,13 @@ final class Winograd3x3 {
         let planes = (0..<(c * batch)).map { source($0 / batch, $0 % batch) }
         StepPhases.time(.columns) {
             Parallel.forEach(c) {
-                WinogradTransforms.input(
-                    channels: c, batch: batch, height: height, width: width, planes: planes, into: v.pointer, $0)
+                if precision == .bf16Mixed {
+                    WinogradTransforms.inputBF16(
+                        channels: c, batch: batch, height: height, width: width, planes: planes, into: v16.pointer, $0)
+                } else {
+                    WinogradTransforms.input(
+                        channels: c, batch: batch, height: height, width: width, planes: planes, into: v.pointer, $0)
+                }
             }
         }
     }
@@ -75,6 +104,14 @@ final class Winograd3x3 {
         transformInput(source)
         let (m, c, t) = (self.m, self.c, tiles)
         StepPhases.time(.gemm) {
+            if precision == .bf16Mixed {
+                return BF16GEMM.run(
+                    batch: (0..<16).map { f in
+                        BF16GEMM.Product(
+                            m: m, n: t, k: c, a: u16.pointer + f * m * c, lda: c, b: v16.pointer + f * c * t, ldb: t,
+                            c: prod.pointer + f * m * t, ldc: t)
+                    })
+            }
             BLAS.sgemm(
                 batch: (0..<16).map { f in
                     BLAS.Product(
@@ -104,12 +141,18 @@ final class Winograd3x3 {
         Conv3x3.biasGradient(m: m, n: batch * height * width, dOut: dOut, dBias: dBias)
         StepPhases.time(.columns) {
             Parallel.forEach(m) {
-                WinogradTransforms.outputAdjoint(
-                    rows: m, batch: batch, height: height, width: width, dz: dOut, into: prod.pointer, $0)
+                if precision == .bf16Mixed {
+                    WinogradTransforms.outputAdjointBF16(
+                        rows: m, batch: batch, height: height, width: width, dz: dOut, into: dm16.pointer, $0)
+                } else {
+                    WinogradTransforms.outputAdjoint(
+                        rows: m, batch: batch, height: height, width: width, dz: dOut, into: prod.pointer, $0)
+                }
             }
         }
         let g = gradientChannels, cg = g.count
         StepPhases.time(.gemm) {
+            if precision == .bf16Mixed { return bf16Products(gradient: grad != nil) }
             var products = (0..<16).map { f in
                 BLAS.Product(
                     .no, .yes, m: m, n: c, k: t, a: prod.pointer + f * m * t, b: v.pointer + f * c * t, beta: 1,
@@ -132,6 +175,26 @@ final class Winograd3x3 {
                     channels: cg, batch: batch, height: height, width: width, dv: dv.pointer, into: planes, $0)
             }
         }
+    }
+
+    /// The backward products in bf16: dUξ += dMξ · Vξᵀ (dot products along the tiles) and
+    /// dVξ = Uξ[:, rows]ᵀ · dMξ.
+    private func bf16Products(gradient: Bool) {
+        let (m, c, t) = (self.m, self.c, tiles)
+        let g = gradientChannels, cg = g.count
+        var products = (0..<16).map { f in
+            BF16GEMM.Product(
+                transB: true, m: m, n: c, k: t, a: dm16.pointer + f * m * t, lda: t, b: v16.pointer + f * c * t,
+                ldb: t, beta: 1, c: du.pointer + f * m * c, ldc: c)
+        }
+        if gradient {
+            products += (0..<16).map { f in
+                BF16GEMM.Product(
+                    transA: true, m: cg, n: t, k: m, a: u16.pointer + f * m * c + g.lowerBound, lda: c,
+                    b: dm16.pointer + f * m * t, ldb: t, c: dv.pointer + f * cg * t, ldc: t)
+            }
+        }
+        BF16GEMM.run(batch: products)
     }
 
     /// dw[M][C][3][3] += the gradient accumulated since `beginBackward`.

@@ -63,8 +63,11 @@ public struct TrainedModel {
     public var state: TrainingState
     public var params: FlatBuffer
 
-    /// The model ready to run on the run's data: the data mapped, these parameters loaded.
-    public func runner() throws -> ModelRunner {
+    /// The model ready to run on the run's data: the data mapped, these parameters loaded; in the run's
+    /// precision unless `precision` is given.
+    public func runner(precision: Precision? = nil) throws -> ModelRunner {
+        var config = config
+        if let precision { config.precision = precision }
         let r = try ModelRunner(config: config)
         r.load(parameters: UnsafeBufferPointer(params.buffer))
         return r

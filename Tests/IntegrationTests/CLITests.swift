@@ -1,5 +1,6 @@
 import Foundation
 import RainConfig
+import RainModel
 import RainProtocol
 import XCTest
 
@@ -146,6 +147,57 @@ final class BLASKernelReexecTests: XCTestCase {
     }
 }
 
+/// bf16-mixed on a CPU without bf16 instructions: a clear error, never an emulated run. The CPU is made to
+/// look older with SWIFTRAIN_HIDE_CPU_FLAGS (its flags less avx512_bf16), which is all the table reads.
+final class PrecisionCLITests: XCTestCase {
+    static let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("../../../shared/fixtures/convlstm-small").standardized.path
+
+    func testBF16WithoutTheInstructionsSaysWhatTheCPULacksAndWhatToUse() throws {
+        let older = ["SWIFTRAIN_HIDE_CPU_FLAGS": "avx512_bf16"]
+        let runs = [
+            ["check-gradients", "--fixture", Self.fixture, "--precision", "bf16-mixed"],
+            ["bench", "step", "--model", "quick", "--threads", "1", "--steps", "1", "--precision", "bf16-mixed"],
+            [
+                "train", "--workers", "1", "--run", temporaryDirectory("bf16").path + "/run", "--set",
+                "precision=bf16-mixed",
+            ],
+        ]
+        for args in runs {
+            let r = try runProcess(Binaries.swiftrain, args, env: older)
+            XCTAssertEqual(r.status, 1, "\(args): \(r.err)")
+            for words in ["bf16-mixed needs bfloat16 dot-product instructions", "lacks avx512_bf16", "precision: 32"] {
+                XCTAssertTrue(r.err.contains(words), "\(args): '\(words)' in \(r.err)")
+            }
+            XCTAssertFalse(r.out.contains("s/step") || r.out.contains("grad."), "nothing ran: \(r.out)")
+        }
+        // A value that is not a precision names the key and the choices.
+        let bad = try runProcess(
+            Binaries.swiftrain, ["check-gradients", "--fixture", Self.fixture, "--precision", "16"])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.err.contains("precision"), bad.err)
+    }
+
+    func testBenchKernelListsThePrecisionsThisCPURunsNatively() throws {
+        let older = try runProcess(
+            Binaries.swiftrain, ["bench", "kernel"], env: ["SWIFTRAIN_HIDE_CPU_FLAGS": "avx512_bf16"])
+        XCTAssertEqual(older.status, 0, older.err)
+        XCTAssertTrue(
+            older.out.contains("precisions run natively: 32; bf16 kernel: none (lacks avx512_bf16)"), older.out)
+        let cpuinfo = try String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)
+        let flags = Set(cpuinfo.split(separator: "\n").first { $0.hasPrefix("flags") }!.split(separator: " "))
+        let here = try runProcess(Binaries.swiftrain, ["bench", "kernel"])
+        XCTAssertEqual(here.status, 0, here.err)
+        if ["avx512f", "avx512bw", "avx512vl", "avx512_bf16"].allSatisfy({ flags.contains(Substring($0)) }) {
+            XCTAssertTrue(
+                here.out.contains("precisions run natively: 32, bf16-mixed; bf16 kernel: AVX512_BF16"), here.out)
+            XCTAssertTrue(here.out.contains("machine bf16 peak"), here.out)
+        } else {
+            XCTAssertTrue(here.out.contains("precisions run natively: 32;"), here.out)
+        }
+    }
+}
+
 /// `bench step --pytorch` against stand-in peers: real processes speaking the script's protocol.
 final class BenchPeerTests: XCTestCase {
     func testAPeerRunsInTurnsOnTheSameShapeAndItsRatioIsReported() throws {
@@ -183,6 +235,34 @@ final class BenchPeerTests: XCTestCase {
         XCTAssertEqual(row["peer_seconds_per_step"] as? Double, 0.5)
         XCTAssertEqual(try XCTUnwrap(row["speedup_over_peer"] as? Double), 0.5 / ours, accuracy: 1e-9)
         XCTAssertEqual(report["conv"] as? String, "winograd")
+    }
+
+    /// Each precision's rows are compared with the same precision: bf16-mixed rows start the peer with --bf16.
+    func testThePeerRunsTheRowsPrecision() throws {
+        guard BF16Dispatch.selected == .avx512bf16 else {
+            throw XCTSkip("this CPU has no AVX512_BF16: bf16-mixed rows cannot run here")
+        }
+        let dir = temporaryDirectory("peer")
+        let script = dir.appendingPathComponent("peer.py"), log = dir.appendingPathComponent("peer.log")
+        try """
+        import sys
+        open("\(log.path)", "a").write(" ".join(sys.argv[1:]) + "\\n")
+        print("ready 9.9 1 stand-in", flush=True)
+        for line in sys.stdin:
+            print("0.5", flush=True)
+        """.write(to: script, atomically: true, encoding: .utf8)
+        let r = try runProcess(
+            Binaries.swiftrain,
+            [
+                "bench", "step", "--model", "quick", "--threads", "1", "--steps", "1", "--precision", "32,bf16-mixed",
+                "--pytorch", "--pytorch-script", script.path, "--pytorch-compile",
+            ])
+        XCTAssertEqual(r.status, 0, r.err)
+        let lines = try String(contentsOf: log, encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(lines.count, 2, "one peer per precision: \(lines)")
+        XCTAssertFalse(lines[0].contains("--bf16"), String(lines[0]))
+        XCTAssertTrue(lines[1].contains("--bf16") && lines[1].contains("--compile"), String(lines[1]))
+        XCTAssertTrue(r.out.contains("bf16-mixed") && r.out.contains("torch.compile"), r.out)
     }
 
     func testAPeerWithoutTorchSaysHowToInstallIt() throws {

@@ -47,4 +47,27 @@ void swiftrain_wino_output_adjoint(long rows, long batch, long h, long w, const 
 void swiftrain_wino_weights(long rows, long channels, const float *w, float *u, long lo, long hi);
 /// dw[M][C][3][3] += the adjoint of the weight transform of dU[16][M][C].
 void swiftrain_wino_weights_adjoint(long rows, long channels, const float *du, float *dw, long lo, long hi);
+// bfloat16 with fp32 accumulation (bf16.c), for precision bf16-mixed.
+#include <stdint.h>
+/// The bf16 GEMM kernels in use: 2 AVX512_BF16, 1 the scalar reference (tests only), 0 none (the CPU
+/// has no bf16 dot-product instructions).
+int swiftrain_bf16_isa(void);
+/// Forces a variant (1: the reference; 0: act as a CPU without bf16); −1 returns to the CPU's best.
+int swiftrain_bf16_force_isa(int isa);
+/// x rounded to bfloat16, to nearest even (fp32 subnormals to signed zero, NaN stays NaN).
+uint16_t swiftrain_bf16_round(float x);
+void swiftrain_bf16_from_f32(long n, const float *x, uint16_t *y);
+void swiftrain_bf16_to_f32(long n, const uint16_t *x, float *y);
+/// C[m×n] = beta·C + op(A)·op(B), bf16 operands row-major, fp32 products and sums, one thread. Forms:
+/// (A, B), (Aᵀ, B) and (A, Bᵀ). Returns 0, −1 without a kernel, −2 for (Aᵀ, Bᵀ).
+int swiftrain_gemm_bf16(int transA, int transB, long m, long n, long k, const uint16_t *a, long lda,
+                        const uint16_t *b, long ldb, float beta, float *c, long ldc);
+/// swiftrain_wino_input with V stored as bf16 (AVX512_BF16 CPUs only).
+void swiftrain_wino_input_bf16(long channels, long batch, long h, long w, const float *const *planes, uint16_t *v,
+                               long lo, long hi);
+/// swiftrain_wino_output_adjoint with dM stored as bf16 (AVX512_BF16 CPUs only).
+void swiftrain_wino_output_adjoint_bf16(long rows, long batch, long h, long w, const float *dz, uint16_t *dm,
+                                        long lo, long hi);
+/// FLOPs of n rounds of 12 independent VDPBF16PS chains (0 without the instruction): the bf16 peak.
+double swiftrain_bf16_peak_run(long n);
 #endif

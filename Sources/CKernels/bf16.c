@@ -1,0 +1,375 @@
+// bfloat16 GEMMs with fp32 accumulation, C[m×n] = beta·C + op(A)[m×k] · op(B)[k×n], for bf16-mixed.
+//
+//   operands  bf16 (uint16_t), row-major with leading dimensions, as the fp32 GEMMs take them
+//   C         fp32, row-major
+//   nn form   op(B) = B [k][ldb]: B's pairs of rows (2p, 2p+1) are interleaved into 32-bit words
+//             [p][j] (packed panels NR wide); op(A)'s pairs (A(i,2p), A(i,2p+1)) packed [p][i] (MR
+//             tall); each k pair is one VDPBF16PS: lane j += a(i,2p)·b(2p,j) + a(i,2p+1)·b(2p+1,j)
+//   nt form   op(B) = Bᵀ, B [n][ldb], and op(A) = A [m][lda]: both have k contiguous, so the kernel
+//             takes dot products along k, 32 values per instruction, and sums the lanes at the end
+//             (for the weight gradient's products, whose k is the long dimension)
+//
+// Each call is single-threaded; callers share pieces among threads. The blocking depends on the
+// shape only (never the thread count), so every element of C is summed in the same order whoever
+// computes it. A scalar reference (ISA 1) does the same arithmetic in a plain loop for the tests; a
+// CPU without AVX512_BF16 has no kernel (ISA 0) and the caller says so: bf16 is never emulated.
+#include "ckernels.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+// ---- conversion -----------------------------------------------------------------------------------
+
+// Round to nearest even, as VCVTNEPS2BF16 does: a NaN stays a (quiet) NaN, and fp32 subnormals become
+// signed zeros (the instruction treats input denormals as zero).
+static inline uint16_t to_bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    if ((u & 0x7f800000u) == 0) return (uint16_t)((u >> 16) & 0x8000u);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
+static inline float from_bf16(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+uint16_t swiftrain_bf16_round(float x) { return to_bf16(x); }
+
+#if defined(__x86_64__)
+#define BF16_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")))
+#endif
+
+static int selected = -1;
+
+static int detect(void) {
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl"))
+        return 2;
+#endif
+    return 0;
+}
+
+int swiftrain_bf16_isa(void) {
+    if (selected < 0) selected = detect();
+    return selected;
+}
+
+int swiftrain_bf16_force_isa(int isa) {
+    int best = detect();
+    selected = (isa < 0 || isa > best) ? (isa == 1 ? 1 : best) : isa;
+    return selected;
+}
+
+#if defined(__x86_64__)
+BF16_TARGET static void convert_avx512(long n, const float *x, uint16_t *y) {
+    long i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256bh h = _mm512_cvtneps_pbh(_mm512_loadu_ps(x + i));
+        _mm256_storeu_si256((__m256i *)(y + i), (__m256i)h);
+    }
+    for (; i < n; i++) y[i] = to_bf16(x[i]);
+}
+#endif
+
+void swiftrain_bf16_from_f32(long n, const float *x, uint16_t *y) {
+#if defined(__x86_64__)
+    if (swiftrain_bf16_isa() == 2) {
+        convert_avx512(n, x, y);
+        return;
+    }
+#endif
+    for (long i = 0; i < n; i++) y[i] = to_bf16(x[i]);
+}
+
+void swiftrain_bf16_to_f32(long n, const uint16_t *x, float *y) {
+    for (long i = 0; i < n; i++) y[i] = from_bf16(x[i]);
+}
+
+// ---- blocking -------------------------------------------------------------------------------------
+
+#define MR 8        // rows of a register tile (nn form)
+#define NV 3        // 16-lane vectors across a register tile
+#define NR (16 * NV)
+#define KC 256      // k pairs per block: the packed A block (KC·MC words) and B panel stay in cache
+#define NC 1536     // columns per packed B block
+
+// The nt form: TM × TN dot products at once, k in blocks of KD values.
+#define TM 4
+#define TN 6
+#define KD 1024
+
+static inline uint32_t word(uint16_t lo, uint16_t hi) { return (uint32_t)lo | ((uint32_t)hi << 16); }
+
+// op(A)'s rows i0..i0+MR (zeros past m), k pairs p0..p0+kc (zeros past k), as words [p][MR].
+static void pack_a(int trans, long m, long k, const uint16_t *a, long lda, long i0, long p0, long kc,
+                   uint32_t *out) {
+    for (long p = 0; p < kc; p++) {
+        long k0 = 2 * (p0 + p);
+        for (long r = 0; r < MR; r++) {
+            long i = i0 + r;
+            uint16_t lo = 0, hi = 0;
+            if (i < m) {
+                if (trans) {  // op(A)(i, k) = a[k][i]
+                    lo = a[k0 * lda + i];
+                    hi = k0 + 1 < k ? a[(k0 + 1) * lda + i] : 0;
+                } else {
+                    lo = a[i * lda + k0];
+                    hi = k0 + 1 < k ? a[i * lda + k0 + 1] : 0;
+                }
+            }
+            out[p * MR + r] = word(lo, hi);
+        }
+    }
+}
+
+// B's columns j0..j0+NR (zeros past n), k pairs p0..p0+kc, as words [p][NR]: rows 2p and 2p+1 interleaved.
+static void pack_b(long n, long k, const uint16_t *b, long ldb, long j0, long p0, long kc, uint32_t *out) {
+    long w = n - j0 < NR ? n - j0 : NR;
+    for (long p = 0; p < kc; p++) {
+        long k0 = 2 * (p0 + p);
+        const uint16_t *r0 = b + k0 * ldb + j0, *r1 = k0 + 1 < k ? r0 + ldb : 0;
+        uint32_t *o = out + p * NR;
+        long j = 0;
+        for (; j < w; j++) o[j] = word(r0[j], r1 ? r1[j] : 0);
+        for (; j < NR; j++) o[j] = 0;
+    }
+}
+
+// ---- nn tiles -------------------------------------------------------------------------------------
+
+// Scalar reference of a tile: the same sums in the same order as the vector tile (per lane: the k
+// pairs in order, each pair's high product then its low one, as VDPBF16PS specifies).
+static void tile_ref(long kc, const uint32_t *ap, const uint32_t *bp, float *c, long ldc, int load, float beta,
+                     long mr, long nr) {
+    for (long r = 0; r < mr; r++)
+        for (long j = 0; j < nr; j++) {
+            float s = load ? (beta == 1.0f ? c[r * ldc + j] : beta * c[r * ldc + j]) : 0.0f;
+            for (long p = 0; p < kc; p++) {
+                uint32_t x = ap[p * MR + r], y = bp[p * NR + j];
+                s += from_bf16((uint16_t)(x >> 16)) * from_bf16((uint16_t)(y >> 16));
+                s += from_bf16((uint16_t)x) * from_bf16((uint16_t)y);
+            }
+            c[r * ldc + j] = s;
+        }
+}
+
+#if defined(__x86_64__)
+BF16_TARGET static void tile_avx512(long kc, const uint32_t *ap, const uint32_t *bp, float *c, long ldc, int load,
+                                    float beta, long mr, long nr) {
+    __m512 acc[MR][NV];
+    __mmask16 mask[NV];
+    for (int v = 0; v < NV; v++) {
+        long left = nr - 16 * v;
+        mask[v] = left >= 16 ? (__mmask16)0xffff : left <= 0 ? 0 : (__mmask16)((1u << left) - 1);
+    }
+    const __m512 vb = _mm512_set1_ps(beta);
+    for (int r = 0; r < MR; r++)
+        for (int v = 0; v < NV; v++) {
+            acc[r][v] = _mm512_setzero_ps();
+            if (load && r < mr) {
+                __m512 x = _mm512_maskz_loadu_ps(mask[v], c + r * ldc + 16 * v);
+                acc[r][v] = beta == 1.0f ? x : _mm512_mul_ps(x, vb);
+            }
+        }
+    for (long p = 0; p < kc; p++) {
+        __m512bh b[NV];
+        for (int v = 0; v < NV; v++) b[v] = (__m512bh)_mm512_loadu_si512(bp + p * NR + 16 * v);
+        for (int r = 0; r < MR; r++) {
+            __m512bh a = (__m512bh)_mm512_set1_epi32((int)ap[p * MR + r]);
+            for (int v = 0; v < NV; v++) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], a, b[v]);
+        }
+    }
+    for (int r = 0; r < MR; r++) {
+        if (r >= mr) break;
+        for (int v = 0; v < NV; v++) _mm512_mask_storeu_ps(c + r * ldc + 16 * v, mask[v], acc[r][v]);
+    }
+}
+#endif
+
+typedef void (*tile_fn)(long, const uint32_t *, const uint32_t *, float *, long, int, float, long, long);
+
+static void gemm_nn(tile_fn tile, int transA, long m, long n, long k, const uint16_t *a, long lda,
+                    const uint16_t *b, long ldb, float beta, float *c, long ldc) {
+    long kp = (k + 1) / 2;
+    long panels = (m + MR - 1) / MR;
+    long kcmax = kp < KC ? kp : KC;
+    long ncmax = n < NC ? n : NC;
+    uint32_t *pa = malloc(sizeof(uint32_t) * (size_t)(panels * MR * kcmax + 1));
+    uint32_t *pb = malloc(sizeof(uint32_t) * (size_t)(((ncmax + NR - 1) / NR) * NR * kcmax + 1));
+    if (kp == 0) {  // no products: C = beta·C
+        for (long i = 0; i < m; i++)
+            for (long j = 0; j < n; j++) c[i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[i * ldc + j];
+    }
+    for (long p0 = 0; p0 < kp; p0 += KC) {
+        long kc = kp - p0 < KC ? kp - p0 : KC;
+        int load = p0 > 0 || beta != 0.0f;
+        float bt = p0 > 0 ? 1.0f : beta;
+        for (long ip = 0; ip < panels; ip++) pack_a(transA, m, k, a, lda, ip * MR, p0, kc, pa + ip * MR * kc);
+        for (long j0 = 0; j0 < n; j0 += NC) {
+            long nc = n - j0 < NC ? n - j0 : NC;
+            for (long jr = 0; jr < nc; jr += NR) pack_b(n, k, b, ldb, j0 + jr, p0, kc, pb + (jr / NR) * NR * kc);
+            for (long jr = 0; jr < nc; jr += NR) {
+                long nr = nc - jr < NR ? nc - jr : NR;
+                for (long ip = 0; ip < panels; ip++) {
+                    long mr = m - ip * MR < MR ? m - ip * MR : MR;
+                    tile(kc, pa + ip * MR * kc, pb + (jr / NR) * NR * kc, c + ip * MR * ldc + j0 + jr, ldc, load, bt,
+                         mr, nr);
+                }
+            }
+        }
+    }
+    free(pa);
+    free(pb);
+}
+
+// ---- nt dots --------------------------------------------------------------------------------------
+
+// C[i][j] (+)= Σ_k a[i][k]·b[j][k] over k blocks of KD; within a block each of 16 lanes sums the pairs
+// (2l, 2l+1) of every 32 values in order, then the lanes are added in a fixed tree.
+static float lanes_sum(const float *l) {
+    float s[8];
+    for (int i = 0; i < 8; i++) s[i] = l[i] + l[i + 8];
+    for (int i = 0; i < 4; i++) s[i] = s[i] + s[i + 4];
+    for (int i = 0; i < 2; i++) s[i] = s[i] + s[i + 2];
+    return s[0] + s[1];
+}
+
+static void dots_ref(long len, const uint16_t *const *ar, long tm, const uint16_t *const *br, long tn, float *out) {
+    for (long r = 0; r < tm; r++)
+        for (long q = 0; q < tn; q++) {
+            float lane[16] = {0};
+            for (long k0 = 0; k0 < len; k0 += 32)
+                for (int l = 0; l < 16; l++) {
+                    long e = k0 + 2 * l;
+                    float x1 = e + 1 < len ? from_bf16(ar[r][e + 1]) : 0, y1 = e + 1 < len ? from_bf16(br[q][e + 1]) : 0;
+                    float x0 = e < len ? from_bf16(ar[r][e]) : 0, y0 = e < len ? from_bf16(br[q][e]) : 0;
+                    lane[l] += x1 * y1;
+                    lane[l] += x0 * y0;
+                }
+            out[r * TN + q] = lanes_sum(lane);
+        }
+}
+
+#if defined(__x86_64__)
+BF16_TARGET static void dots_avx512(long len, const uint16_t *const *ar, long tm, const uint16_t *const *br, long tn,
+                                    float *out) {
+    (void)tm, (void)tn;  // rows past the edge repeat a valid row; their sums are not used
+    __m512 acc[TM][TN];
+    for (int r = 0; r < TM; r++)
+        for (int q = 0; q < TN; q++) acc[r][q] = _mm512_setzero_ps();
+    // One loop for whole and partial blocks (masked loads cost the same), so the 24 sums stay in registers.
+    for (long k0 = 0; k0 < len; k0 += 32) {
+        __mmask32 mk = len - k0 >= 32 ? (__mmask32)0xffffffffu : (__mmask32)((1ull << (len - k0)) - 1);
+        __m512bh x[TM];
+        for (int r = 0; r < TM; r++) x[r] = (__m512bh)_mm512_maskz_loadu_epi16(mk, ar[r] + k0);
+        for (int q = 0; q < TN; q++) {
+            __m512bh y = (__m512bh)_mm512_maskz_loadu_epi16(mk, br[q] + k0);
+            for (int r = 0; r < TM; r++) acc[r][q] = _mm512_dpbf16_ps(acc[r][q], x[r], y);
+        }
+    }
+    float lane[16];
+    for (int r = 0; r < TM; r++)
+        for (int q = 0; q < TN; q++) {
+            _mm512_storeu_ps(lane, acc[r][q]);
+            out[r * TN + q] = lanes_sum(lane);
+        }
+}
+#endif
+
+typedef void (*dots_fn)(long, const uint16_t *const *, long, const uint16_t *const *, long, float *);
+
+static void gemm_nt(dots_fn dots, long m, long n, long k, const uint16_t *a, long lda, const uint16_t *b, long ldb,
+                    float beta, float *c, long ldc) {
+    float out[TM * TN];
+    const uint16_t *ar[TM], *br[TN];
+    if (k == 0) {
+        for (long i = 0; i < m; i++)
+            for (long j = 0; j < n; j++) c[i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[i * ldc + j];
+    }
+    for (long k0 = 0; k0 < k; k0 += KD) {
+        long len = k - k0 < KD ? k - k0 : KD;
+        for (long i0 = 0; i0 < m; i0 += TM) {
+            long tm = m - i0 < TM ? m - i0 : TM;
+            for (int r = 0; r < TM; r++) ar[r] = a + (i0 + (r < tm ? r : 0)) * lda + k0;
+            for (long j0 = 0; j0 < n; j0 += TN) {
+                long tn = n - j0 < TN ? n - j0 : TN;
+                for (int q = 0; q < TN; q++) br[q] = b + (j0 + (q < tn ? q : 0)) * ldb + k0;
+                dots(len, ar, tm, br, tn, out);
+                for (long r = 0; r < tm; r++)
+                    for (long q = 0; q < tn; q++) {
+                        float *x = c + (i0 + r) * ldc + j0 + q;
+                        float prior = k0 > 0 ? *x : beta == 0.0f ? 0.0f : beta == 1.0f ? *x : beta * *x;
+                        *x = prior + out[r * TN + q];
+                    }
+            }
+        }
+    }
+}
+
+// ---- entry ----------------------------------------------------------------------------------------
+
+int swiftrain_gemm_bf16(int transA, int transB, long m, long n, long k, const uint16_t *a, long lda,
+                        const uint16_t *b, long ldb, float beta, float *c, long ldc) {
+    int isa = swiftrain_bf16_isa();
+    if (isa == 0) return -1;
+    if (transB && transA) return -2;  // not a form the model uses
+    if (transB) {
+#if defined(__x86_64__)
+        if (isa == 2) {
+            gemm_nt(dots_avx512, m, n, k, a, lda, b, ldb, beta, c, ldc);
+            return 0;
+        }
+#endif
+        gemm_nt(dots_ref, m, n, k, a, lda, b, ldb, beta, c, ldc);
+        return 0;
+    }
+#if defined(__x86_64__)
+    if (isa == 2) {
+        gemm_nn(tile_avx512, transA, m, n, k, a, lda, b, ldb, beta, c, ldc);
+        return 0;
+    }
+#endif
+    gemm_nn(tile_ref, transA, m, n, k, a, lda, b, ldb, beta, c, ldc);
+    return 0;
+}
+
+// The machine's bf16 dot-product peak: independent VDPBF16PS chains (64 FLOPs each: 16 lanes × 2
+// products × multiply and add), as the FP32 peak counts FMAs.
+#if defined(__x86_64__)
+static volatile float peak_sink;
+#define CHAINS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
+BF16_TARGET static double peak_avx512(long n) {
+    const __m512bh b = (__m512bh)_mm512_set1_epi32(0x3f803f80), c = (__m512bh)_mm512_set1_epi32(0x33d633d6);
+#define DECL(i) __m512 a##i = _mm512_set1_ps(1.0f + (i));
+    CHAINS(DECL)
+    for (long r = 0; r < n; r++) {
+#define STEP(i) a##i = _mm512_dpbf16_ps(a##i, b, c);
+        CHAINS(STEP)
+    }
+    __m512 s = a0;
+#define SUM(i) s = _mm512_add_ps(s, a##i);
+    CHAINS(SUM)
+    peak_sink = _mm512_reduce_add_ps(s);
+    return (double)n * 12 * 64;
+}
+#endif
+
+double swiftrain_bf16_peak_run(long n) {
+#if defined(__x86_64__)
+    if (detect() == 2) return peak_avx512(n);
+#endif
+    (void)n;
+    return 0;
+}
