@@ -107,8 +107,8 @@ void swiftrain_bf16_to_f32(long n, const uint16_t *x, float *y) {
 
 // The nt form: TM × TN dot products at once, k in blocks of KD values.
 #define TM 4
-#define TN 6
-#define KD 1024
+#define TN 4
+#define KD 2048
 
 static inline uint32_t word(uint16_t lo, uint16_t hi) { return (uint32_t)lo | ((uint32_t)hi << 16); }
 
@@ -146,6 +146,31 @@ static void pack_b(long n, long k, const uint16_t *b, long ldb, long j0, long p0
         for (; j < NR; j++) o[j] = 0;
     }
 }
+
+#if defined(__x86_64__)
+// pack_b for a whole panel (NR columns, both rows of every pair inside B): rows 2p and 2p+1 interleaved by
+// VPERMT2W, 32 columns per instruction; edge panels take the scalar loop.
+BF16_TARGET static void pack_b_avx512(long n, long k, const uint16_t *b, long ldb, long j0, long p0, long kc,
+                                      uint32_t *out) {
+    if (n - j0 < NR || 2 * (p0 + kc) > k) {
+        pack_b(n, k, b, ldb, j0, p0, kc, out);
+        return;
+    }
+    static const uint16_t lo[32] = {0, 32, 1, 33, 2, 34, 3, 35, 4, 36, 5, 37, 6, 38, 7, 39,
+                                    8, 40, 9, 41, 10, 42, 11, 43, 12, 44, 13, 45, 14, 46, 15, 47};
+    __m512i ilo = _mm512_loadu_si512(lo), ihi = _mm512_add_epi16(ilo, _mm512_set1_epi16(16));
+    for (long p = 0; p < kc; p++) {
+        const uint16_t *r0 = b + 2 * (p0 + p) * ldb + j0, *r1 = r0 + ldb;
+        uint32_t *o = out + p * NR;
+        __m512i x0 = _mm512_loadu_si512(r0), y0 = _mm512_loadu_si512(r1);
+        __m512i x1 = _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *)(r0 + 32)));
+        __m512i y1 = _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *)(r1 + 32)));
+        _mm512_storeu_si512(o, _mm512_permutex2var_epi16(x0, ilo, y0));
+        _mm512_storeu_si512(o + 16, _mm512_permutex2var_epi16(x0, ihi, y0));
+        _mm512_storeu_si512(o + 32, _mm512_permutex2var_epi16(x1, ilo, y1));
+    }
+}
+#endif
 
 // ---- nn tiles -------------------------------------------------------------------------------------
 
@@ -199,8 +224,9 @@ BF16_TARGET static void tile_avx512(long kc, const uint32_t *ap, const uint32_t 
 #endif
 
 typedef void (*tile_fn)(long, const uint32_t *, const uint32_t *, float *, long, int, float, long, long);
+typedef void (*pack_fn)(long, long, const uint16_t *, long, long, long, long, uint32_t *);
 
-static void gemm_nn(tile_fn tile, int transA, long m, long n, long k, const uint16_t *a, long lda,
+static void gemm_nn(tile_fn tile, pack_fn packb, int transA, long m, long n, long k, const uint16_t *a, long lda,
                     const uint16_t *b, long ldb, float beta, float *c, long ldc) {
     long kp = (k + 1) / 2;
     long panels = (m + MR - 1) / MR;
@@ -219,7 +245,7 @@ static void gemm_nn(tile_fn tile, int transA, long m, long n, long k, const uint
         for (long ip = 0; ip < panels; ip++) pack_a(transA, m, k, a, lda, ip * MR, p0, kc, pa + ip * MR * kc);
         for (long j0 = 0; j0 < n; j0 += NC) {
             long nc = n - j0 < NC ? n - j0 : NC;
-            for (long jr = 0; jr < nc; jr += NR) pack_b(n, k, b, ldb, j0 + jr, p0, kc, pb + (jr / NR) * NR * kc);
+            for (long jr = 0; jr < nc; jr += NR) packb(n, k, b, ldb, j0 + jr, p0, kc, pb + (jr / NR) * NR * kc);
             for (long jr = 0; jr < nc; jr += NR) {
                 long nr = nc - jr < NR ? nc - jr : NR;
                 for (long ip = 0; ip < panels; ip++) {
@@ -237,19 +263,33 @@ static void gemm_nn(tile_fn tile, int transA, long m, long n, long k, const uint
 // ---- nt dots --------------------------------------------------------------------------------------
 
 // C[i][j] (+)= Σ_k a[i][k]·b[j][k] over k blocks of KD; within a block each of 16 lanes sums the pairs
-// (2l, 2l+1) of every 32 values in order, then the lanes are added in a fixed tree.
-static float lanes_sum(const float *l) {
-    float s[8];
-    for (int i = 0; i < 8; i++) s[i] = l[i] + l[i + 8];
-    for (int i = 0; i < 4; i++) s[i] = s[i] + s[i + 4];
-    for (int i = 0; i < 2; i++) s[i] = s[i] + s[i + 2];
-    return s[0] + s[1];
+// (2l, 2l+1) of every 32 values in order, then the 16 lanes of each of the TM·TN = 16 sums are added in a
+// fixed tree: four levels (s = 8, 4, 2, 1), each adding every lane to the one s after it in its group of
+// 2s, for two sums at once (the first's partial sums go to the low half, the second's to the high).
+static void tree_sum16(float v[16][16], float *out) {
+    int count = 16;
+    for (int s = 8; s >= 1; s /= 2) {
+        float w[8][16];
+        for (int i = 0; i < count / 2; i++) {
+            int o = 0;
+            for (int half = 0; half < 2; half++) {
+                const float *src = v[2 * i + half];
+                for (int g = 0; g < 16; g += 2 * s)
+                    for (int l = 0; l < s; l++, o++) w[i][o] = src[g + l] + src[g + s + l];
+            }
+        }
+        count /= 2;
+        memcpy(v, w, sizeof(float) * 16 * (size_t)count);
+    }
+    for (int q = 0; q < 16; q++) out[q] = v[0][q];
 }
 
-static void dots_ref(long len, const uint16_t *const *ar, long tm, const uint16_t *const *br, long tn, float *out) {
-    for (long r = 0; r < tm; r++)
-        for (long q = 0; q < tn; q++) {
-            float lane[16] = {0};
+static void dots_ref(long len, const uint16_t *const *ar, const uint16_t *const *br, float *out) {
+    float lanes[16][16];
+    for (long r = 0; r < TM; r++)
+        for (long q = 0; q < TN; q++) {
+            float *lane = lanes[r * TN + q];
+            for (int l = 0; l < 16; l++) lane[l] = 0;
             for (long k0 = 0; k0 < len; k0 += 32)
                 for (int l = 0; l < 16; l++) {
                     long e = k0 + 2 * l;
@@ -258,37 +298,48 @@ static void dots_ref(long len, const uint16_t *const *ar, long tm, const uint16_
                     lane[l] += x1 * y1;
                     lane[l] += x0 * y0;
                 }
-            out[r * TN + q] = lanes_sum(lane);
         }
+    tree_sum16(lanes, out);
 }
 
 #if defined(__x86_64__)
-BF16_TARGET static void dots_avx512(long len, const uint16_t *const *ar, long tm, const uint16_t *const *br, long tn,
-                                    float *out) {
-    (void)tm, (void)tn;  // rows past the edge repeat a valid row; their sums are not used
-    __m512 acc[TM][TN];
-    for (int r = 0; r < TM; r++)
-        for (int q = 0; q < TN; q++) acc[r][q] = _mm512_setzero_ps();
-    // One loop for whole and partial blocks (masked loads cost the same), so the 24 sums stay in registers.
+BF16_TARGET static void dots_avx512(long len, const uint16_t *const *ar, const uint16_t *const *br, float *out) {
+    __m512 acc[TM * TN];
+    for (int i = 0; i < TM * TN; i++) acc[i] = _mm512_setzero_ps();
+    // One loop for whole and partial blocks (masked loads cost the same), so the sums stay in registers.
     for (long k0 = 0; k0 < len; k0 += 32) {
         __mmask32 mk = len - k0 >= 32 ? (__mmask32)0xffffffffu : (__mmask32)((1ull << (len - k0)) - 1);
         __m512bh x[TM];
         for (int r = 0; r < TM; r++) x[r] = (__m512bh)_mm512_maskz_loadu_epi16(mk, ar[r] + k0);
         for (int q = 0; q < TN; q++) {
             __m512bh y = (__m512bh)_mm512_maskz_loadu_epi16(mk, br[q] + k0);
-            for (int r = 0; r < TM; r++) acc[r][q] = _mm512_dpbf16_ps(acc[r][q], x[r], y);
+            for (int r = 0; r < TM; r++) acc[r * TN + q] = _mm512_dpbf16_ps(acc[r * TN + q], x[r], y);
         }
     }
-    float lane[16];
-    for (int r = 0; r < TM; r++)
-        for (int q = 0; q < TN; q++) {
-            _mm512_storeu_ps(lane, acc[r][q]);
-            out[r * TN + q] = lanes_sum(lane);
-        }
+    // tree_sum16 in registers.
+    static const int32_t idx[4][2][16] = {
+        {{0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23},
+         {8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31}},
+        {{0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27},
+         {4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31}},
+        {{0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29},
+         {2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31}},
+        {{0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30},
+         {1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31}},
+    };
+    int count = 16;
+    for (int level = 0; level < 4; level++) {
+        __m512i ilo = _mm512_loadu_si512(idx[level][0]), ihi = _mm512_loadu_si512(idx[level][1]);
+        for (int i = 0; i < count / 2; i++)
+            acc[i] = _mm512_add_ps(_mm512_permutex2var_ps(acc[2 * i], ilo, acc[2 * i + 1]),
+                                   _mm512_permutex2var_ps(acc[2 * i], ihi, acc[2 * i + 1]));
+        count /= 2;
+    }
+    _mm512_storeu_ps(out, acc[0]);
 }
 #endif
 
-typedef void (*dots_fn)(long, const uint16_t *const *, long, const uint16_t *const *, long, float *);
+typedef void (*dots_fn)(long, const uint16_t *const *, const uint16_t *const *, float *);
 
 static void gemm_nt(dots_fn dots, long m, long n, long k, const uint16_t *a, long lda, const uint16_t *b, long ldb,
                     float beta, float *c, long ldc) {
@@ -306,7 +357,7 @@ static void gemm_nt(dots_fn dots, long m, long n, long k, const uint16_t *a, lon
             for (long j0 = 0; j0 < n; j0 += TN) {
                 long tn = n - j0 < TN ? n - j0 : TN;
                 for (int q = 0; q < TN; q++) br[q] = b + (j0 + (q < tn ? q : 0)) * ldb + k0;
-                dots(len, ar, tm, br, tn, out);
+                dots(len, ar, br, out);
                 for (long r = 0; r < tm; r++)
                     for (long q = 0; q < tn; q++) {
                         float *x = c + (i0 + r) * ldc + j0 + q;
@@ -337,11 +388,11 @@ int swiftrain_gemm_bf16(int transA, int transB, long m, long n, long k, const ui
     }
 #if defined(__x86_64__)
     if (isa == 2) {
-        gemm_nn(tile_avx512, transA, m, n, k, a, lda, b, ldb, beta, c, ldc);
+        gemm_nn(tile_avx512, pack_b_avx512, transA, m, n, k, a, lda, b, ldb, beta, c, ldc);
         return 0;
     }
 #endif
-    gemm_nn(tile_ref, transA, m, n, k, a, lda, b, ldb, beta, c, ldc);
+    gemm_nn(tile_ref, pack_b, transA, m, n, k, a, lda, b, ldb, beta, c, ldc);
     return 0;
 }
 
