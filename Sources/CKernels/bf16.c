@@ -226,13 +226,29 @@ BF16_TARGET static void tile_avx512(long kc, const uint32_t *ap, const uint32_t 
 typedef void (*tile_fn)(long, const uint32_t *, const uint32_t *, float *, long, int, float, long, long);
 typedef void (*pack_fn)(long, long, const uint16_t *, long, long, long, long, uint32_t *);
 
-static void gemm_nn(tile_fn tile, pack_fn packb, int transA, long m, long n, long k, const uint16_t *a, long lda,
-                    const uint16_t *b, long ldb, float beta, float *c, long ldc) {
+// op(A) for all k blocks: block p0 (KC pairs, the last shorter) at word panels·MR·p0, panel ip inside it at
+// ip·MR·kc: [kc][MR] words each.
+static void pack_a_all(int transA, long m, long k, const uint16_t *a, long lda, uint32_t *pa) {
+    long kp = (k + 1) / 2, panels = (m + MR - 1) / MR;
+    for (long p0 = 0; p0 < kp; p0 += KC) {
+        long kc = kp - p0 < KC ? kp - p0 : KC;
+        for (long ip = 0; ip < panels; ip++)
+            pack_a(transA, m, k, a, lda, ip * MR, p0, kc, pa + panels * MR * p0 + ip * MR * kc);
+    }
+}
+
+long swiftrain_bf16_packed_a_words(long m, long k) { return ((m + MR - 1) / MR) * MR * ((k + 1) / 2) + 1; }
+
+void swiftrain_bf16_pack_a(int transA, long m, long k, const uint16_t *a, long lda, uint32_t *packed) {
+    pack_a_all(transA, m, k, a, lda, packed);
+}
+
+static void gemm_nn_packed(tile_fn tile, pack_fn packb, long m, long n, long k, const uint32_t *pa,
+                           const uint16_t *b, long ldb, float beta, float *c, long ldc) {
     long kp = (k + 1) / 2;
     long panels = (m + MR - 1) / MR;
     long kcmax = kp < KC ? kp : KC;
     long ncmax = n < NC ? n : NC;
-    uint32_t *pa = malloc(sizeof(uint32_t) * (size_t)(panels * MR * kcmax + 1));
     uint32_t *pb = malloc(sizeof(uint32_t) * (size_t)(((ncmax + NR - 1) / NR) * NR * kcmax + 1));
     if (kp == 0) {  // no products: C = beta·C
         for (long i = 0; i < m; i++)
@@ -242,7 +258,7 @@ static void gemm_nn(tile_fn tile, pack_fn packb, int transA, long m, long n, lon
         long kc = kp - p0 < KC ? kp - p0 : KC;
         int load = p0 > 0 || beta != 0.0f;
         float bt = p0 > 0 ? 1.0f : beta;
-        for (long ip = 0; ip < panels; ip++) pack_a(transA, m, k, a, lda, ip * MR, p0, kc, pa + ip * MR * kc);
+        const uint32_t *pblock = pa + panels * MR * p0;
         for (long j0 = 0; j0 < n; j0 += NC) {
             long nc = n - j0 < NC ? n - j0 : NC;
             for (long jr = 0; jr < nc; jr += NR) packb(n, k, b, ldb, j0 + jr, p0, kc, pb + (jr / NR) * NR * kc);
@@ -250,14 +266,21 @@ static void gemm_nn(tile_fn tile, pack_fn packb, int transA, long m, long n, lon
                 long nr = nc - jr < NR ? nc - jr : NR;
                 for (long ip = 0; ip < panels; ip++) {
                     long mr = m - ip * MR < MR ? m - ip * MR : MR;
-                    tile(kc, pa + ip * MR * kc, pb + (jr / NR) * NR * kc, c + ip * MR * ldc + j0 + jr, ldc, load, bt,
-                         mr, nr);
+                    tile(kc, pblock + ip * MR * kc, pb + (jr / NR) * NR * kc, c + ip * MR * ldc + j0 + jr, ldc, load,
+                         bt, mr, nr);
                 }
             }
         }
     }
-    free(pa);
     free(pb);
+}
+
+static void gemm_nn(tile_fn tile, pack_fn packb, int transA, long m, long n, long k, const uint16_t *a, long lda,
+                    const uint16_t *b, long ldb, float beta, float *c, long ldc) {
+    uint32_t *pa = malloc(sizeof(uint32_t) * (size_t)swiftrain_bf16_packed_a_words(m, k));
+    pack_a_all(transA, m, k, a, lda, pa);
+    gemm_nn_packed(tile, packb, m, n, k, pa, b, ldb, beta, c, ldc);
+    free(pa);
 }
 
 // ---- nt dots --------------------------------------------------------------------------------------
@@ -393,6 +416,20 @@ int swiftrain_gemm_bf16(int transA, int transB, long m, long n, long k, const ui
     }
 #endif
     gemm_nn(tile_ref, pack_b, transA, m, n, k, a, lda, b, ldb, beta, c, ldc);
+    return 0;
+}
+
+int swiftrain_gemm_bf16_packed(long m, long n, long k, const uint32_t *packed_a, const uint16_t *b, long ldb,
+                               float beta, float *c, long ldc) {
+    int isa = swiftrain_bf16_isa();
+    if (isa == 0) return -1;
+#if defined(__x86_64__)
+    if (isa == 2) {
+        gemm_nn_packed(tile_avx512, pack_b_avx512, m, n, k, packed_a, b, ldb, beta, c, ldc);
+        return 0;
+    }
+#endif
+    gemm_nn_packed(tile_ref, pack_b, m, n, k, packed_a, b, ldb, beta, c, ldc);
     return 0;
 }
 

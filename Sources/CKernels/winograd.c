@@ -14,9 +14,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+// Each transform is compiled for AVX-512, AVX2 and baseline x86-64 and the loader picks the widest the CPU
+// has (target_clones): with contraction off every clone rounds the same operations in the same order, so
+// all give the same bits, and the release build stays baseline.
+#if defined(__x86_64__) && defined(__clang__)
+#define CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define CLONES
+#endif
+
 // Input rows 2ty−1 .. 2ty+2 of one plane, each padded with a zero on the left and two on the right,
 // combined by Bᵀ into four rows r0..r3 (r0 = d0 − d2, r1 = d1 + d2, r2 = d2 − d1, r3 = d1 − d3).
-static void input_rows(const float *src, long h, long w, long ty, float *r, long stride) {
+static inline __attribute__((always_inline)) void input_rows(const float *src, long h, long w, long ty, float *r, long stride) {
     for (int k = 0; k < 4; k++) memset(r + k * stride, 0, sizeof(float) * stride);
     const float *row[4];
     for (int i = 0; i < 4; i++) {
@@ -31,7 +40,7 @@ static void input_rows(const float *src, long h, long w, long ty, float *r, long
     }
 }
 
-void swiftrain_wino_input(long channels, long batch, long h, long w, const float *const *planes, float *v,
+CLONES void swiftrain_wino_input(long channels, long batch, long h, long w, const float *const *planes, float *v,
                           long lo, long hi) {
     long th = (h + 1) / 2, tw = (w + 1) / 2, tiles = batch * th * tw, stride = 2 * tw + 2;
     long freq = channels * tiles;
@@ -53,7 +62,7 @@ void swiftrain_wino_input(long channels, long batch, long h, long w, const float
     free(r);
 }
 
-void swiftrain_wino_input_adjoint(long channels, long batch, long h, long w, const float *dv,
+CLONES void swiftrain_wino_input_adjoint(long channels, long batch, long h, long w, const float *dv,
                                   float *const *grads, long lo, long hi) {
     long th = (h + 1) / 2, tw = (w + 1) / 2, tiles = batch * th * tw, stride = 2 * tw + 2;
     long freq = channels * tiles;
@@ -104,41 +113,113 @@ void swiftrain_wino_input_adjoint(long channels, long batch, long h, long w, con
     free(r);
 }
 
-void swiftrain_wino_output(long rows, long batch, long h, long w, const float *m, const float *bias, float *out,
-                           long lo, long hi) {
+// One tile row (b, ty) of output plane o: `in` is tile (b, ty, 0) of frequency 0, `freq` the distance between
+// frequencies; s is scratch of 8·tw floats.
+static inline __attribute__((always_inline)) void output_tile_row(const float *in, long freq, long tw, long h,
+                                                                  long w, long ty, float bias, float *plane,
+                                                                  float *s) {
+    for (int i = 0; i < 4; i++) {  // s[i][e][tx]: row i of Mξ·A, output column e
+        const float *q0 = in + (4 * i) * freq, *q1 = q0 + freq, *q2 = q1 + freq, *q3 = q2 + freq;
+        float *s0 = s + (2 * i) * tw, *s1 = s0 + tw;
+        for (long tx = 0; tx < tw; tx++) {
+            s0[tx] = q0[tx] + q1[tx] + q2[tx];
+            s1[tx] = q1[tx] - q2[tx] - q3[tx];
+        }
+    }
+    for (int e = 0; e < 2; e++) {  // output row 2ty + e
+        long y = 2 * ty + e;
+        if (y >= h) continue;
+        float *oy = plane + y * w;
+        for (int f = 0; f < 2; f++) {  // output column 2tx + f
+            const float *a0 = s + f * tw, *a1 = s + (2 + f) * tw, *a2 = s + (4 + f) * tw, *a3 = s + (6 + f) * tw;
+            long x1 = (w - f + 1) / 2;  // tiles whose column 2tx + f exists
+            if (e == 0)
+                for (long tx = 0; tx < x1; tx++) oy[2 * tx + f] = bias + (a0[tx] + a1[tx] + a2[tx]);
+            else
+                for (long tx = 0; tx < x1; tx++) oy[2 * tx + f] = bias + (a1[tx] - a2[tx] - a3[tx]);
+        }
+    }
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+// output_tile_row with AVX-512, 16 tiles at a time: the same operations in the same order, the two output
+// columns of each tile interleaved in registers so that each output row is stored contiguously (the
+// compiler's version stores every other float).
+__attribute__((target("avx512f"))) static void output_tile_row_avx512(const float *in, long freq, long tw, long h,
+                                                                      long w, long ty, float bias, float *plane) {
+    const __m512i lo = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    const __m512i hi = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
+    const __m512 vb = _mm512_set1_ps(bias);
+    for (long tx = 0; tx < tw; tx += 16) {
+        long nt = tw - tx < 16 ? tw - tx : 16;
+        __mmask16 m = (__mmask16)((1u << nt) - 1);
+        __m512 s[4][2];
+        for (int i = 0; i < 4; i++) {
+            const float *q0 = in + (4 * i) * freq + tx, *q1 = q0 + freq, *q2 = q1 + freq, *q3 = q2 + freq;
+            __m512 a = _mm512_maskz_loadu_ps(m, q0), b = _mm512_maskz_loadu_ps(m, q1);
+            __m512 c = _mm512_maskz_loadu_ps(m, q2), d = _mm512_maskz_loadu_ps(m, q3);
+            s[i][0] = _mm512_add_ps(_mm512_add_ps(a, b), c);
+            s[i][1] = _mm512_sub_ps(_mm512_sub_ps(b, c), d);
+        }
+        for (int e = 0; e < 2; e++) {
+            long y = 2 * ty + e;
+            if (y >= h) continue;
+            __m512 col[2];
+            for (int f = 0; f < 2; f++)
+                col[f] = e == 0 ? _mm512_add_ps(vb, _mm512_add_ps(_mm512_add_ps(s[0][f], s[1][f]), s[2][f]))
+                                : _mm512_add_ps(vb, _mm512_sub_ps(_mm512_sub_ps(s[1][f], s[2][f]), s[3][f]));
+            // columns 2tx + f, tx in this group: 2·nt values, fewer where w is odd and this is the last tile
+            long cols = 2 * nt - (2 * (tx + nt) > w ? 1 : 0);
+            float *oy = plane + y * w + 2 * tx;
+            __mmask16 m0 = (__mmask16)(cols >= 16 ? 0xffff : (1u << cols) - 1);
+            __mmask16 m1 = (__mmask16)(cols <= 16 ? 0 : cols >= 32 ? 0xffff : (1u << (cols - 16)) - 1);
+            _mm512_mask_storeu_ps(oy, m0, _mm512_permutex2var_ps(col[0], lo, col[1]));
+            _mm512_mask_storeu_ps(oy + 16, m1, _mm512_permutex2var_ps(col[0], hi, col[1]));
+        }
+    }
+}
+
+static int output_avx512 = -1;
+static inline int use_avx512(void) {
+    if (output_avx512 < 0) {
+        __builtin_cpu_init();
+        output_avx512 = __builtin_cpu_supports("avx512f") ? 1 : 0;
+    }
+    return output_avx512;
+}
+#define OUTPUT_ROW(in, freq, tw, h, w, ty, bias, plane, s) \
+    (use_avx512() ? output_tile_row_avx512(in, freq, tw, h, w, ty, bias, plane) \
+                  : output_tile_row(in, freq, tw, h, w, ty, bias, plane, s))
+#else
+#define OUTPUT_ROW(in, freq, tw, h, w, ty, bias, plane, s) output_tile_row(in, freq, tw, h, w, ty, bias, plane, s)
+#endif
+
+CLONES void swiftrain_wino_output(long rows, long batch, long h, long w, const float *m, const float *bias, float *out,
+                                  long lo, long hi) {
     long th = (h + 1) / 2, tw = (w + 1) / 2, tiles = batch * th * tw, freq = rows * tiles, n = batch * h * w;
-    float *s = malloc(sizeof(float) * 8 * tw);  // s[i][e][tx]: row i of Mξ·A, output column e
+    float *s = malloc(sizeof(float) * 8 * tw);
     for (long o = lo; o < hi; o++)
         for (long b = 0; b < batch; b++)
-            for (long ty = 0; ty < th; ty++) {
-                const float *in = m + o * tiles + (b * th + ty) * tw;
-                for (int i = 0; i < 4; i++) {
-                    const float *q0 = in + (4 * i) * freq, *q1 = q0 + freq, *q2 = q1 + freq, *q3 = q2 + freq;
-                    float *s0 = s + (2 * i) * tw, *s1 = s0 + tw;
-                    for (long tx = 0; tx < tw; tx++) {
-                        s0[tx] = q0[tx] + q1[tx] + q2[tx];
-                        s1[tx] = q1[tx] - q2[tx] - q3[tx];
-                    }
-                }
-                for (int e = 0; e < 2; e++) {  // output row 2ty + e
-                    long y = 2 * ty + e;
-                    if (y >= h) continue;
-                    float *oy = out + o * n + b * h * w + y * w;
-                    for (int f = 0; f < 2; f++) {  // output column 2tx + f
-                        const float *a0 = s + f * tw, *a1 = s + (2 + f) * tw, *a2 = s + (4 + f) * tw,
-                                    *a3 = s + (6 + f) * tw;
-                        long x1 = (w - f + 1) / 2;  // tiles whose column 2tx + f exists
-                        if (e == 0)
-                            for (long tx = 0; tx < x1; tx++) oy[2 * tx + f] = bias[o] + (a0[tx] + a1[tx] + a2[tx]);
-                        else
-                            for (long tx = 0; tx < x1; tx++) oy[2 * tx + f] = bias[o] + (a1[tx] - a2[tx] - a3[tx]);
-                    }
-                }
-            }
+            for (long ty = 0; ty < th; ty++)
+                OUTPUT_ROW(m + o * tiles + (b * th + ty) * tw, freq, tw, h, w, ty, bias[o], out + o * n + b * h * w,
+                           s);
     free(s);
 }
 
-void swiftrain_wino_output_adjoint(long rows, long batch, long h, long w, const float *dz, float *dm, long lo,
+CLONES void swiftrain_wino_output_tiles(long rows, long batch, long h, long w, const float *m, long ldm,
+                                        const float *bias, float *out, long r0, long r1) {
+    long th = (h + 1) / 2, tw = (w + 1) / 2, freq = rows * ldm, n = batch * h * w;
+    float *s = malloc(sizeof(float) * 8 * tw);
+    for (long o = 0; o < rows; o++)
+        for (long r = r0; r < r1; r++) {
+            long b = r / th, ty = r % th;
+            OUTPUT_ROW(m + o * ldm + (r - r0) * tw, freq, tw, h, w, ty, bias[o], out + o * n + b * h * w, s);
+        }
+    free(s);
+}
+
+CLONES void swiftrain_wino_output_adjoint(long rows, long batch, long h, long w, const float *dz, float *dm, long lo,
                                    long hi) {
     long th = (h + 1) / 2, tw = (w + 1) / 2, tiles = batch * th * tw, freq = rows * tiles, n = batch * h * w;
     float *dy = malloc(sizeof(float) * 4 * tw);  // dY[e][f] per tile, zero where the output does not exist
@@ -177,7 +258,7 @@ void swiftrain_wino_output_adjoint(long rows, long batch, long h, long w, const 
     free(dy);
 }
 
-void swiftrain_wino_weights(long rows, long channels, const float *wt, float *u, long lo, long hi) {
+CLONES void swiftrain_wino_weights(long rows, long channels, const float *wt, float *u, long lo, long hi) {
     long freq = rows * channels;
     for (long o = lo; o < hi; o++)
         for (long c = 0; c < channels; c++) {
@@ -199,7 +280,7 @@ void swiftrain_wino_weights(long rows, long channels, const float *wt, float *u,
         }
 }
 
-void swiftrain_wino_weights_adjoint(long rows, long channels, const float *du, float *dwt, long lo, long hi) {
+CLONES void swiftrain_wino_weights_adjoint(long rows, long channels, const float *du, float *dwt, long lo, long hi) {
     long freq = rows * channels;
     for (long o = lo; o < hi; o++)
         for (long c = 0; c < channels; c++) {

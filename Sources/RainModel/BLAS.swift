@@ -120,6 +120,18 @@ public enum BLAS {
         }
     }
 
+    /// C = A · B + beta · C as one OpenBLAS call on the calling thread (for callers that share their own
+    /// pieces among threads; only while `threading` is `.pieces`, when OpenBLAS runs single-threaded).
+    public static func sgemmOne(
+        m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int, beta: Float,
+        c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        _ = openBLASDefault
+        cblas_sgemm(
+            CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k), 1, a, Int32(lda), b, Int32(ldb),
+            beta, c, Int32(ldc))
+    }
+
     /// One product for `sgemm(batch:)`: C = op(A) · op(B) + beta · C, dense leading dimensions unless given.
     public struct Product {
         public var transA: Transpose, transB: Transpose

@@ -128,6 +128,15 @@ public enum WinogradTransforms {
         swiftrain_wino_output(rows, batch, height, width, m, bias, out, r.lowerBound, r.upperBound)
     }
 
+    /// `output` for tile rows `rows` (row r = b·⌈H/2⌉ + ty) of every plane, from a block M[16][M][ldm] that
+    /// holds those rows' tiles from column 0.
+    public static func outputTiles(
+        planes: Int, batch: Int, height: Int, width: Int, m: UnsafePointer<Float>, ldm: Int,
+        bias: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, rows: Range<Int>
+    ) {
+        swiftrain_wino_output_tiles(planes, batch, height, width, m, ldm, bias, out, rows.lowerBound, rows.upperBound)
+    }
+
     /// dM[16][M][T] = the adjoint of `output` applied to dz[M][B·H·W].
     public static func outputAdjoint(
         rows: Int, batch: Int, height: Int, width: Int, dz: UnsafePointer<Float>, into dm: UnsafeMutablePointer<Float>,
@@ -187,6 +196,22 @@ public enum BF16 {
         b: UnsafePointer<UInt16>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
     ) -> Bool {
         swiftrain_gemm_bf16(transA ? 1 : 0, transB ? 1 : 0, m, n, k, a, lda, b, ldb, beta, c, ldc) == 0
+    }
+
+    /// 32-bit words of op(A)[m×k] packed for `gemm(packedA:…)`.
+    static func packedAWords(m: Int, k: Int) -> Int { swiftrain_bf16_packed_a_words(m, k) }
+    /// Packs op(A) once for many products that share it.
+    static func packA(
+        transA: Bool, m: Int, k: Int, a: UnsafePointer<UInt16>, lda: Int, into packed: UnsafeMutablePointer<UInt32>
+    ) {
+        swiftrain_bf16_pack_a(transA ? 1 : 0, m, k, a, lda, packed)
+    }
+    /// C = beta·C + A·B with A packed by `packA`, in one thread; false when there is no kernel.
+    static func gemm(
+        m: Int, n: Int, k: Int, packedA: UnsafePointer<UInt32>, b: UnsafePointer<UInt16>, ldb: Int, beta: Float,
+        c: UnsafeMutablePointer<Float>, ldc: Int
+    ) -> Bool {
+        swiftrain_gemm_bf16_packed(m, n, k, packedA, b, ldb, beta, c, ldc) == 0
     }
 
     /// FLOPs of `n` rounds of the bf16 peak loop (0 without the instruction).

@@ -41,12 +41,17 @@ final class Winograd3x3 {
     /// Tiles T = B·⌈H/2⌉·⌈W/2⌉.
     let tiles: Int
     /// fp32: U, V, and M (forward) or dM (backward). bf16: U is transformed in fp32 and then rounded; `v` is unused.
-    private let u, v, prod, du: FlatBuffer
+    let u, v, prod, du: FlatBuffer
     /// dV for the channels whose gradient is wanted (`gradientChannels`).
-    private let dv: FlatBuffer
+    let dv: FlatBuffer
     /// bf16-mixed: the operands U, V and dM as bfloat16 (empty in fp32).
-    private let u16, v16, dm16: BF16Buffer
+    let u16, v16, dm16: BF16Buffer
     let gradientChannels: Range<Int>
+    /// The fused forward (`Winograd3x3+Fused.swift`): tile rows per block, 0 when unfused; and U packed
+    /// once per pass for the bf16 kernel (16 × `packedWords` words).
+    let fusedRows: Int
+    let packedWords: Int
+    let uPacked: UnsafeMutablePointer<UInt32>
 
     init(
         outputs m: Int, channels c: Int, batch: Int, height: Int, width: Int, gradientChannels: Range<Int>,
@@ -65,7 +70,12 @@ final class Winograd3x3 {
         u16 = BF16Buffer(count: half ? 16 * m * c : 0)
         v16 = BF16Buffer(count: half ? 16 * c * tiles : 0)
         dm16 = BF16Buffer(count: half ? 16 * m * tiles : 0)
+        fusedRows = Self.fusedRows(outputs: m, tileWidth: (width + 1) / 2, tileRows: batch * ((height + 1) / 2))
+        packedWords = half && fusedRows > 0 ? BF16.packedAWords(m: m, k: c) : 0
+        uPacked = .allocate(capacity: max(1, 16 * packedWords))
     }
+
+    deinit { uPacked.deallocate() }
 
     var bytes: Int {
         4 * (u.count + du.count + v.count + prod.count + dv.count) + 2 * (u16.count + v16.count + dm16.count)
@@ -80,6 +90,14 @@ final class Winograd3x3 {
             Parallel.forEach(16) { r in
                 let lo = n * r.lowerBound / 16, hi = n * r.upperBound / 16
                 BF16.convert(src + lo, dst + lo, count: hi - lo)
+            }
+            guard packedWords > 0 else { return }
+            let (rows, cols, words, u16p, packed) = (m, c, packedWords, u16.pointer, uPacked)
+            Parallel.forEach(16) { r in
+                for f in r {
+                    BF16.packA(
+                        transA: false, m: rows, k: cols, a: u16p + f * rows * cols, lda: cols, into: packed + f * words)
+                }
             }
         }
     }
@@ -102,6 +120,7 @@ final class Winograd3x3 {
     /// out[M][B·H·W] = conv3×3(planes) + bias.
     func forward(source: Conv3x3.PlaneSource, bias: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>) {
         transformInput(source)
+        if fusedRows > 0 && BLAS.threading == .pieces { return forwardFused(bias: bias, out: out) }
         let (m, c, t) = (self.m, self.c, tiles)
         StepPhases.time(.gemm) {
             if precision == .bf16Mixed {

@@ -40,6 +40,10 @@ void swiftrain_wino_input_adjoint(long channels, long batch, long h, long w, con
 /// out[M][B·H·W] = bias + the inverse transform of M[16][M][T].
 void swiftrain_wino_output(long rows, long batch, long h, long w, const float *m, const float *bias, float *out,
                            long lo, long hi);
+/// The output transform for tile rows [r0, r1) (row r = b·⌈H/2⌉ + ty) of all M planes, from a block
+/// M[16][M][ldm] holding those rows' tiles from column 0 (the fused forward's block).
+void swiftrain_wino_output_tiles(long rows, long batch, long h, long w, const float *m, long ldm,
+                                 const float *bias, float *out, long r0, long r1);
 /// dM[16][M][T] = the adjoint of the output transform of dz[M][B·H·W].
 void swiftrain_wino_output_adjoint(long rows, long batch, long h, long w, const float *dz, float *dm, long lo,
                                    long hi);
@@ -68,6 +72,13 @@ void swiftrain_wino_input_bf16(long channels, long batch, long h, long w, const 
 /// swiftrain_wino_output_adjoint with dM stored as bf16 (AVX512_BF16 CPUs only).
 void swiftrain_wino_output_adjoint_bf16(long rows, long batch, long h, long w, const float *dz, uint16_t *dm,
                                         long lo, long hi);
+/// op(A) packed once for many products with the same A (`swiftrain_gemm_bf16_packed`): its size in
+/// 32-bit words, and the packing.
+long swiftrain_bf16_packed_a_words(long m, long k);
+void swiftrain_bf16_pack_a(int transA, long m, long k, const uint16_t *a, long lda, uint32_t *packed);
+/// C = beta·C + A·B with A packed by `swiftrain_bf16_pack_a`; B as in `swiftrain_gemm_bf16` (not transposed).
+int swiftrain_gemm_bf16_packed(long m, long n, long k, const uint32_t *packed_a, const uint16_t *b, long ldb,
+                               float beta, float *c, long ldc);
 /// FLOPs of n rounds of 12 independent VDPBF16PS chains (0 without the instruction): the bf16 peak.
 double swiftrain_bf16_peak_run(long n);
 #endif
