@@ -29,6 +29,10 @@ struct ConfigOptions: ParsableArguments {
     @Option(name: .customLong("normalisation"), help: "Normalisation JSON file.") var normalisation: String?
     @Option(help: "32, or bf16-mixed (bf16 GEMM operands, fp32 sums and state; needs AVX512_BF16).")
     var precision: String?
+    @Option(
+        name: .customLong("grad-wire"),
+        help: "fp32, or bf16: gradients travel between workers as bfloat16 (half the bytes, fp32 sums).")
+    var gradWire: String?
 
     /// Whether the user said anything about sources or target (if not, `inspect` infers them).
     var saysWhatToPredict: Bool {
@@ -44,7 +48,7 @@ struct ConfigOptions: ParsableArguments {
             ("seed", seed.map { "\($0)" }), ("sample_time_window", sampleTimeWindow.map { "\($0)" }),
             ("sample_freq", sampleFreq.map { "\($0)" }), ("forecast_time_window", forecastTimeWindow.map { "\($0)" }),
             ("forecast_freq", forecastFreq.map { "\($0)" }), ("grid", grid.map { "\($0)" }),
-            ("normalisation", normalisation), ("precision", precision),
+            ("normalisation", normalisation), ("precision", precision), ("grad_wire", gradWire),
         ]
         if imerg { flags.append(("imerg", "true")) }
         if incTime { flags.append(("inc_time", "true")) }

@@ -83,6 +83,19 @@ extension Config {
                 }
                 c.precision = p
             }),
+        ConfigKey(
+            name: "grad_wire", section: "Optimisation",
+            doc: """
+                fp32, or bf16: gradient pieces travel between workers as bfloat16 (half the bytes; each hop adds \
+                in fp32, as DDP's bf16_compress_hook)
+                """,
+            read: { $0.gradWire.rawValue },
+            write: { c, v in
+                guard let w = GradientWire(rawValue: try scalar(v, "wire format").lowercased()) else {
+                    throw ConfigValueError(expected: GradientWire.allCases.map(\.rawValue).joined(separator: " | "))
+                }
+                c.gradWire = w
+            }),
     ]
 
     private static func scalar(_ v: [String], _ expected: String) throws -> String {

@@ -62,6 +62,7 @@ public struct Config: Equatable {
     public var lrThreshold: Double = 1e-4
     public var microBatch: Int = 4
     public var precision: Precision = .fp32
+    public var gradWire: GradientWire = .fp32
 
     public init() {}
 
@@ -152,7 +153,10 @@ extension Config {
     public var hash: String {
         var h: UInt64 = 0xCBF2_9CE4_8422_2325
         // The default precision is left out, so runs from before the key existed keep their hash.
-        for line in yaml().split(separator: "\n") where !line.hasPrefix("epochs:") && line != "precision: 32" {
+        for line in yaml().split(separator: "\n")
+        where !line.hasPrefix("epochs:") && line != "precision: 32"
+            && line != "grad_wire: fp32"
+        {
             for byte in line.utf8 { h = (h ^ UInt64(byte)) &* 0x100_0000_01B3 }
         }
         return String(h, radix: 16)

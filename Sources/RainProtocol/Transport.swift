@@ -1,4 +1,5 @@
 import Foundation
+import RainSupport
 
 public typealias Frames = [[UInt8]]
 
@@ -34,6 +35,8 @@ public protocol GradientRing: AnyObject {
     var bytesSent: Int { get }
     /// The membership version of the step under way: its pieces carry it, and pieces of another are stale.
     var membership: UInt32 { get set }
+    /// How pieces travel (every member of a ring must use the same: the run's `grad_wire`).
+    var wire: GradientWire { get set }
     /// The public keys (Z85) of ring members by address, from the coordinator: only those members' pieces
     /// get in, and each piece must come under the key of the neighbour it is expected from.
     func admit(_ keys: [String: String])

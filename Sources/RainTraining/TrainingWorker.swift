@@ -142,6 +142,7 @@ public final class TrainingWorker {
             for w in compute.catalog.warnings { log("warning: \(w)") }
         }
         let ring = try makeRing?(runId, compute.layout.count)
+        ring?.wire = config.gradWire
         defer { ring?.close() }
         let replica = Replica(runner: compute, config: config)
         let probe = try? String(contentsOfFile: welcome.checkpoints + "/" + Self.probeName(runId), encoding: .utf8)

@@ -39,6 +39,11 @@ public final class RingAllreduce: GradientRing {
     /// Bytes this member has sent to its right neighbour so far (headers included).
     public internal(set) var bytesSent = 0
     public var membership: UInt32 = 0
+    /// How the ring's pieces travel (the chain within a host stays fp32: it never leaves the host).
+    public var wire: GradientWire = .fp32
+    /// bf16 wire: each value's bf16 as sent, by its place in the gradient (the sends read it until settled).
+    private var staging: UnsafeMutablePointer<UInt16>?
+    private var stagingCount = 0
     /// Under CURVE: the members' public keys by inbox address (`admit`), read by the ZAP thread too.
     private let peerKeys = MemberKeys()
     /// Pieces dropped because they came under another key than the neighbour's they claimed to be.
@@ -87,7 +92,11 @@ public final class RingAllreduce: GradientRing {
         #endif
     }
 
-    deinit { close() }
+    deinit {
+        close()
+        staging?.deallocate()
+    }
+
     public func close() {
         for s in outboxes.values { s.close() }
         outboxes.removeAll()
@@ -147,6 +156,12 @@ public final class RingAllreduce: GradientRing {
             }
         }
         func mod(_ x: Int) -> Int { (x % n + n) % n }
+        let half = wire == .bf16
+        if half && stagingCount < total {
+            staging?.deallocate()
+            staging = .allocate(capacity: total)
+            stagingCount = total
+        }
         // Sends of each stage; stage 1 overwrites chunks stage 0 sent, so it waits for them first.
         let sent = [ZMQSendTracker(), ZMQSendTracker()]
         defer {
@@ -155,10 +170,19 @@ public final class RingAllreduce: GradientRing {
         }
         func send(stage: Int, k: Int, chunk c: Int, piece j: Int, _ r: Range<Int>) throws {
             // Looked up per piece: a reset connection (`dropConnections`) is rebuilt by the next send.
+            let to = try outbox(ring[(p + 1) % n])
+            guard half, let staging else {
+                return try sendPiece(
+                    to: to, UnsafeBufferPointer(rebasing: buffer[r]), step: step, round: round, stage: stage, k: k,
+                    chunk: c, piece: j, tracker: sent[stage])
+            }
+            // The allgather's first send is of the chunk this member finished: its sum is rounded here, in
+            // place too, so the member keeps the very values the others receive (the same bits everywhere).
+            let s = staging + r.lowerBound
+            Self.toWire(UnsafeMutableBufferPointer(rebasing: buffer[r]), into: s, final: stage == 1 && k == 0)
             try sendPiece(
-                to: try outbox(ring[(p + 1) % n]), UnsafeBufferPointer(rebasing: buffer[r]), step: step, round: round,
-                stage: stage, k: k,
-                chunk: c, piece: j, tracker: sent[stage])
+                to: to, payload: UnsafeRawBufferPointer(start: s, count: 2 * r.count), step: step, round: round,
+                stage: stage, k: k, chunk: c, piece: j, tracker: sent[stage])
         }
 
         for (j, r) in pieces(p).enumerated() { try send(stage: 0, k: 0, chunk: p, piece: j, r) }
@@ -171,12 +195,23 @@ public final class RingAllreduce: GradientRing {
                 // What this chunk becomes next: the following step's send, or allgather's first.
                 let next: (stage: Int, k: Int)? = k + 1 < n - 1 ? (stage, k + 1) : (stage == 0 ? (1, 0) : nil)
                 for (j, r) in pieces(c).enumerated() {
-                    try receive(
-                        step: step, round: round, stage: stage, k: k, chunk: c, piece: j, count: r.count,
-                        from: ring[mod(p - 1)], timeoutMs: timeoutMs
-                    ) { src in
-                        let dst = UnsafeMutableBufferPointer(rebasing: buffer[r])
-                        if !(stage == 0 ? Self.add(src, into: dst) : Self.copy(src, into: dst)) { finite = false }
+                    let dst = UnsafeMutableBufferPointer(rebasing: buffer[r])
+                    if half {
+                        try receive(
+                            step: step, round: round, stage: stage, k: k, chunk: c, piece: j, count: r.count,
+                            bytesPerValue: 2, from: ring[mod(p - 1)], timeoutMs: timeoutMs
+                        ) { raw in
+                            if !(stage == 0 ? Self.addWire(raw, into: dst) : Self.copyWire(raw, into: dst)) {
+                                finite = false
+                            }
+                        }
+                    } else {
+                        try receive(
+                            step: step, round: round, stage: stage, k: k, chunk: c, piece: j, count: r.count,
+                            from: ring[mod(p - 1)], timeoutMs: timeoutMs
+                        ) { src in
+                            if !(stage == 0 ? Self.add(src, into: dst) : Self.copy(src, into: dst)) { finite = false }
+                        }
                     }
                     if !struck {  // fault hook: mid-round, the neighbours still waiting on this member
                         struck = true
@@ -246,7 +281,16 @@ public final class RingAllreduce: GradientRing {
         to socket: ZMQSocket, _ floats: UnsafeBufferPointer<Float>, step: Int, round: Int, stage: Int, k: Int,
         chunk: Int, piece: Int, tracker: ZMQSendTracker
     ) throws {
-        let payload = UnsafeRawBufferPointer(floats)
+        try sendPiece(
+            to: socket, payload: UnsafeRawBufferPointer(floats), step: step, round: round, stage: stage, k: k,
+            chunk: chunk, piece: piece, tracker: tracker)
+    }
+
+    /// Sends `payload` (a piece's values as they travel) without a copy.
+    func sendPiece(
+        to socket: ZMQSocket, payload: UnsafeRawBufferPointer, step: Int, round: Int, stage: Int, k: Int,
+        chunk: Int, piece: Int, tracker: ZMQSendTracker
+    ) throws {
         let body = Body.encode(Body.RingChunk(round: round, stage: stage, k: k, chunk: chunk, piece: piece))
         let header = MessageHeader(
             kind: .ring, phase: .train, runId: runId, step: UInt64(step), bodyBytes: UInt32(body.count),
@@ -269,6 +313,37 @@ public final class RingAllreduce: GradientRing {
         return exponent != 0x7F80_0000
     }
 
+    /// bf16 wire: `values` as bfloat16 into `wire`; `final` rounds `values` in place too (a finished sum).
+    static func toWire(
+        _ values: UnsafeMutableBufferPointer<Float>, into wire: UnsafeMutablePointer<UInt16>, final: Bool
+    ) {
+        for i in 0..<values.count {
+            let h = BFloat16.round(values[i])
+            wire[i] = h
+            if final { values[i] = BFloat16.float(h) }
+        }
+    }
+
+    /// bf16 wire: dst += the piece's values (added in fp32); false if the sum holds NaN or Inf.
+    static func addWire(_ raw: UnsafeRawBufferPointer, into dst: UnsafeMutableBufferPointer<Float>) -> Bool {
+        var exponent: UInt32 = 0
+        for i in 0..<dst.count {
+            dst[i] += BFloat16.float(raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
+            exponent = max(exponent, dst[i].bitPattern & 0x7F80_0000)
+        }
+        return exponent != 0x7F80_0000
+    }
+
+    /// bf16 wire: dst = the piece's values; false if one is NaN or Inf.
+    static func copyWire(_ raw: UnsafeRawBufferPointer, into dst: UnsafeMutableBufferPointer<Float>) -> Bool {
+        var exponent: UInt32 = 0
+        for i in 0..<dst.count {
+            dst[i] = BFloat16.float(raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
+            exponent = max(exponent, dst[i].bitPattern & 0x7F80_0000)
+        }
+        return exponent != 0x7F80_0000
+    }
+
     static func copy(_ src: UnsafeBufferPointer<Float>, into dst: UnsafeMutableBufferPointer<Float>) -> Bool {
         var exponent: UInt32 = 0
         for i in 0..<src.count {
@@ -278,11 +353,34 @@ public final class RingAllreduce: GradientRing {
         return exponent != 0x7F80_0000
     }
 
-    /// Receives the expected piece from the member at address `from`, validates it (sender's key, header,
-    /// size, checksum, order) and hands its floats, still in ZeroMQ's buffer, to `use`.
+    /// Receives the expected piece of fp32 values (see the raw `receive`) and hands them, still in ZeroMQ's
+    /// buffer where it is aligned, to `use`.
     func receive(
         step: Int, round: Int, stage: Int, k: Int, chunk: Int, piece: Int, count: Int, from: String, timeoutMs: Int,
         _ use: (UnsafeBufferPointer<Float>) -> Void
+    ) throws {
+        try receive(
+            step: step, round: round, stage: stage, k: k, chunk: chunk, piece: piece, count: count, bytesPerValue: 4,
+            from: from, timeoutMs: timeoutMs
+        ) { raw in
+            // ZeroMQ may hand out a message at any byte offset of its receive buffer.
+            if Int(bitPattern: raw.baseAddress) % MemoryLayout<Float>.alignment == 0 {
+                raw.withMemoryRebound(to: Float.self) { use($0) }
+            } else {
+                [Float](unsafeUninitializedCapacity: count) { b, n in
+                    UnsafeMutableRawBufferPointer(b).copyMemory(from: raw)
+                    n = count
+                }.withUnsafeBufferPointer { use($0) }
+            }
+        }
+    }
+
+    /// Receives the expected piece from the member at address `from`, validates it (sender's key, header,
+    /// size, checksum, order) and hands its bytes (`count` values of `bytesPerValue`), still in ZeroMQ's
+    /// buffer, to `use`.
+    func receive(
+        step: Int, round: Int, stage: Int, k: Int, chunk: Int, piece: Int, count: Int, bytesPerValue: Int,
+        from: String, timeoutMs: Int, _ use: (UnsafeRawBufferPointer) -> Void
     ) throws {
         func fail(_ problem: String) -> SwiftRainError {
             SwiftRainError(
@@ -333,20 +431,11 @@ public final class RingAllreduce: GradientRing {
             guard Checksum.of(frames[1].bytes, frames[2].bytes) == h.checksum else {
                 throw fail("a piece failed its checksum")
             }
-            guard frames[2].bytes.count == 4 * count else { throw fail("a piece of the wrong size") }
-            // The frames own ZeroMQ's buffers: keep them alive while their bytes are read.
-            withExtendedLifetime(frames) {
-                let raw = frames[2].bytes
-                // ZeroMQ may hand out a message at any byte offset of its receive buffer.
-                if Int(bitPattern: raw.baseAddress) % MemoryLayout<Float>.alignment == 0 {
-                    raw.withMemoryRebound(to: Float.self) { use($0) }
-                } else {
-                    [Float](unsafeUninitializedCapacity: count) { b, n in
-                        UnsafeMutableRawBufferPointer(b).copyMemory(from: raw)
-                        n = count
-                    }.withUnsafeBufferPointer { use($0) }
-                }
+            guard frames[2].bytes.count == bytesPerValue * count else {
+                throw fail("a piece of the wrong size (is every worker on the same grad_wire?)")
             }
+            // The frames own ZeroMQ's buffers: keep them alive while their bytes are read.
+            withExtendedLifetime(frames) { use(frames[2].bytes) }
             return
         }
     }

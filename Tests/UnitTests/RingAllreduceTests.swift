@@ -1,4 +1,5 @@
 import Foundation
+import RainModel
 import RainProtocol
 import RainSupport
 import RainZMQ
@@ -99,6 +100,68 @@ final class RingAllreduceTests: XCTestCase {
                         buffers[p][i].bitPattern, buffers[0][i].bitPattern, "members disagree (N=\(n), element \(i))")
                 }
             }
+        }
+    }
+
+    /// `grad_wire: bf16` at N = 1…4: pieces travel as bfloat16 (half the payload bytes of the fp32 ring), every
+    /// hop adds in fp32, and every member ends with the same bits. Oracle: the exact sum in Double. A value
+    /// passes at most N − 1 rounded partial sums and one rounded final sum, each off by at most u = 2⁻⁸ (bf16's
+    /// unit roundoff: 8 significant bits) of a partial sum's magnitude, so |error| ≤ N · 2⁻⁸ · Σ|x| (plus fp32
+    /// additions, far smaller).
+    func testBF16WireSumsWithinBF16ToleranceAndEveryMemberAgrees() throws {
+        let count = 10_007, piece = 1000
+        var rng = SplitMix(77)
+        for n in 1...4 {
+            let inputs = (0..<n).map { _ in (0..<count).map { _ in Float(rng.uniform() * 2 - 1) * 1e-3 } }
+            var results: [GradientWire: [[Float]]] = [:], bytes: [GradientWire: Int] = [:]
+            for wire in GradientWire.allCases {
+                let buffers = inputs.map { values in
+                    let b = UnsafeMutableBufferPointer<Float>.allocate(capacity: count)
+                    _ = b.initialize(from: values)
+                    return b
+                }
+                defer { buffers.forEach { $0.deallocate() } }
+                let rings = try makeRings(n, floats: count, pieceFloats: piece).rings
+                defer { rings.forEach { $0.close() } }
+                for r in rings { r.wire = wire }
+                var finite: [Bool?] = []
+                let errors = try ringRound(buffers, pieceFloats: piece, finite: &finite, rings: rings)
+                XCTAssertTrue(errors.allSatisfy { $0 == nil }, "N=\(n) \(wire): \(errors)")
+                XCTAssertTrue(finite.allSatisfy { $0 == true }, "N=\(n) \(wire)")
+                results[wire] = buffers.map { Array($0) }
+                bytes[wire] = rings.reduce(0) { $0 + $1.bytesSent }
+            }
+            let half = try XCTUnwrap(results[.bf16]), full = try XCTUnwrap(results[.fp32])
+            for p in 1..<n {
+                XCTAssertEqual(half[p].map(\.bitPattern), half[0].map(\.bitPattern), "N=\(n) member \(p)")
+            }
+            var worst = 0.0
+            for i in 0..<count {
+                let exact = inputs.reduce(0.0) { $0 + Double($1[i]) },
+                    mag = inputs.reduce(0.0) { $0 + abs(Double($1[i])) }
+                let err = abs(Double(half[0][i]) - exact)
+                worst = max(worst, err / mag)
+                XCTAssertLessThanOrEqual(err, Double(n) / 256 * mag + 1e-12, "N=\(n) element \(i)")
+                XCTAssertEqual(Double(full[0][i]), exact, accuracy: 1e-6 * mag + 1e-12, "fp32 ring, N=\(n)")
+            }
+            if n == 1 {
+                XCTAssertEqual(half[0], inputs[0], "N = 1: nothing travels, nothing is rounded")
+                continue
+            }
+            // It really was rounded (the fp32 ring's sums differ), and the payload halved (headers aside).
+            XCTAssertGreaterThan(worst, 1e-5, "N=\(n): no bf16 rounding seen")
+            let pieces = n * (n - 1) * 2 * ((count / n + piece) / piece)
+            XCTAssertLessThan(Double(bytes[.bf16]!), 0.5 * Double(bytes[.fp32]!) + Double(pieces * 200), "N=\(n) bytes")
+            XCTAssertGreaterThan(Double(bytes[.bf16]!), 0.45 * Double(bytes[.fp32]!), "N=\(n) bytes")
+        }
+    }
+
+    /// Swift's bfloat16 rounding (the ring's wire) is the model kernels' (C) bit for bit.
+    func testWireRoundingIsTheKernelsRounding() {
+        var rng = SplitMix(5)
+        for _ in 0..<100_000 {
+            let x = Float(bitPattern: UInt32(truncatingIfNeeded: rng.next()))
+            XCTAssertEqual(BFloat16.round(x), BF16.round(x), "\(x) \(String(x.bitPattern, radix: 16))")
         }
     }
 
