@@ -147,6 +147,18 @@ static void pack_b(long n, long k, const uint16_t *b, long ldb, long j0, long p0
     }
 }
 
+// The same panel of op(B) = Bᵀ, B stored [n][ldb] (k contiguous): each pair is one 32-bit word of a row of B.
+static void pack_bt(long n, long k, const uint16_t *b, long ldb, long j0, long p0, long kc, uint32_t *out) {
+    long w = n - j0 < NR ? n - j0 : NR;
+    for (long j = 0; j < NR; j++) {
+        const uint16_t *row = b + (j0 + j) * ldb;
+        for (long p = 0; p < kc; p++) {
+            long k0 = 2 * (p0 + p);
+            out[p * NR + j] = j < w ? word(row[k0], k0 + 1 < k ? row[k0 + 1] : 0) : 0;
+        }
+    }
+}
+
 #if defined(__x86_64__)
 // pack_b for a whole panel (NR columns, both rows of every pair inside B): rows 2p and 2p+1 interleaved by
 // VPERMT2W, 32 columns per instruction; edge panels take the scalar loop.
@@ -399,7 +411,9 @@ int swiftrain_gemm_bf16(int transA, int transB, long m, long n, long k, const ui
     int isa = swiftrain_bf16_isa();
     if (isa == 0) return -1;
     if (transB && transA) return -2;  // not a form the model uses
-    if (transB) {
+    // A·Bᵀ: dot products along k when k is long against the output (the small model's weight gradient,
+    // k = the tiles), else the broadcast kernel on panels packed from Bᵀ (the shape alone decides).
+    if (transB && k >= 8 * (m > n ? m : n)) {
 #if defined(__x86_64__)
         if (isa == 2) {
             gemm_nt(dots_avx512, m, n, k, a, lda, b, ldb, beta, c, ldc);
@@ -407,6 +421,16 @@ int swiftrain_gemm_bf16(int transA, int transB, long m, long n, long k, const ui
         }
 #endif
         gemm_nt(dots_ref, m, n, k, a, lda, b, ldb, beta, c, ldc);
+        return 0;
+    }
+    if (transB) {
+#if defined(__x86_64__)
+        if (isa == 2) {
+            gemm_nn(tile_avx512, pack_bt, 0, m, n, k, a, lda, b, ldb, beta, c, ldc);
+            return 0;
+        }
+#endif
+        gemm_nn(tile_ref, pack_bt, 0, m, n, k, a, lda, b, ldb, beta, c, ldc);
         return 0;
     }
 #if defined(__x86_64__)

@@ -57,7 +57,8 @@ final class BF16Tests: XCTestCase {
         }
     }
 
-    /// Every form on awkward shapes (odd k, edges of every register tile and cache block, beta 0 and 1)
+    /// Every form on awkward shapes (odd k, edges of every register tile and cache block, beta 0 and 1; A·Bᵀ
+    /// both as dot products, long k, and on packed panels, several k blocks)
     /// against Σ in Double of the rounded operands: the products of two bfloat16 are exact in fp32, so
     /// the only error is fp32 accumulation, |err| ≤ γ_k Σ|a·b| with γ_k = k·2⁻²⁴ / (1 − k·2⁻²⁴).
     func testGEMMFormsAgainstTheRoundedOperandsSummedInDouble() throws {
@@ -66,7 +67,7 @@ final class BF16Tests: XCTestCase {
         var rng = SplitMix(29)
         let shapes: [(m: Int, n: Int, k: Int)] = [
             (1, 1, 1), (1, 1, 2), (3, 5, 7), (8, 48, 2), (9, 49, 33), (17, 97, 48), (16, 17, 515),
-            (7, 1600, 9), (24, 50, 1100), (13, 3, 2049),
+            (7, 1600, 9), (24, 50, 1100), (13, 3, 2049), (100, 90, 701),
         ]
         for kernel in kernels {
             XCTAssertEqual(BF16.force(kernel), kernel)
