@@ -328,7 +328,8 @@ static void dots_ref(long len, const uint16_t *const *ar, const uint16_t *const 
             for (long k0 = 0; k0 < len; k0 += 32)
                 for (int l = 0; l < 16; l++) {
                     long e = k0 + 2 * l;
-                    float x1 = e + 1 < len ? from_bf16(ar[r][e + 1]) : 0, y1 = e + 1 < len ? from_bf16(br[q][e + 1]) : 0;
+                    float x1 = e + 1 < len ? from_bf16(ar[r][e + 1]) : 0;
+                    float y1 = e + 1 < len ? from_bf16(br[q][e + 1]) : 0;
                     float x0 = e < len ? from_bf16(ar[r][e]) : 0, y0 = e < len ? from_bf16(br[q][e]) : 0;
                     lane[l] += x1 * y1;
                     lane[l] += x0 * y0;

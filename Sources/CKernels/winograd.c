@@ -25,7 +25,8 @@
 
 // Input rows 2ty−1 .. 2ty+2 of one plane, each padded with a zero on the left and two on the right,
 // combined by Bᵀ into four rows r0..r3 (r0 = d0 − d2, r1 = d1 + d2, r2 = d2 − d1, r3 = d1 − d3).
-static inline __attribute__((always_inline)) void input_rows(const float *src, long h, long w, long ty, float *r, long stride) {
+static inline __attribute__((always_inline)) void input_rows(const float *src, long h, long w, long ty, float *r,
+                                                             long stride) {
     for (int k = 0; k < 4; k++) memset(r + k * stride, 0, sizeof(float) * stride);
     const float *row[4];
     for (int i = 0; i < 4; i++) {
