@@ -407,82 +407,44 @@ static void gemm_nt(dots_fn dots, long m, long n, long k, const uint16_t *a, lon
 
 // ---- entry ----------------------------------------------------------------------------------------
 
+// The kernels of one instruction set: the vector ones, or the scalar reference the tests hold them to.
+struct kernels {
+    tile_fn tile;
+    pack_fn pack_b, pack_bt;
+    dots_fn dots;
+};
+
+static const struct kernels reference = {tile_ref, pack_b, pack_bt, dots_ref};
+#if defined(__x86_64__)
+static const struct kernels avx512 = {tile_avx512, pack_b_avx512, pack_bt, dots_avx512};
+#endif
+
+static const struct kernels *kernels_in_use(void) {
+    int isa = swiftrain_bf16_isa();
+#if defined(__x86_64__)
+    if (isa == 2) return &avx512;
+#endif
+    return isa == 1 ? &reference : 0;
+}
+
 int swiftrain_gemm_bf16(int transA, int transB, long m, long n, long k, const uint16_t *a, long lda,
                         const uint16_t *b, long ldb, float beta, float *c, long ldc) {
-    int isa = swiftrain_bf16_isa();
-    if (isa == 0) return -1;
+    const struct kernels *kn = kernels_in_use();
+    if (!kn) return -1;
     if (transB && transA) return -2;  // not a form the model uses
     // A·Bᵀ: dot products along k when k is long against the output (the small model's weight gradient,
     // k = the tiles), else the broadcast kernel on panels packed from Bᵀ (the shape alone decides).
-    if (transB && k >= 8 * (m > n ? m : n)) {
-#if defined(__x86_64__)
-        if (isa == 2) {
-            gemm_nt(dots_avx512, m, n, k, a, lda, b, ldb, beta, c, ldc);
-            return 0;
-        }
-#endif
-        gemm_nt(dots_ref, m, n, k, a, lda, b, ldb, beta, c, ldc);
-        return 0;
-    }
-    if (transB) {
-#if defined(__x86_64__)
-        if (isa == 2) {
-            gemm_nn(tile_avx512, pack_bt, 0, m, n, k, a, lda, b, ldb, beta, c, ldc);
-            return 0;
-        }
-#endif
-        gemm_nn(tile_ref, pack_bt, 0, m, n, k, a, lda, b, ldb, beta, c, ldc);
-        return 0;
-    }
-#if defined(__x86_64__)
-    if (isa == 2) {
-        gemm_nn(tile_avx512, pack_b_avx512, transA, m, n, k, a, lda, b, ldb, beta, c, ldc);
-        return 0;
-    }
-#endif
-    gemm_nn(tile_ref, pack_b, transA, m, n, k, a, lda, b, ldb, beta, c, ldc);
+    if (transB && k >= 8 * (m > n ? m : n))
+        gemm_nt(kn->dots, m, n, k, a, lda, b, ldb, beta, c, ldc);
+    else
+        gemm_nn(kn->tile, transB ? kn->pack_bt : kn->pack_b, transA, m, n, k, a, lda, b, ldb, beta, c, ldc);
     return 0;
 }
 
 int swiftrain_gemm_bf16_packed(long m, long n, long k, const uint32_t *packed_a, const uint16_t *b, long ldb,
                                float beta, float *c, long ldc) {
-    int isa = swiftrain_bf16_isa();
-    if (isa == 0) return -1;
-#if defined(__x86_64__)
-    if (isa == 2) {
-        gemm_nn_packed(tile_avx512, pack_b_avx512, m, n, k, packed_a, b, ldb, beta, c, ldc);
-        return 0;
-    }
-#endif
-    gemm_nn_packed(tile_ref, pack_b, m, n, k, packed_a, b, ldb, beta, c, ldc);
-    return 0;
-}
-
-// The machine's bf16 dot-product peak: independent VDPBF16PS chains (64 FLOPs each: 16 lanes × 2
-// products × multiply and add), as the FP32 peak counts FMAs.
-#if defined(__x86_64__)
-static volatile float peak_sink;
-#define CHAINS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
-BF16_TARGET static double peak_avx512(long n) {
-    const __m512bh b = (__m512bh)_mm512_set1_epi32(0x3f803f80), c = (__m512bh)_mm512_set1_epi32(0x33d633d6);
-#define DECL(i) __m512 a##i = _mm512_set1_ps(1.0f + (i));
-    CHAINS(DECL)
-    for (long r = 0; r < n; r++) {
-#define STEP(i) a##i = _mm512_dpbf16_ps(a##i, b, c);
-        CHAINS(STEP)
-    }
-    __m512 s = a0;
-#define SUM(i) s = _mm512_add_ps(s, a##i);
-    CHAINS(SUM)
-    peak_sink = _mm512_reduce_add_ps(s);
-    return (double)n * 12 * 64;
-}
-#endif
-
-double swiftrain_bf16_peak_run(long n) {
-#if defined(__x86_64__)
-    if (detect() == 2) return peak_avx512(n);
-#endif
-    (void)n;
+    const struct kernels *kn = kernels_in_use();
+    if (!kn) return -1;
+    gemm_nn_packed(kn->tile, kn->pack_b, m, n, k, packed_a, b, ldb, beta, c, ldc);
     return 0;
 }

@@ -23,23 +23,7 @@
 #define CLONES
 #endif
 
-// Input rows 2ty−1 .. 2ty+2 of one plane, each padded with a zero on the left and two on the right,
-// combined by Bᵀ into four rows r0..r3 (r0 = d0 − d2, r1 = d1 + d2, r2 = d2 − d1, r3 = d1 − d3).
-static inline __attribute__((always_inline)) void input_rows(const float *src, long h, long w, long ty, float *r,
-                                                             long stride) {
-    for (int k = 0; k < 4; k++) memset(r + k * stride, 0, sizeof(float) * stride);
-    const float *row[4];
-    for (int i = 0; i < 4; i++) {
-        long y = 2 * ty + i - 1;
-        row[i] = (src && y >= 0 && y < h) ? src + y * w : 0;
-    }
-    float *r0 = r + 1, *r1 = r + stride + 1, *r2 = r + 2 * stride + 1, *r3 = r + 3 * stride + 1;
-    for (long x = 0; x < w; x++) {
-        float d0 = row[0] ? row[0][x] : 0, d1 = row[1] ? row[1][x] : 0;
-        float d2 = row[2] ? row[2][x] : 0, d3 = row[3] ? row[3][x] : 0;
-        r0[x] = d0 - d2, r1[x] = d1 + d2, r2[x] = d2 - d1, r3[x] = d1 - d3;
-    }
-}
+#include "winograd_rows.h"
 
 CLONES void swiftrain_wino_input(long channels, long batch, long h, long w, const float *const *planes, float *v,
                           long lo, long hi) {
@@ -228,16 +212,7 @@ CLONES void swiftrain_wino_output_adjoint(long rows, long batch, long h, long w,
     for (long o = lo; o < hi; o++)
         for (long b = 0; b < batch; b++)
             for (long ty = 0; ty < th; ty++) {
-                const float *row0 = dz + o * n + b * h * w + 2 * ty * w, *row1 = row0 + w;
-                int has1 = 2 * ty + 1 < h;
-                for (long tx = 0; tx < w / 2; tx++) {
-                    y00[tx] = row0[2 * tx], y01[tx] = row0[2 * tx + 1];
-                    y10[tx] = has1 ? row1[2 * tx] : 0, y11[tx] = has1 ? row1[2 * tx + 1] : 0;
-                }
-                if (w % 2) {  // the last tile's right column is outside
-                    y00[tw - 1] = row0[w - 1], y01[tw - 1] = 0;
-                    y10[tw - 1] = has1 ? row1[w - 1] : 0, y11[tw - 1] = 0;
-                }
+                output_tile_dy(dz + o * n + b * h * w, h, w, ty, tw, y00, y01, y10, y11);
                 float *out = dm + o * tiles + (b * th + ty) * tw;
                 // dMξ = A dY Aᵀ, A's rows (1,0), (1,1), (1,−1), (0,−1): row i of A·dY is
                 // (y0f, y0f + y1f, y0f − y1f, −y1f), then the same combination along columns.

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "winograd_rows.h"
+
 #if defined(__x86_64__)
 #include <immintrin.h>
 #define BF16_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")))
@@ -27,24 +29,12 @@ BF16_TARGET void swiftrain_wino_input_bf16(long channels, long batch, long h, lo
     long stride = 2 * tw + 2 + 64;
     long freq = channels * tiles;
     float *r = aligned_alloc(64, sizeof(float) * 4 * stride);
-    memset(r, 0, sizeof(float) * 4 * stride);
     const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
     const __m512i odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
     for (long c = lo; c < hi; c++)
         for (long b = 0; b < batch; b++)
             for (long ty = 0; ty < th; ty++) {
-                const float *src = planes[c * batch + b];
-                const float *row[4];
-                for (int i = 0; i < 4; i++) {
-                    long y = 2 * ty + i - 1;
-                    row[i] = (src && y >= 0 && y < h) ? src + y * w : 0;
-                }
-                float *r0 = r + 1, *r1 = r + stride + 1, *r2 = r + 2 * stride + 1, *r3 = r + 3 * stride + 1;
-                for (long x = 0; x < w; x++) {
-                    float d0 = row[0] ? row[0][x] : 0, d1 = row[1] ? row[1][x] : 0;
-                    float d2 = row[2] ? row[2][x] : 0, d3 = row[3] ? row[3][x] : 0;
-                    r0[x] = d0 - d2, r1[x] = d1 + d2, r2[x] = d2 - d1, r3[x] = d1 - d3;
-                }
+                input_rows(planes[c * batch + b], h, w, ty, r, stride);
                 uint16_t *out = v + c * tiles + (b * th + ty) * tw;
                 for (int i = 0; i < 4; i++) {
                     const float *p = r + i * stride;  // p[2tx + j] = row i, column 2tx + j − 1
@@ -75,16 +65,7 @@ BF16_TARGET void swiftrain_wino_output_adjoint_bf16(long rows, long batch, long 
     for (long o = lo; o < hi; o++)
         for (long b = 0; b < batch; b++)
             for (long ty = 0; ty < th; ty++) {
-                const float *row0 = dz + o * n + b * h * w + 2 * ty * w, *row1 = row0 + w;
-                int has1 = 2 * ty + 1 < h;
-                for (long tx = 0; tx < w / 2; tx++) {
-                    y00[tx] = row0[2 * tx], y01[tx] = row0[2 * tx + 1];
-                    y10[tx] = has1 ? row1[2 * tx] : 0, y11[tx] = has1 ? row1[2 * tx + 1] : 0;
-                }
-                if (w % 2) {
-                    y00[tw - 1] = row0[w - 1], y01[tw - 1] = 0;
-                    y10[tw - 1] = has1 ? row1[w - 1] : 0, y11[tw - 1] = 0;
-                }
+                output_tile_dy(dz + o * n + b * h * w, h, w, ty, tw, y00, y01, y10, y11);
                 uint16_t *out = dm + o * tiles + (b * th + ty) * tw;
                 // dMξ = A dY Aᵀ (winograd.c): row i of A·dY is (y0f, y0f + y1f, y0f − y1f, −y1f), then the
                 // same combination along columns.

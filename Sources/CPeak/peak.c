@@ -25,6 +25,25 @@ __attribute__((target("avx512f"))) static double run512(long n) {
     return (double)n * 12 * 16 * 2;
 }
 
+// bf16 dot products: VDPBF16PS adds two products per lane, 64 FLOPs per instruction (the bf16 peak).
+__attribute__((target("avx512f,avx512bf16"))) static double runBF16(long n) {
+    const __m512bh b = (__m512bh)_mm512_set1_epi32(0x3f803f80), c = (__m512bh)_mm512_set1_epi32(0x33d633d6);
+    CHAINS(DECL)
+    for (long r = 0; r < n; r++) {
+#define STEPBF(i) a##i = _mm512_dpbf16_ps(a##i, b, c);
+        CHAINS(STEPBF)
+    }
+    __m512 s = a0;
+    CHAINS(SUM)
+    sink = _mm512_reduce_add_ps(s);
+    return (double)n * 12 * 64;
+}
+
+double swiftrain_peak_bf16_run(long n) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512bf16") ? runBF16(n) : 0;
+}
+
 __attribute__((target("avx2,fma"))) static double run256(long n) {
     const __m256 b = _mm256_set1_ps(0.9999999f), c = _mm256_set1_ps(1e-7f);
 #define DECL8(i) __m256 a##i = _mm256_set1_ps(1.0f + (i));
@@ -95,6 +114,10 @@ double swiftrain_peak_run(long n, int isa) {
 // Other architectures: a scalar loop the compiler vectorises as it can (a lower bound, labelled as such).
 static volatile float sink;
 int swiftrain_peak_isa(void) { return 0; }
+double swiftrain_peak_bf16_run(long n) {
+    (void)n;
+    return 0;
+}
 double swiftrain_peak_run(long n, int isa) {
     (void)isa;
     float a[32];

@@ -213,9 +213,6 @@ public enum BF16 {
     ) -> Bool {
         swiftrain_gemm_bf16_packed(m, n, k, packedA, b, ldb, beta, c, ldc) == 0
     }
-
-    /// FLOPs of `n` rounds of the bf16 peak loop (0 without the instruction).
-    public static func peakRun(_ n: Int) -> Double { swiftrain_bf16_peak_run(n) }
 }
 
 extension WinogradTransforms {

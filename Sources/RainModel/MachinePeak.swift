@@ -37,7 +37,7 @@ public enum MachinePeak {
             let flops = UnsafeMutableBufferPointer<Double>.allocate(capacity: threads)
             defer { flops.deallocate() }
             let t0 = DispatchTime.now().uptimeNanoseconds
-            DispatchQueue.concurrentPerform(iterations: threads) { i in flops[i] = BF16.peakRun(10_000_000) }
+            DispatchQueue.concurrentPerform(iterations: threads) { i in flops[i] = swiftrain_peak_bf16_run(10_000_000) }
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
             samples.append(flops.reduce(0, +) / seconds / 1e9)
         }

@@ -79,6 +79,4 @@ void swiftrain_bf16_pack_a(int transA, long m, long k, const uint16_t *a, long l
 /// C = beta·C + A·B with A packed by `swiftrain_bf16_pack_a`; B as in `swiftrain_gemm_bf16` (not transposed).
 int swiftrain_gemm_bf16_packed(long m, long n, long k, const uint32_t *packed_a, const uint16_t *b, long ldb,
                                float beta, float *c, long ldc);
-/// FLOPs of n rounds of 12 independent VDPBF16PS chains (0 without the instruction): the bf16 peak.
-double swiftrain_bf16_peak_run(long n);
 #endif
