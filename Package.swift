@@ -8,7 +8,7 @@ import PackageDescription
 //   RainSupport     errors, RNG, UTC time, checksums
 //   RainConfig      ← Support                      (+ Yams)
 //   RainData        ← Support, Config
-//   RainModel       ← Support, Config, Data        (+ OpenBLAS)
+//   RainModel       ← Support, Config, Data        (+ OpenBLAS, oneDNN)
 //   RainProtocol    ← Support                      messages, sharding, Transport protocols: no model, no sockets
 //   RainZMQ         ← Support, Protocol            (+ libzmq)
 //   RainTraining    ← Support … Model, Protocol    state machines; never a socket
@@ -41,6 +41,7 @@ let package = Package(
             name: "CCairo", path: "Sources/CCairo", pkgConfig: "cairo", providers: [.apt(["libcairo2-dev"])]),
         .systemLibrary(
             name: "CNetCDF", path: "Sources/CNetCDF", pkgConfig: "netcdf", providers: [.apt(["libnetcdf-dev"])]),
+        .systemLibrary(name: "CDNNL", path: "Sources/CDNNL", providers: [.apt(["libdnnl-dev"])]),
         .systemLibrary(
             name: "COpenBLAS", path: "Sources/COpenBLAS", pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]),
@@ -61,7 +62,7 @@ let package = Package(
         /// The ConvLSTM forecaster on OpenBLAS, Adam, the scheduler, and running samples through it.
         .target(
             name: "RainModel",
-            dependencies: ["RainSupport", "RainConfig", "RainData", "COpenBLAS", "CPeak", "CKernels"],
+            dependencies: ["RainSupport", "RainConfig", "RainData", "COpenBLAS", "CPeak", "CKernels", "CDNNL"],
             swiftSettings: release),
         /// What and when: messages, sharding, transports as protocols and their in-memory twin. No sockets.
         .target(name: "RainProtocol", dependencies: ["RainSupport"], swiftSettings: release),

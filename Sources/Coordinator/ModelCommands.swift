@@ -158,6 +158,7 @@ struct BenchKernelCommand: ParsableCommand {
             : "bf16 kernel: none (lacks "
                 + BF16Dispatch.missing(cpuFlags: BF16Dispatch.cpuFlags).joined(separator: ", ") + ")"
         print("precisions run natively: \(native); \(bf16)")
+        if BF16Dispatch.selected == .avx512bf16 { print(BF16Dispatch.backendNote) }
         for t in Set([1, ProcessInfo.processInfo.activeProcessorCount]).sorted() {
             let g = MachinePeak.gflops(threads: t)
             print("machine FP32 peak, \(t) thread(s): \(String(format: "%.1f", g)) GFLOP/s (\(MachinePeak.isa))")

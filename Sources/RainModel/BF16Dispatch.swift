@@ -34,6 +34,46 @@ public enum BF16Dispatch {
     /// The kernel this process uses, chosen once by the table (the C side never takes one the CPU cannot run).
     public static let selected: BF16.Kernel = BF16.force(choice(cpuFlags: cpuFlags))
 
+    /// Who computes the bf16 products.
+    public enum Backend: String, CaseIterable, Sendable {
+        /// SwiftRain's kernels for every product.
+        case own
+        /// oneDNN's matmul primitive for every product.
+        case onednn
+        /// oneDNN for whole products, SwiftRain's kernels inside the fused forward's blocks (their operand
+        /// packed once per pass): the faster of the two for each, measured on an AVX512_BF16 CPU (Zen 4).
+        case mixed
+    }
+
+    /// SWIFTRAIN_BF16_BACKEND (own, onednn or mixed) if set, else the CPU's (`backend(cpuFlags:)`); tests set it.
+    nonisolated(unsafe) public static var backend: Backend = {
+        if let text = ProcessInfo.processInfo.environment["SWIFTRAIN_BF16_BACKEND"], let b = Backend(rawValue: text) {
+            return b
+        }
+        return backend(cpuFlags: cpuFlags)
+    }()
+
+    /// The backend for a CPU: with AMX (Sapphire Rapids and later) oneDNN for everything, since only it uses
+    /// the tile unit; with AVX512_BF16 alone the mix (oneDNN's brgemm is 11 % faster on the full model's
+    /// products, SwiftRain's kernels level or faster on the small model's fused blocks).
+    public static func backend(cpuFlags: Set<String>) -> Backend {
+        cpuFlags.contains("amx_bf16") && cpuFlags.contains("amx_tile") ? .onednn : .mixed
+    }
+
+    /// One line for logs and `bench`: the backend, and what oneDNN runs on this CPU.
+    public static var backendNote: String {
+        let form = OneDNN.Form(
+            transA: false, transB: false, m: 1536, n: 512, k: 400, lda: 400, ldb: 512, ldc: 512, accumulate: false)
+        let impl = selected == .avx512bf16 ? OneDNN.implementation(of: form) ?? "none" : "not used"
+        let what: String =
+            switch backend {
+            case .own: "SwiftRain's kernels"
+            case .onednn: "oneDNN's matmul"
+            case .mixed: "oneDNN's matmul for whole products, SwiftRain's kernels in fused blocks"
+            }
+        return "bf16 products: \(what) (backend \(backend.rawValue); oneDNN's implementation here: \(impl))"
+    }
+
     /// The precisions this CPU runs natively.
     public static var nativePrecisions: [Precision] {
         selected == .avx512bf16 ? [.fp32, .bf16Mixed] : [.fp32]
@@ -79,12 +119,20 @@ enum BF16GEMM {
     /// thread count), shared among `BLAS.threads` threads as `BLAS.sgemm(batch:)` shares them.
     static func run(batch: [Product]) {
         precondition(BF16Dispatch.selected != .none, "bf16 GEMM without a kernel: BF16Dispatch.require first")
-        BLAS.onPieces(batch.count) { i in
-            let p = batch[i]
-            let ok = BF16.gemm(
-                transA: p.transA, transB: p.transB, m: p.m, n: p.n, k: p.k, a: p.a, lda: p.lda, b: p.b, ldb: p.ldb,
-                beta: p.beta, c: p.c, ldc: p.ldc)
-            precondition(ok, "bf16 GEMM form not supported (Aᵀ·Bᵀ)")
+        BLAS.onPieces(batch.count) { one(batch[$0]) }
+    }
+
+    /// One product on this thread, by the process's backend (SwiftRain's kernels if oneDNN has none for it).
+    static func one(_ p: Product) {
+        if BF16Dispatch.backend != .own {
+            let form = OneDNN.Form(
+                transA: p.transA, transB: p.transB, m: p.m, n: p.n, k: p.k, lda: p.lda, ldb: p.ldb, ldc: p.ldc,
+                accumulate: p.beta != 0)
+            if p.beta == 0 || p.beta == 1, OneDNN.gemm(form, a: p.a, b: p.b, c: p.c) { return }
         }
+        let ok = BF16.gemm(
+            transA: p.transA, transB: p.transB, m: p.m, n: p.n, k: p.k, a: p.a, lda: p.lda, b: p.b, ldb: p.ldb,
+            beta: p.beta, c: p.c, ldc: p.ldc)
+        precondition(ok, "bf16 GEMM form not supported (Aᵀ·Bᵀ)")
     }
 }

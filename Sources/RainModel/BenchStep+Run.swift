@@ -61,7 +61,8 @@ extension BenchStep {
         }
         return Report(
             ceilings: ceilings, rows: rows, peakRSSBytes: ThisProcess.peakRSS(), peakGFlops: peaks,
-            bf16PeakGFlops: bf16Peaks, conv: conv.rawValue, peer: peerLabel)
+            bf16PeakGFlops: bf16Peaks, conv: conv.rawValue,
+            bf16Backend: precisions.contains(.bf16Mixed) ? BF16Dispatch.backendNote : nil, peer: peerLabel)
     }
 
     /// One row: the sgemm ceiling on the row's dominant GEMM (the 3×3 convolution, OpenBLAS threading

@@ -62,6 +62,7 @@ extension BenchStep {
         }
         out += "\npeak RSS of this run: \(bytesText(r.peakRSSBytes))\n"
         out += "\(r.blasKernelNote.isEmpty ? "OpenBLAS kernel \(r.blasKernel)" : r.blasKernelNote)\n"
+        if let b = r.bf16Backend { out += b + "\n" }
         return out
     }
 }

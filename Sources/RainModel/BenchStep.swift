@@ -70,6 +70,8 @@ public enum BenchStep {
         public var gatesISA: String = Gates.isa.name
         /// The 3×3 convolution's algorithm.
         public var conv: String
+        /// Who computed the bf16 products (`BF16Dispatch.backendNote`), where bf16 rows ran.
+        public var bf16Backend: String?
         /// The peer that ran beside, if any.
         public var peer: String?
     }

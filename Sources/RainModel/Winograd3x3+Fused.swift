@@ -23,8 +23,9 @@ extension Winograd3x3 {
         let rowsTotal = batch * ((height + 1) / 2), per = fusedRows
         let blocks = (rowsTotal + per - 1) / per, ldm = per * tw
         let (batch, height, width, words) = (batch, height, width, packedWords)
-        let bf16 = precision == .bf16Mixed
+        let bf16 = precision == .bf16Mixed, onednn = BF16Dispatch.backend == .onednn
         let (packed, v16p, up, vp) = (UnsafePointer(uPacked), UnsafePointer(v16.pointer), u.pointer, v.pointer)
+        let u16p = UnsafePointer(u16.pointer)
         StepPhases.time(.gemm) {
             Parallel.forEach(blocks) { range in
                 let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 16 * m * ldm)
@@ -33,7 +34,12 @@ extension Winograd3x3 {
                     let r0 = block * per, r1 = min(rowsTotal, r0 + per)
                     let (t0, nb) = (r0 * tw, (r1 - r0) * tw)
                     for f in 0..<16 {
-                        if bf16 {
+                        if bf16 && onednn {
+                            BF16GEMM.one(
+                                BF16GEMM.Product(
+                                    m: m, n: nb, k: c, a: u16p + f * m * c, lda: c, b: v16p + f * c * t + t0, ldb: t,
+                                    c: scratch + f * m * ldm, ldc: ldm))
+                        } else if bf16 {
                             let ok = BF16.gemm(
                                 m: m, n: nb, k: c, packedA: packed + f * words, b: v16p + f * c * t + t0, ldb: t,
                                 beta: 0, c: scratch + f * m * ldm, ldc: ldm)

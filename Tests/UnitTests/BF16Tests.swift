@@ -69,12 +69,16 @@ final class BF16Tests: XCTestCase {
             (1, 1, 1), (1, 1, 2), (3, 5, 7), (8, 48, 2), (9, 49, 33), (17, 97, 48), (16, 17, 515),
             (7, 1600, 9), (24, 50, 1100), (13, 3, 2049), (100, 90, 701),
         ]
-        for kernel in kernels {
-            XCTAssertEqual(BF16.force(kernel), kernel)
+        // nil: oneDNN's matmul (the other backend), held to the same oracle.
+        for kernel in kernels.map(Optional.some) + (BF16Dispatch.selected == .avx512bf16 ? [nil] : []) {
+            if let kernel { XCTAssertEqual(BF16.force(kernel), kernel) }
             for s in shapes {
                 for (transA, transB) in [(false, false), (true, false), (false, true)] {
                     for beta: Float in [0, 1] {
-                        try checkGEMM(s.m, s.n, s.k, transA, transB, beta, &rng, "\(kernel) \(s) \(transA) \(transB)")
+                        try checkGEMM(
+                            s.m, s.n, s.k, transA, transB, beta, &rng,
+                            "\(kernel.map { "\($0)" } ?? "oneDNN") \(s) "
+                                + "\(transA) \(transB)", oneDNN: kernel == nil)
                     }
                 }
             }
@@ -83,7 +87,7 @@ final class BF16Tests: XCTestCase {
 
     private func checkGEMM(
         _ m: Int, _ n: Int, _ k: Int, _ transA: Bool, _ transB: Bool, _ beta: Float, _ rng: inout SplitMix,
-        _ what: String
+        _ what: String, oneDNN: Bool = false
     ) throws {
         let a = (0..<(m * k)).map { _ in BF16.round(Float(rng.uniform() * 4 - 2)) }
         let b = (0..<(k * n)).map { _ in BF16.round(Float(rng.uniform() * 4 - 2)) }
@@ -96,9 +100,16 @@ final class BF16Tests: XCTestCase {
         for p in 0..<k { for j in 0..<n { bp[transB ? j * ldb + p : p * ldb + j] = b[p * n + j] } }
         var c = [Float](repeating: .nan, count: m * ldc)
         for i in 0..<m { for j in 0..<n { c[i * ldc + j] = c0[i * n + j] } }
-        let ok = BF16.gemm(
-            transA: transA, transB: transB, m: m, n: n, k: k, a: ap, lda: lda, b: bp, ldb: ldb, beta: beta, c: &c,
-            ldc: ldc)
+        let ok =
+            oneDNN
+            ? OneDNN.gemm(
+                OneDNN.Form(
+                    transA: transA, transB: transB, m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc,
+                    accumulate: beta != 0),
+                a: ap, b: bp, c: &c)
+            : BF16.gemm(
+                transA: transA, transB: transB, m: m, n: n, k: k, a: ap, lda: lda, b: bp, ldb: ldb, beta: beta, c: &c,
+                ldc: ldc)
         XCTAssertTrue(ok, what)
         let u = 1.0 / Double(1 << 24), gamma = Double(k + 1) * u / (1 - Double(k + 1) * u)
         for i in 0..<m {
@@ -153,12 +164,16 @@ final class BF16Tests: XCTestCase {
         XCTAssertEqual(BF16Dispatch.choice(cpuFlags: ["avx2", "fma"]), BF16.Kernel.none)
         XCTAssertEqual(
             BF16Dispatch.missing(cpuFlags: ["avx2"]), ["avx512_bf16", "avx512bw", "avx512f", "avx512vl"])
+        // The backend: oneDNN wherever there is AMX (only it uses the tiles), the mix on AVX512_BF16 alone.
+        XCTAssertEqual(BF16Dispatch.backend(cpuFlags: zen4), .mixed)
+        XCTAssertEqual(BF16Dispatch.backend(cpuFlags: zen4.union(["amx_bf16", "amx_tile"])), .onednn)
         // This machine: the table's choice from /proc/cpuinfo is what the C side detects for itself.
         let fromFlags = BF16Dispatch.choice(cpuFlags: BLASKernel.cpuFlags())
         XCTAssertEqual(BF16.force(.avx512bf16), fromFlags)
     }
 
-    /// A bf16 training step gives the same bits on 1, 2 and 3 threads (products whole per thread).
+    /// A bf16 training step gives the same bits on 1, 2 and 3 threads (products whole per thread), with each
+    /// backend (the fused forward's path included: 9 × 14 planes fit its blocks).
     func testBF16StepBitsDoNotDependOnThreads() throws {
         try requireBF16()
         let shape = ModelShape(cin: 5, hidden: 12, head: 4, height: 9, width: 14, relu: true)
@@ -167,8 +182,17 @@ final class BF16Tests: XCTestCase {
         let x = (0..<(b * s * shape.cin * shape.plane)).map { _ in Float(rng.uniform() * 2 - 1) }
         let target = (0..<(b * shape.plane)).map { _ in Float(rng.uniform()) }
         let peepholes = (0..<(3 * shape.hidden * shape.plane)).map { _ in Float(rng.uniform() * 0.2 - 0.1) }
-        let before = BLAS.threads
-        defer { BLAS.threads = before }
+        let before = BLAS.threads, backend = BF16Dispatch.backend
+        defer { (BLAS.threads, BF16Dispatch.backend) = (before, backend) }
+        for kind in BF16Dispatch.Backend.allCases {
+            BF16Dispatch.backend = kind
+            try stepBits(shape, b, s, x, target, peepholes, "backend \(kind)")
+        }
+    }
+
+    private func stepBits(
+        _ shape: ModelShape, _ b: Int, _ s: Int, _ x: [Float], _ target: [Float], _ peepholes: [Float], _ what: String
+    ) throws {
         var results: [[Float]] = []
         for threads in [1, 2, 3] {
             BLAS.threads = threads
@@ -184,9 +208,9 @@ final class BF16Tests: XCTestCase {
             }
             results.append(model.output.values + g.values)
         }
-        XCTAssertFalse(results[0].contains { $0.isNaN })
-        XCTAssertEqual(results[0].map(\.bitPattern), results[1].map(\.bitPattern), "1 vs 2 threads")
-        XCTAssertEqual(results[0].map(\.bitPattern), results[2].map(\.bitPattern), "1 vs 3 threads")
+        XCTAssertFalse(results[0].contains { $0.isNaN }, what)
+        XCTAssertEqual(results[0].map(\.bitPattern), results[1].map(\.bitPattern), "\(what): 1 vs 2 threads")
+        XCTAssertEqual(results[0].map(\.bitPattern), results[2].map(\.bitPattern), "\(what): 1 vs 3 threads")
     }
 
     /// bf16-mixed against PyTorch's fixture, with the tolerances `check-gradients` states and derives.
