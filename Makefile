@@ -5,7 +5,7 @@ BIN      := .build/$(CONFIG)
 DEMO_DIR ?= demo
 # The demo's precision: 32, or bf16-mixed on a CPU with AVX512_BF16 (`make demo PRECISION=bf16-mixed`).
 PRECISION ?= 32
-APT_PKGS := libzmq3-dev libopenblas-dev libdnnl-dev libcairo2-dev fonts-dejavu-core libnetcdf-dev netcdf-bin pkg-config time python3
+APT_PKGS := libzmq3-dev libopenblas-dev libdnnl-dev libcairo2-dev fonts-dejavu-core libnetcdf-dev netcdf-bin libblosc-dev libzstd-dev zlib1g-dev pkg-config time python3
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: deps build lint test test-kernels test-slurm test-hosts demo clean

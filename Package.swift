@@ -14,7 +14,8 @@ import PackageDescription
 //   RainTraining    ← Support … Model, Protocol    state machines; never a socket
 //   RainLaunch      ← Training, ZMQ                processes, SLURM, the wiring
 //   RainNetCDF      ← Support                      (+ libnetcdf) NetCDF files, read and written
-//   RainConvert     ← Support, Data, NetCDF        WeatherBench / IMERG / SimSat files → RainBench's layout
+//   RainZarr        ← Support                      (+ libblosc, libzstd, zlib) Zarr v2/v3 stores, read and written
+//   RainConvert     ← Support, Data, NetCDF, Zarr  WeatherBench / IMERG / SimSat / Zarr stores → RainBench's layout
 //   RainEvaluation  ← Support … Model, Training, NetCDF
 //   RainPlot        ← Evaluation                   (+ Cairo)
 //   RainSuite       ← Training, Evaluation, Plot   grids of runs (child processes, SLURM arrays), Table 1
@@ -41,6 +42,9 @@ let package = Package(
             name: "CCairo", path: "Sources/CCairo", pkgConfig: "cairo", providers: [.apt(["libcairo2-dev"])]),
         .systemLibrary(
             name: "CNetCDF", path: "Sources/CNetCDF", pkgConfig: "netcdf", providers: [.apt(["libnetcdf-dev"])]),
+        .systemLibrary(
+            name: "CZarrCodecs", path: "Sources/CZarrCodecs",
+            providers: [.apt(["libblosc-dev", "libzstd-dev", "zlib1g-dev"])]),
         .systemLibrary(name: "CDNNL", path: "Sources/CDNNL", providers: [.apt(["libdnnl-dev"])]),
         .systemLibrary(
             name: "COpenBLAS", path: "Sources/COpenBLAS", pkgConfig: "openblas",
@@ -82,9 +86,11 @@ let package = Package(
             swiftSettings: release),
         /// NetCDF files through libnetcdf: forecasts written, WeatherBench-style inputs read.
         .target(name: "RainNetCDF", dependencies: ["RainSupport", "CNetCDF"], swiftSettings: release),
+        /// Zarr v2 and v3 stores read chunk by chunk (Blosc, Zstandard, gzip, sharding) and written (v2, Blosc).
+        .target(name: "RainZarr", dependencies: ["RainSupport", "CZarrCodecs"], swiftSettings: release),
         /// Converters from WeatherBench, IMERG and SimSat NetCDF files to RainBench's memory-mapped layout.
         .target(
-            name: "RainConvert", dependencies: ["RainSupport", "RainConfig", "RainData", "RainNetCDF"],
+            name: "RainConvert", dependencies: ["RainSupport", "RainConfig", "RainData", "RainNetCDF", "RainZarr"],
             swiftSettings: release),
         /// Scores, baselines, evaluation of a run, export for PyTorch, forecasts as NetCDF.
         .target(
@@ -124,7 +130,7 @@ let package = Package(
             name: "IntegrationTests",
             dependencies: [
                 "RainSupport", "RainConfig", "RainData", "RainModel", "RainProtocol", "RainZMQ", "RainTraining",
-                "RainEvaluation", "RainNetCDF", "RainConvert", "RainSuite",
+                "RainEvaluation", "RainNetCDF", "RainConvert", "RainSuite", "RainZarr",
             ]),
     ],
     swiftLanguageModes: [.v5]
