@@ -45,11 +45,14 @@ def wb2(path, times):
                      ("specific_cloud_ice_water_content", 1e-5), ("specific_cloud_liquid_water_content", 1e-5)]:
         data[v] = (("time", "level", "longitude", "latitude"),
                    (scale * (1 + 0.1 * rng.normal(0, 1, (n, len(levels), 64, 32)))).astype("f4"))
+    data["land_sea_mask"] = (("longitude", "latitude"), (rng.random((64, 32)) > 0.7).astype("f4"))
+    data["geopotential_at_surface"] = (("longitude", "latitude"), (rng.random((64, 32)) * 3e4).astype("f4"))
+    data["soil_type"] = (("longitude", "latitude"), rng.integers(0, 8, (64, 32)).astype("f4"))
     ds = xr.Dataset(data, coords={"time": t, "level": np.array(levels, dtype="i8"), "longitude": lon,
                                   "latitude": lat})
     ds["total_precipitation_6hr"].attrs = {"units": "m", "long_name": "Total precipitation over 6 hours"}
     blosc = numcodecs.Blosc("lz4", 5, numcodecs.Blosc.SHUFFLE)
-    enc = {v: {"chunks": (4,) + ds[v].shape[1:], "compressors": [blosc]} for v in data}
+    enc = {v: {"chunks": (4,) + ds[v].shape[1:], "compressors": [blosc]} for v in data if "time" in ds[v].dims}
     enc["time"] = {"units": "hours since 1959-01-01", "dtype": "int64"}
     ds.to_zarr(path, zarr_format=2, consolidated=True, encoding=enc, mode="w")
 
@@ -58,6 +61,21 @@ wb2(f"{out}/wb2.zarr", ("2016-01-01", "2016-03-01 18:00"))
 # A missing chunk (zarr-python writes none for an all-fill chunk; a partial download loses some): rows 8..11.
 os.remove(f"{out}/wb2.zarr/2m_temperature/2.0.0")
 os.remove(f"{out}/wb2.zarr/temperature/1.0.0.0")
+
+# ARCO-ERA5-like, hourly, as Zarr v3 through xarray: (time, latitude, longitude) with latitudes descending and
+# longitudes from -180, across a new year; one hour absent from the time axis.
+t = pd.date_range("2017-12-31", "2018-01-01 23:00", freq="1h").delete(30)
+n = len(t)
+lat_desc, lon_180 = lat[::-1], np.concatenate([lon[32:] - 360, lon[:32]])
+hourly = xr.Dataset({
+    "2m_temperature": (("time", "latitude", "longitude"), rng.normal(280, 10, (n, 32, 64)).astype("f4")),
+    "total_precipitation": (("time", "latitude", "longitude"), rng.gamma(0.3, 1e-4, (n, 32, 64)).astype("f4")),
+    "temperature": (("time", "level", "latitude", "longitude"),
+                    rng.normal(250, 10, (n, len(levels), 32, 64)).astype("f4")),
+}, coords={"time": t, "level": np.array(levels, dtype="i8"), "latitude": lat_desc, "longitude": lon_180})
+hourly.to_zarr(f"{out}/era_hourly.zarr", zarr_format=3, consolidated=False, mode="w",
+               encoding={"time": {"units": "hours since 1900-01-01", "dtype": "int64"},
+                         "temperature": {"chunks": (5, 13, 32, 64), "shards": (10, 13, 32, 64)}})
 
 # Zarr v3: zstd inside shards with a CRC-32C index, a transposed gzip array, a big-endian one.
 g3 = zarr.open_group(f"{out}/v3.zarr", mode="w", zarr_format=3)

@@ -60,13 +60,18 @@ struct ConvertOptions: ParsableArguments {
 struct ConvertERA5: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "era5",
-        abstract: "WeatherBench's ERA5 NetCDF files (per variable and year, constants_<res>deg.nc) → era5625.",
+        abstract: "ERA5 from WeatherBench's NetCDF files or a Zarr store (WeatherBench 2, ARCO-ERA5) → era5625.",
         discussion: """
             Channels in RainBench's order: t2m, sp, tp, then for 300, 500 and 850 hPa ciwc, clwc, t, z, q, each \
             level under its own name (t_300hPa). Levels are selected by the level coordinate's values; times \
             come from the time coordinate's units (UTC); fill and missing values become NaN; descending \
             latitudes and longitudes from −180° are put in RainBench's order. Re-running an interrupted \
             conversion resumes it.
+
+            --from STORE.zarr reads a local Zarr store (v2 or v3) in WeatherBench 2's naming (2m_temperature, \
+            temperature on a level axis, …) at the store's own time step: a 6-hourly store gives a 6-hourly \
+            dataset whose precipitation is tp6h (metres over the 6 h ending at the row's time; train on it \
+            with era_target: tp6h). Dimensions are found by name, whatever their order.
             """)
     @OptionGroup var options: ConvertOptions
     @Option(help: "Variables, comma-separated: const, t2m, tp, t (three levels), t_850hPa, … (default: all).")
@@ -74,10 +79,16 @@ struct ConvertERA5: ParsableCommand {
 
     func run() throws {
         try SwiftRain.run {
-            let plan = try ConversionPlan.era5(
-                directory: options.from, grid: try RainGrid(resolution: options.grid),
-                variables: variables.map { $0.split(separator: ",").map { String($0) } },
-                years: try options.yearRange())
+            let grid = try RainGrid(resolution: options.grid)
+            let names = variables.map { $0.split(separator: ",").map { String($0) } }
+            let isZarr = [".zgroup", ".zmetadata", "zarr.json"].contains {
+                FileManager.default.fileExists(atPath: options.from + "/" + $0)
+            }
+            let plan =
+                isZarr
+                ? try ConversionPlan.era5(zarr: options.from, grid: grid, variables: names, years: options.yearRange())
+                : try ConversionPlan.era5(
+                    directory: options.from, grid: grid, variables: names, years: options.yearRange())
             try options.run(plan)
         }
     }

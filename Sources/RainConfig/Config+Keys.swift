@@ -23,6 +23,18 @@ extension Config {
             """
         ),
         bool("imerg", \.imerg, "Data", "predict IMERG precipitationcal (mm/h); false predicts ERA5 tp (m/h)"),
+        ConfigKey(
+            name: "era_target", section: "Data",
+            doc: """
+                the ERA5 precipitation predicted when imerg is false: tp (hourly amount, m) or tp6h (amount over \
+                the 6 h ending at t, m: WeatherBench 2's total_precipitation_6hr, after `convert era5 --from X.zarr`)
+                """,
+            read: { $0.eraTarget },
+            write: { c, v in
+                let t = try scalar(v, "ERA5 target")
+                guard ["tp", "tp6h"].contains(t) else { throw ConfigValueError(expected: "tp | tp6h") }
+                c.eraTarget = t
+            }),
         bool("inc_time", \.incTime, "Data", "add hour/24, day/31, month/12 of local solar time as input channels"),
         int(
             "sample_time_window", \.sampleTimeWindow, "Data",

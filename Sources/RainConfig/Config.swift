@@ -34,6 +34,8 @@ public struct Config: Equatable {
     public var data: [String] = ["data/era5625", "data/imerg5625", "data/simsat5625"]
     public var sources: Sources = .simsat
     public var imerg: Bool = false
+    /// ERA5's precipitation variable as the target (`tp` hourly; `tp6h` 6-hour totals).
+    public var eraTarget = "tp"
     public var incTime: Bool = false
     public var sampleTimeWindow: Int = 12
     public var sampleFreq: Int = 3
@@ -155,7 +157,7 @@ extension Config {
         // The default precision is left out, so runs from before the key existed keep their hash.
         for line in yaml().split(separator: "\n")
         where !line.hasPrefix("epochs:") && line != "precision: 32"
-            && line != "grad_wire: fp32"
+            && line != "grad_wire: fp32" && line != "era_target: tp"
         {
             for byte in line.utf8 { h = (h ^ UInt64(byte)) &* 0x100_0000_01B3 }
         }

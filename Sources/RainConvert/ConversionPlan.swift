@@ -50,6 +50,11 @@ public struct ConversionPlan {
     /// Rows are the mean of every source time inside [row time, row time + step) (GPM's half-hours
     /// into hourly rows), not one source time each.
     public var meanOverStep = false
+    /// Every input is this Zarr store (`convert era5 --from STORE.zarr`): channels are its arrays.
+    public var zarrStore: String?
+    /// Constants made from a Zarr store's static arrays: output name → (array, factor) (orography =
+    /// geopotential_at_surface / g); lat2d and lon2d come from the grid.
+    public var zarrConstants: [String: (array: String, factor: Double)] = [:]
     /// Optional bounds inside the years (SimSat ends 2020-03-31 21:00): rows outside are not written.
     public var first: EpochSeconds?, last: EpochSeconds?
 

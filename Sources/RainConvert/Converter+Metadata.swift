@@ -2,6 +2,7 @@ import Foundation
 import RainData
 import RainNetCDF
 import RainSupport
+import RainZarr
 
 /// What an unfinished conversion has done, saved after every year so a re-run resumes there.
 struct ConversionState: Codable, Equatable {
@@ -113,6 +114,7 @@ extension Converter {
     }
 
     func writeConstants(_ constants: (path: String, names: [String])) throws {
+        if plan.zarrStore == constants.path { return try writeZarrConstants(constants) }
         let file = try NetCDFFile.open(path: constants.path)
         var values: [Float] = []
         for name in constants.names {
@@ -122,6 +124,27 @@ extension Converter {
         let url = directory.appendingPathComponent(plan.constantFile)
         try values.withUnsafeBytes { try Data($0).write(to: url, options: .atomic) }
         progress("\(plan.dataset): \(constants.names.count) constants (\(constants.names.joined(separator: ", ")))")
+    }
+
+    /// Constants from a Zarr store's static arrays, lat2d/lon2d from the grid (as WeatherBench 1's
+    /// constants file holds them: degrees north of each row, degrees east of each column).
+    private func writeZarrConstants(_ constants: (path: String, names: [String])) throws {
+        let store = try ZarrStore(path: constants.path)
+        let g = plan.grid
+        var values: [Float] = []
+        for name in constants.names {
+            switch name {
+            case "lat2d": values += (0..<g.plane).map { Float(g.latitude($0 / g.width)) }
+            case "lon2d": values += (0..<g.plane).map { Float(Double($0 % g.width) * g.resolution) }
+            default:
+                guard let (array, factor) = plan.zarrConstants[name] else { continue }
+                let plane = try SourceField(ZarrVariable(store: store, name: array), grid: g).read(0..<1, level: nil)
+                values += plane.map { Float(Double($0) * factor) }
+            }
+        }
+        let url = directory.appendingPathComponent(plan.constantFile)
+        try values.withUnsafeBytes { try Data($0).write(to: url, options: .atomic) }
+        progress("\(plan.dataset): \(constants.names.count) constants from \(store.url.lastPathComponent)")
     }
 
     /// PyRain's dict: per-level names, `levels` as PyRain's pressure indices, `index2pressure`, and a

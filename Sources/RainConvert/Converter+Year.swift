@@ -1,6 +1,7 @@
 import Foundation
 import RainNetCDF
 import RainSupport
+import RainZarr
 
 #if canImport(Glibc)
 import Glibc
@@ -39,12 +40,16 @@ extension Converter {
             }
         }
         for path in paths {
-            let file = try NetCDFFile.open(path: path)
+            // A Zarr store holds every year: its times outside this one are expected, not counted.
+            let store = plan.zarrStore == path ? try ZarrStore(path: path) : nil
+            let file = store == nil ? try NetCDFFile.open(path: path) : nil
             for (ci, channel) in plan.channels.enumerated() where perChannel[ci].contains(path) {
-                let field = try SourceField(
-                    file: file, variable: channel.sourceVariable, grid: plan.grid,
-                    impliedTimes: plan.impliedStart[path].map { ($0, plan.step) },
-                    channelAxis: channel.levelIndex != nil)
+                let field =
+                    try store.map { try SourceField(ZarrVariable(store: $0, name: channel.sourceVariable), grid: plan.grid) }
+                    ?? SourceField(
+                        file: file!, variable: channel.sourceVariable, grid: plan.grid,
+                        impliedTimes: plan.impliedStart[path].map { ($0, plan.step) },
+                        channelAxis: channel.levelIndex != nil)
                 let level = try levelIndex(channel, field)
                 // Rows by timestamp; a time off the step grid is a broken file, not a rounding case.
                 let target: [Int?] = try field.times.enumerated().map { i, t in
@@ -55,7 +60,7 @@ extension Converter {
                     }
                     let slot = origin + floorDiv(t - origin, plan.step) * plan.step
                     guard slot >= first && slot <= last else {
-                        outside += 1
+                        if store == nil { outside += 1 }
                         return nil
                     }
                     return Int(floorDiv(t - origin, plan.step))
@@ -88,7 +93,7 @@ extension Converter {
                     }
                 }
             }
-            try file.close()
+            try file?.close()
         }
         try flush(before: nil)
         // Hours no file had are NaN, not zeros (a sparse file's hole would read as 0 K, 0 mm).

@@ -146,7 +146,7 @@ public struct Converter {
     }
 
     func levelIndex(_ channel: ConversionPlan.Channel, _ field: SourceField) throws -> Int? {
-        let subject = "\(field.file.path): \(field.name)"
+        let subject = field.subject
         if let p = channel.pressure { return try field.levelIndex(Double(p)) }
         if let i = channel.levelIndex {
             guard let levels = field.levels, i < levels.count else {

@@ -28,13 +28,11 @@ public struct RainGrid: Equatable {
     public func latitude(_ row: Int) -> Double { -90 + resolution / 2 + Double(row) * resolution }
 }
 
-/// One variable of one NetCDF file, read as RainBench planes: Float, rows south to north, columns
+/// One variable of a NetCDF file or Zarr store, read as RainBench planes: Float, rows south to north, columns
 /// from 0° E, `_FillValue`/`missing_value`/unwritten cells as NaN, `scale_factor`/`add_offset` applied.
 /// Dimensions may come in any order (time, [level], lat, lon or IMERG's time, lon, lat).
 final class SourceField {
-    let file: NetCDFFile
-    let name: String
-    private let variable: Int32
+    let variable: GriddedVariable
     private let dims: [(name: String, length: Int)]
     private let axis: (time: Int?, level: Int?, lat: Int, lon: Int)
     /// UTC time of each time index (empty without a time axis).
@@ -50,40 +48,34 @@ final class SourceField {
     private let regridder: ConservativeRegridder?
     /// Source cells per time index and level (what one plane costs to read).
     var sourcePlane: Int { regridder.map { $0.sourceRows * $0.sourceColumns } ?? grid.plane }
+    /// "file: variable", for errors.
+    var subject: String { "\(variable.path): \(variable.name)" }
+    var name: String { variable.name }
 
     static let timeNames: Set<String> = ["time", "valid_time"]
     static let levelNames: Set<String> = ["level", "plev", "isobaricInhPa", "pressure_level", "lev"]
     static let latNames: Set<String> = ["lat", "latitude"]
     static let lonNames: Set<String> = ["lon", "longitude"]
 
-    /// `impliedTimes`: (first row's time, step) for files whose time axis has no coordinate.
-    init(
+    /// A NetCDF variable (`name` may be a path into groups and list alternatives separated by |).
+    convenience init(
         file: NetCDFFile, variable name: String, grid: RainGrid, impliedTimes: (EpochSeconds, EpochSeconds)? = nil,
         channelAxis: Bool = false
     ) throws {
-        // `name` may be a path into groups (GPM's Grid/precipitationCal) and list alternatives
-        // separated by | (IMERG V07 renamed precipitationCal to precipitation).
-        var found: (NetCDFFile, String, Int32)?
-        for candidate in name.split(separator: "|").map(String.init) where found == nil {
-            var parts = candidate.split(separator: "/").map(String.init)
-            let leaf = parts.removeLast()
-            var g: NetCDFFile? = file
-            for p in parts { g = g?.group(p) }
-            if let g, let v = g.variable(leaf) { found = (g, leaf, v) }
-        }
-        guard let (group, leaf, v) = found else {
-            throw SwiftRainError(
-                file.path, "no variable '\(name.replacingOccurrences(of: "|", with: "' or '"))'",
-                expected: "a variable named \(name.replacingOccurrences(of: "|", with: " or "))",
-                hint: "check the file is the one its name says (ncdump -h shows its variables)")
-        }
-        let file = group
-        self.file = group
-        self.name = leaf
+        try self.init(
+            try NetCDFVariable(file: file, name: name), grid: grid, impliedTimes: impliedTimes, channelAxis: channelAxis)
+    }
+
+    /// `impliedTimes`: (first row's time, step) for files whose time axis has no coordinate.
+    init(
+        _ variable: GriddedVariable, grid: RainGrid, impliedTimes: (EpochSeconds, EpochSeconds)? = nil,
+        channelAxis: Bool = false
+    ) throws {
+        self.variable = variable
         self.grid = grid
-        let subject = "\(file.path): \(leaf)"
-        variable = v
-        let dims = try file.dimensions(of: v)
+        let leaf = variable.name
+        let subject = "\(variable.path): \(leaf)"
+        let dims = variable.dimensions
         self.dims = dims
         func find(_ names: Set<String>) -> Int? { dims.firstIndex { names.contains($0.name) } }
         guard let lat = find(Self.latNames), let lon = find(Self.lonNames) else {
@@ -104,11 +96,11 @@ final class SourceField {
                 hint: "select one \(d.name) first (e.g. CDS files' expver: ncks -d expver,0)")
         }
         axis = (time, level, lat, lon)
-        let path = file.path
+        let path = variable.path
 
         // The grid: RainBench's latitudes (either order) and longitudes (starting anywhere on the circle).
-        let lats = try Self.coordinate(file, dims[lat].name, subject)
-        let lons = try Self.coordinate(file, dims[lon].name, subject)
+        let lats = try Self.coordinate(variable, dims[lat].name, subject)
+        let lons = try Self.coordinate(variable, dims[lon].name, subject)
         func gridError(_ what: String, _ found: String) -> SwiftRainError {
             SwiftRainError(
                 subject, "\(what) is not RainBench's \(grid.label)° grid",
@@ -142,20 +134,19 @@ final class SourceField {
         }
 
         // Time and levels.
-        if let time, let (t0, step) = impliedTimes, file.variable(dims[time].name) == nil {
+        if let time, let (t0, step) = impliedTimes, try variable.coordinate(dims[time].name) == nil {
             times = (0..<dims[time].length).map { t0 + EpochSeconds($0) * step }
         } else if let time {
             let tname = dims[time].name
-            guard let tv = file.variable(tname), case .text(let units)? = try file.attribute("units", variable: tv)
+            guard let values = try variable.coordinate(tname), let units = try variable.text("units", of: tname)
             else {
                 throw SwiftRainError(
                     subject, "the time coordinate has no units", expected: "a '\(tname)' variable with CF units",
                     hint: "add units (e.g. 'hours since 1900-01-01 00:00:00')")
             }
-            var calendar: String?
-            if case .text(let c)? = try file.attribute("calendar", variable: tv) { calendar = c }
-            let cf = try CFTime(units: units, calendar: calendar, subject: "\(file.path): \(tname)")
-            times = try file.readDoubles(tv).enumerated().map { i, x in
+            let calendar = try variable.text("calendar", of: tname)
+            let cf = try CFTime(units: units, calendar: calendar, subject: "\(path): \(tname)")
+            times = try values.enumerated().map { i, x in
                 guard let t = cf.time(x) else {
                     throw SwiftRainError(
                         "\(path): \(tname)[\(i)]", "not a whole second", found: "\(x) \(units)",
@@ -167,36 +158,25 @@ final class SourceField {
             times = []
         }
         levels = try level.map { l in
-            if channelAxis && file.variable(dims[l].name) == nil { return (0..<dims[l].length).map(Double.init) }
-            return try Self.coordinate(file, dims[l].name, subject)
+            if channelAxis, try variable.coordinate(dims[l].name) == nil {
+                return (0..<dims[l].length).map(Double.init)
+            }
+            return try Self.coordinate(variable, dims[l].name, subject)
         }
 
         // Packing and missing values (CF): fills compare against the packed values.
-        var fills: [Double] = []
-        for key in ["_FillValue", "missing_value"] {
-            if case .doubles(let d)? = try file.attribute(key, variable: v) { fills += d }
-        }
-        if let d = try file.defaultFill(v) { fills.append(d) }
-        self.fills = fills
-        if case .doubles(let s)? = try file.attribute("scale_factor", variable: v), let s0 = s.first {
-            scale = s0
-        } else {
-            scale = 1
-        }
-        if case .doubles(let o)? = try file.attribute("add_offset", variable: v), let o0 = o.first {
-            offset = o0
-        } else {
-            offset = 0
-        }
+        fills = try variable.fills()
+        scale = try variable.numbers("scale_factor", of: nil)?.first ?? 1
+        offset = try variable.numbers("add_offset", of: nil)?.first ?? 0
     }
 
-    private static func coordinate(_ file: NetCDFFile, _ name: String, _ subject: String) throws -> [Double] {
-        guard let c = file.variable(name) else {
+    private static func coordinate(_ variable: GriddedVariable, _ name: String, _ subject: String) throws -> [Double] {
+        guard let c = try variable.coordinate(name) else {
             throw SwiftRainError(
                 subject, "dimension '\(name)' has no coordinate variable", expected: "a '\(name)' variable",
                 hint: "add the coordinate values")
         }
-        return try file.readDoubles(c)
+        return c
     }
 
     /// The index of pressure level `hPa` on the level axis.
@@ -204,7 +184,7 @@ final class SourceField {
         guard let levels else { return nil }
         guard let i = levels.firstIndex(where: { abs($0 - hPa) < 1e-6 }) else {
             throw SwiftRainError(
-                "\(file.path): \(name)", "no \(Int(hPa)) hPa level",
+                subject, "no \(Int(hPa)) hPa level",
                 expected: "\(Int(hPa)) among the level coordinate's values",
                 found: levels.map { String(Int($0)) }.joined(separator: ", "),
                 hint: "download the variable at \(Int(hPa)) hPa")
@@ -223,7 +203,7 @@ final class SourceField {
             count[t] = range.count
         }
         if let l = axis.level { start[l] = level ?? 0 }
-        let raw = try file.readDoubles(variable, start: start, count: count)
+        let raw = try variable.read(start: start, count: count)
         // Row-major strides of the hyperslab read.
         var strides = [Int](repeating: 1, count: dims.count)
         for i in stride(from: dims.count - 2, through: 0, by: -1) { strides[i] = strides[i + 1] * count[i + 1] }

@@ -104,6 +104,40 @@ extension DataCatalog {
                 + "; or choose --sources that do not read it (`swiftrain inspect` lists what each file is for)"
             problems.insert(e, at: 0)
         }
+        problems += stepProblems(for: spec)
         if !problems.isEmpty { throw ValidationErrors(errors: problems) }
+    }
+
+    /// Data coarser than PyRain's own steps (1 h, 3 h), such as WeatherBench 2's 6-hourly ERA5, must be read
+    /// on whole steps: PyRain's nearest-past rule would silently repeat a row (a 3-hourly history from
+    /// 6-hourly data). Each variable's offsets, leads, sample stride and partition starts are checked.
+    func stepProblems(for spec: SampleSpec) -> [SwiftRainError] {
+        var seen = Set<String>()
+        return Self.variables(of: spec).compactMap { key -> SwiftRainError? in
+            guard let (ds, v, _) = try? find(key), let f = v.tfreqS.map({ EpochSeconds($0.rounded()) }), f > 3 * 3600,
+                let m = ds.info.memmap[v.mmapName], let d0 = m.daterange?.first.map({ EpochSeconds($0.rounded()) }),
+                seen.insert(ds.name).inserted
+            else { return nil }
+            let h = { (s: EpochSeconds) in "\(s / 3600) h" }
+            var off: [String] = []
+            let times = key == spec.target ? spec.leads : spec.offsets
+            if let t = times.first(where: { $0 % f != 0 }) {
+                off.append(key == spec.target ? "lead time \(h(t))" : "input offset −\(h(-t))")
+            }
+            for p in spec.partitions {
+                if p.stride % f != 0 { off.append("\(p.name.rawValue) sample stride \(h(p.stride))") }
+                if (spec.firstSampleTime(p) - d0) % f != 0 {
+                    off.append("\(p.name.rawValue) samples starting at \(UTCTime.iso(spec.firstSampleTime(p)))")
+                }
+            }
+            guard !off.isEmpty else { return nil }
+            return SwiftRainError(
+                key, "the configuration reads between the data's steps: \(ds.name) is \(h(f))-hourly",
+                expected: "every time on the \(h(f)) grid from \(UTCTime.iso(d0))",
+                found: off.prefix(4).joined(separator: "; "),
+                hint: "use multiples of \(f / 3600) for sample_freq, sample_time_window, forecast_freq and "
+                    + "sample_stride, and partition starts on the grid (e.g. train_start: 1979-01-01 with "
+                    + "sample_time_window a multiple of \(f / 3600))")
+        }
     }
 }

@@ -132,7 +132,8 @@ extension Normalisation {
         let temporal = everything.filter { $0.available != nil }
         let constants = everything.filter { $0.available == nil }
         let precipitation = Set(
-            catalog.variableKeys.filter { $0.hasSuffix("/precipitationcal") || $0.hasSuffix("/tp") } + [spec.target])
+            catalog.variableKeys.filter { key in ["/precipitationcal", "/tp", "/tp6h"].contains { key.hasSuffix($0) } }
+                + [spec.target])
         var acc: [String: RunningStats] = [:]
         var logAcc: [String: RunningStats] = [:]
 

@@ -64,7 +64,7 @@ public struct SampleSpec: Equatable {
         case .simsat_era: inputs = simsat + era
         }
         constants = Self.constantNames.map { "era\(sfx)/\($0)" }
-        target = c.imerg ? "imerg\(sfx)/precipitationcal" : "era\(sfx)/tp"
+        target = c.imerg ? "imerg\(sfx)/precipitationcal" : "era\(sfx)/\(c.eraTarget)"
         includeTime = c.incTime
         let h = UTCTime.hour
         offsets = stride(from: -c.sampleTimeWindow, through: 0, by: c.sampleFreq).map { EpochSeconds($0) * h }
@@ -110,6 +110,9 @@ public struct SampleSpec: Equatable {
     /// Channel index of lead `lead` in the one-hot block.
     public func leadIndex(_ lead: EpochSeconds) -> Int? { leads.firstIndex(of: lead) }
 
-    /// Scores' units (DATA-FORMAT §7): ERA5 tp is stored in metres and reported in mm; IMERG is mm/h.
-    public var targetUnits: (scale: Float, unit: String) { target.hasSuffix("/tp") ? (1000, "mm") : (1, "mm/h") }
+    /// Scores' units (DATA-FORMAT §7): ERA5 tp is stored in metres and reported in mm; IMERG is mm/h;
+    /// tp6h (WeatherBench 2's 6-hour totals) in mm over the 6 h ending at the valid time.
+    public var targetUnits: (scale: Float, unit: String) {
+        target.hasSuffix("/tp") ? (1000, "mm") : target.hasSuffix("/tp6h") ? (1000, "mm/6h") : (1, "mm/h")
+    }
 }
