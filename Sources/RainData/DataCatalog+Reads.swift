@@ -132,7 +132,7 @@ extension DataCatalog {
             }
             guard !off.isEmpty else { return nil }
             return SwiftRainError(
-                key, "the configuration reads between the data's steps: \(ds.name) is \(h(f))-hourly",
+                key, "the configuration reads between the data's steps: \(ds.name) holds a row every \(h(f))",
                 expected: "every time on the \(h(f)) grid from \(UTCTime.iso(d0))",
                 found: off.prefix(4).joined(separator: "; "),
                 hint: "use multiples of \(f / 3600) for sample_freq, sample_time_window, forecast_freq and "
