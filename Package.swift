@@ -16,7 +16,7 @@ import PackageDescription
 //   RainNetCDF      ← Support                      (+ libnetcdf) NetCDF files, read and written
 //   RainZarr        ← Support                      (+ libblosc, libzstd, zlib) Zarr v2/v3 stores, read and written
 //   RainConvert     ← Support, Data, NetCDF, Zarr  WeatherBench / IMERG / SimSat / Zarr stores → RainBench's layout
-//   RainEvaluation  ← Support … Model, Training, NetCDF
+//   RainEvaluation  ← Support … Model, Training, NetCDF, Zarr
 //   RainPlot        ← Evaluation                   (+ Cairo)
 //   RainSuite       ← Training, Evaluation, Plot   grids of runs (child processes, SLURM arrays), Table 1
 //   swiftrain       ← Launch, Evaluation, Plot, Suite;   swiftrain-worker ← Launch
@@ -95,7 +95,9 @@ let package = Package(
         /// Scores, baselines, evaluation of a run, export for PyTorch, forecasts as NetCDF.
         .target(
             name: "RainEvaluation",
-            dependencies: ["RainSupport", "RainConfig", "RainData", "RainModel", "RainTraining", "RainNetCDF"],
+            dependencies: [
+                "RainSupport", "RainConfig", "RainData", "RainModel", "RainTraining", "RainNetCDF", "RainZarr",
+            ],
             swiftSettings: release),
         /// Figures: Cairo, with a TrueType font and coastlines from the land–sea mask.
         .target(

@@ -29,6 +29,8 @@ EDGES=(
     "RainEvaluation:RainLaunch" # scoring does not start processes
     "RainNetCDF:RainData"       # NetCDF files sit below the datasets (the converters read them)
     "RainConvert:RainModel"     # converting data needs no model
+    "RainZarr:RainData"         # Zarr stores sit below the datasets too (the converters and predict use them)
+    "RainZarr:CNetCDF"          # each C library enters through its own target
     "RainSuite:RainLaunch"      # a suite starts runs as child processes, never in-process workers
 )
 

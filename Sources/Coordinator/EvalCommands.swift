@@ -100,7 +100,9 @@ struct PredictCommand: ParsableCommand {
     @Option(help: "First init time of a range, ISO 8601 UTC.") var from: String?
     @Option(help: "Last init time of a range (inclusive).") var to: String?
     @Option(help: "Hours between the init times of a range.") var every = 24
-    @Option(help: "Output file (default: RUN/predict/<from>_<to>.nc).") var out: String?
+    @Option(help: "Output file (default: RUN/predict/<from>_<to>.nc, or .zarr).") var out: String?
+    @Option(help: "netcdf (CF NetCDF-4), or zarr (WeatherBench 2's forecast layout, for xarray.open_zarr).")
+    var format: Predict.Format = .netcdf
     @Option(help: "A checkpoint file (default: the run's best.ckpt, else last.ckpt).") var checkpoint: String?
     @Flag(help: "Add the observed field (`truth`) on the same grid, NaN where it is missing.") var truth = false
     @Option(help: "32 or bf16-mixed (default: the run's own).") var precision: Precision?
@@ -129,7 +131,7 @@ struct PredictCommand: ParsableCommand {
             }
             let result = try Predict.run(
                 runPath: runPath, times: times, out: out, truth: truth, checkpoint: checkpoint, precision: precision,
-                log: { stderr($0) })
+                format: format, log: { stderr($0) })
             if json { try printJSON(result) } else { print(result.path) }
         }
     }
@@ -208,3 +210,4 @@ struct ImportCommand: ParsableCommand {
         }
     }
 }
+extension Predict.Format: ExpressibleByArgument {}

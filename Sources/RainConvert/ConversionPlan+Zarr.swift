@@ -19,7 +19,8 @@ extension ConversionPlan {
         let time = try ZarrVariable(store: store, name: "time")
         guard let units = try time.text("units", of: nil) else {
             throw SwiftRainError(
-                "\(path)/time", "the time coordinate has no units", expected: "CF units such as 'hours since 1959-01-01'",
+                "\(path)/time", "the time coordinate has no units",
+                expected: "CF units such as 'hours since 1959-01-01'",
                 hint: "write the store with xarray, which encodes time with units")
         }
         let cf = try CFTime(units: units, calendar: try time.text("calendar", of: nil), subject: "\(path)/time")
@@ -48,7 +49,8 @@ extension ConversionPlan {
         var wanted = table
         var withConstants = true
         if let variables {
-            let known = Set(table.map(\.channel.name) + table.compactMap { $0.channel.pressure == nil ? nil : levelName($0) })
+            let known = Set(
+                table.map(\.channel.name) + table.compactMap { $0.channel.pressure == nil ? nil : levelName($0) })
             let unknown = variables.filter { !known.contains($0) && $0 != "const" }
             guard unknown.isEmpty else {
                 let precip = hourly ? "tp (this store is hourly)" : "tp6h (this store is \(step / 3600)-hourly)"

@@ -45,7 +45,9 @@ extension Converter {
             let file = store == nil ? try NetCDFFile.open(path: path) : nil
             for (ci, channel) in plan.channels.enumerated() where perChannel[ci].contains(path) {
                 let field =
-                    try store.map { try SourceField(ZarrVariable(store: $0, name: channel.sourceVariable), grid: plan.grid) }
+                    try store.map {
+                        try SourceField(ZarrVariable(store: $0, name: channel.sourceVariable), grid: plan.grid)
+                    }
                     ?? SourceField(
                         file: file!, variable: channel.sourceVariable, grid: plan.grid,
                         impliedTimes: plan.impliedStart[path].map { ($0, plan.step) },

@@ -63,7 +63,8 @@ final class SourceField {
         channelAxis: Bool = false
     ) throws {
         try self.init(
-            try NetCDFVariable(file: file, name: name), grid: grid, impliedTimes: impliedTimes, channelAxis: channelAxis)
+            try NetCDFVariable(file: file, name: name), grid: grid, impliedTimes: impliedTimes, channelAxis: channelAxis
+        )
     }
 
     /// `impliedTimes`: (first row's time, step) for files whose time axis has no coordinate.

@@ -41,9 +41,12 @@ public enum Predict {
         return Array(stride(from: from, through: to, by: Int(every)).map { EpochSeconds($0) })
     }
 
+    /// NetCDF (the layout above) or Zarr (WeatherBench 2's forecast layout, Predict+Zarr).
+    public enum Format: String, CaseIterable { case netcdf, zarr }
+
     public static func run(
         runPath: String, times: [EpochSeconds], out: String?, truth: Bool, checkpoint: String? = nil,
-        precision: Precision? = nil, log: (String) -> Void
+        precision: Precision? = nil, format: Format = .netcdf, log: (String) -> Void
     ) throws -> Result {
         let run = try RunDirectory(path: runPath)
         let model = try run.trainedModel(checkpoint: checkpoint)
@@ -51,11 +54,14 @@ public enum Predict {
         let spec = runner.index.spec, shape = runner.shape, plane = shape.plane
         let (scale, unit) = spec.targetUnits
         let target = try runner.catalog.channels(of: spec.target)[0]
-        let path =
+        let ext = format == .zarr ? "zarr" : "nc"
+        let finalPath =
             out
             ?? run.url.appendingPathComponent(
-                "predict/\(UTCTime.iso(times.first ?? 0).prefix(13))_\(UTCTime.iso(times.last ?? 0).prefix(13)).nc"
+                "predict/\(UTCTime.iso(times.first ?? 0).prefix(13))_\(UTCTime.iso(times.last ?? 0).prefix(13)).\(ext)"
             ).path
+        // Zarr is written from a NetCDF forecast beside it, removed afterwards.
+        let path = format == .zarr ? finalPath + ".nc" : finalPath
         try FileManager.default.createDirectory(
             at: URL(fileURLWithPath: path).deletingLastPathComponent(), withIntermediateDirectories: true)
         let partial = path + ".partial"  // renamed into place once complete: a reader never sees half a file
@@ -117,9 +123,18 @@ public enum Predict {
         try file.close()
         _ = try? FileManager.default.removeItem(atPath: path)
         try FileManager.default.moveItem(atPath: partial, toPath: path)
-        log("wrote \(written.count) init time(s) × \(leads.count) lead(s) to \(path)")
+        if format == .zarr {
+            try ForecastZarr.write(
+                netcdf: path, zarr: finalPath, target: spec.target,
+                about: [
+                    "checkpoint": model.checkpoint, "config_hash": model.config.hash,
+                    "skipped_init_times": skipped.isEmpty ? "none" : skipped.joined(separator: "; "),
+                ])
+            try FileManager.default.removeItem(atPath: path)
+        }
+        log("wrote \(written.count) init time(s) × \(leads.count) lead(s) to \(finalPath)")
         for s in skipped { log("skipped \(s)") }
-        return Result(path: path, written: written, skipped: skipped)
+        return Result(path: finalPath, written: written, skipped: skipped)
     }
 
     struct Variables {

@@ -8,7 +8,8 @@ extension ZarrArray {
         let shape = try Self.ints(meta["shape"], "shape", subject)
         let chunks = try Self.ints(meta["chunks"], "chunks", subject)
         guard let dt = meta["dtype"]?.string, let dataType = DataType(numpy: dt) else {
-            throw Self.unsupported(subject, "dtype", meta["dtype"], "<f4, <f8, <i2, <i4, <i8, |u1, |b1 (either byte order)")
+            throw Self.unsupported(
+                subject, "dtype", meta["dtype"], "<f4, <f8, <i2, <i4, <i8, |u1, |b1 (either byte order)")
         }
         let order = meta["order"]?.string ?? "C"
         guard order == "C" || order == "F" else { throw Self.unsupported(subject, "order", meta["order"], "C or F") }
@@ -23,7 +24,8 @@ extension ZarrArray {
         let attrs = attributes?.object ?? [:]
         try self.init(
             store: store, name: name, format: 2, shape: shape, chunkShape: chunks, dataType: dataType,
-            fillValue: try Self.fill(meta["fill_value"], dataType, subject), dimensionNames: attrs["_ARRAY_DIMENSIONS"]?.strings,
+            fillValue: try Self.fill(meta["fill_value"], dataType, subject),
+            dimensionNames: attrs["_ARRAY_DIMENSIONS"]?.strings,
             attributes: attrs, storedOrder: order == "F" ? Array((0..<shape.count).reversed()) : Array(0..<shape.count),
             compressors: compressors, sharding: nil, separator: meta["dimension_separator"]?.string ?? ".",
             keyPrefix: nil)
@@ -47,7 +49,8 @@ extension ZarrArray {
             throw Self.unsupported(subject, "storage_transformers", storage.first?["name"], "none")
         }
         guard var codecs = meta["codecs"]?.array, !codecs.isEmpty else {
-            throw SwiftRainError(subject, "no codecs", expected: "at least the bytes codec", hint: "the metadata is damaged")
+            throw SwiftRainError(
+                subject, "no codecs", expected: "at least the bytes codec", hint: "the metadata is damaged")
         }
         var sharding: Sharding?
         if codecs.count == 1, codecs[0]["name"]?.string == "sharding_indexed", let config = codecs[0]["configuration"] {
@@ -57,7 +60,8 @@ extension ZarrArray {
             guard names == ["bytes"] || names == ["bytes", "crc32c"],
                 index.first?["configuration"]?["endian"]?.string ?? "little" == "little"
             else {
-                throw Self.unsupported(subject, "index_codecs", .string(names.joined(separator: ", ")), "bytes[, crc32c]")
+                throw Self.unsupported(
+                    subject, "index_codecs", .string(names.joined(separator: ", ")), "bytes[, crc32c]")
             }
             sharding = Sharding(
                 shardShape: chunks, indexAtEnd: config["index_location"]?.string ?? "end" == "end",
@@ -85,7 +89,8 @@ extension ZarrArray {
             }
         }
         guard sawBytes else {
-            throw SwiftRainError(subject, "no bytes codec", expected: "the bytes codec", hint: "the metadata is damaged")
+            throw SwiftRainError(
+                subject, "no bytes codec", expected: "the bytes codec", hint: "the metadata is damaged")
         }
         let attrs = meta["attributes"]?.object ?? [:]
         try self.init(

@@ -33,8 +33,9 @@ extension ZarrArray {
                 chunkStrides[i] = chunkStrides[i + 1] * chunkShape[i + 1]
             }
             let run = hi[rank - 1] - lo[rank - 1]
-            try forEachIndex(from: lo.dropLast() + [lo[rank - 1]], through: hi.dropLast().map { $0 - 1 } + [lo[rank - 1]])
-            { p in
+            try forEachIndex(
+                from: lo.dropLast() + [lo[rank - 1]], through: hi.dropLast().map { $0 - 1 } + [lo[rank - 1]]
+            ) { p in
                 var src = 0, dst = 0
                 for i in 0..<rank {
                     src += (p[i] - c[i] * chunkShape[i]) * chunkStrides[i]
@@ -84,7 +85,9 @@ extension ZarrArray {
             let perShard = zip(sharding.shardShape, chunkShape).map { $0 / $1 }
             let s = zip(c, perShard).map { $0 / $1 }
             chunkName = key(s) + " (inner chunk \(zip(c, perShard).map { String($0 % $1) }.joined(separator: ",")))"
-            let inner = zip(c, perShard).map { $0 % $1 }.enumerated().reduce(0) { $0 * perShard[$1.offset] + $1.element }
+            let inner = zip(c, perShard).map { $0 % $1 }.enumerated().reduce(0) {
+                $0 * perShard[$1.offset] + $1.element
+            }
             guard let b = try shards.chunk(self, shard: s, inner: inner, count: perShard.reduce(1, *)) else {
                 return nil
             }

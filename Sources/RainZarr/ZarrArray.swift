@@ -77,7 +77,8 @@ public final class ZarrArray {
             SwiftRainError(subject, what, expected: expected, found: found, hint: "the array's metadata is damaged")
         }
         guard chunkShape.count == shape.count else {
-            throw bad("chunks and shape differ in rank", "chunks \(chunkShape), shape \(shape)", "one chunk length per axis")
+            throw bad(
+                "chunks and shape differ in rank", "chunks \(chunkShape), shape \(shape)", "one chunk length per axis")
         }
         guard shape.allSatisfy({ $0 >= 0 }), chunkShape.allSatisfy({ $0 > 0 }) else {
             throw bad("negative or zero lengths", "shape \(shape), chunks \(chunkShape)", "shape ≥ 0, chunks > 0")

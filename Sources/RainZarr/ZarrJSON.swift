@@ -46,11 +46,17 @@ public enum ZarrJSON: Equatable {
         var out: [UInt8] = []
         out.reserveCapacity(bytes.count)
         var inString = false, escaped = false, i = 0
-        let tokens: [(String, String)] = [("-Infinity", "\"-Infinity\""), ("Infinity", "\"Infinity\""), ("NaN", "\"NaN\"")]
+        let tokens: [(String, String)] = [
+            ("-Infinity", "\"-Infinity\""), ("Infinity", "\"Infinity\""), ("NaN", "\"NaN\""),
+        ]
         outer: while i < bytes.count {
             let b = bytes[i]
             if inString {
-                if escaped { escaped = false } else if b == UInt8(ascii: "\\") { escaped = true } else if b == 34 {
+                if escaped {
+                    escaped = false
+                } else if b == UInt8(ascii: "\\") {
+                    escaped = true
+                } else if b == 34 {
                     inString = false
                 }
             } else if b == 34 {

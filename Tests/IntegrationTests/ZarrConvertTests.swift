@@ -14,7 +14,8 @@ final class ZarrConvertTests: XCTestCase {
 
     private func check(_ store: URL, _ dataset: URL, line: UInt = #line) throws {
         let r = try runProcess(
-            "/usr/bin/env", ["python3", "-W", "ignore", Binaries.repoRoot + "/tools/check_zarr_convert.py", store.path, dataset.path])
+            "/usr/bin/env",
+            ["python3", "-W", "ignore", Binaries.repoRoot + "/tools/check_zarr_convert.py", store.path, dataset.path])
         XCTAssertEqual(r.status, 0, r.out + r.err, line: line)
         XCTAssertFalse(r.out.contains("DIFFERENT"), r.out, line: line)
     }
@@ -66,12 +67,27 @@ final class ZarrConvertTests: XCTestCase {
         try yaml.write(to: root.appendingPathComponent("c.yaml"), atomically: true, encoding: .utf8)
         _ = try swiftrain(["normalize", "--config", "c.yaml"], in: root)
         let train = try swiftrain(
-            ["train", "--config", "c.yaml", "--workers", "2", "--run", "run", "--blas-threads", "1", "--progress-every", "0"],
+            [
+                "train", "--config", "c.yaml", "--workers", "2", "--run", "run", "--blas-threads", "1",
+                "--progress-every", "0",
+            ],
             in: root)
         let metrics = try String(contentsOf: root.appendingPathComponent("run/metrics.jsonl"), encoding: .utf8)
         XCTAssertTrue(metrics.contains("val_loss"), train + metrics)
         let eval = try swiftrain(["eval", "--run", "run", "--phase", "test"], in: root)
         XCTAssertTrue(eval.contains("mm/6h"), eval)
+
+        // Forecasts as WeatherBench 2's Zarr layout equal the NetCDF forecasts (xarray reads both).
+        let range = ["--from", "2016-02-16", "--to", "2016-02-20", "--truth"]
+        _ = try swiftrain(["predict", "--run", "run", "--out", "f.nc"] + range, in: root)
+        _ = try swiftrain(["predict", "--run", "run", "--out", "f.zarr", "--format", "zarr"] + range, in: root)
+        let r = try runProcess(
+            "/usr/bin/env",
+            ["python3", "-W", "ignore", Binaries.repoRoot + "/tools/check_forecast_zarr.py", "f.zarr", "f.nc"],
+            cwd: root)
+        XCTAssertEqual(r.status, 0, r.out + r.err)
+        XCTAssertTrue(r.out.contains("total_precipitation_6hr: (5, 2, 32, 64) m"), r.out)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: root.appendingPathComponent("f.zarr.nc").path))
     }
 
     func testHourlyStoreWithOtherOrientationAndAGapConverts() throws {

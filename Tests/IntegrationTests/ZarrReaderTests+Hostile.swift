@@ -62,8 +62,10 @@ extension ZarrReaderTests {
         }
         guard let v3 = try copy("v3") else { return }
         try FileManager.default.removeItem(at: v3.appendingPathComponent("zarr.json"))  // no consolidated view
-        try FileManager.default.copyItem(at: v3.appendingPathComponent("ints/zarr.json"), to: v3.appendingPathComponent("z"))
-        try Data("{\"zarr_format\": 3, \"node_type\": \"group\"}".utf8).write(to: v3.appendingPathComponent("zarr.json"))
+        try FileManager.default.copyItem(
+            at: v3.appendingPathComponent("ints/zarr.json"), to: v3.appendingPathComponent("z"))
+        try Data("{\"zarr_format\": 3, \"node_type\": \"group\"}".utf8).write(
+            to: v3.appendingPathComponent("zarr.json"))
         try edit(v3, "ints/zarr.json") { $0["codecs"] = [["name": "bytes"], ["name": "lz4hc"]] }
         assertRefused(v3, "ints", ["v3.zarr/ints", "codec 'lz4hc'"])
         try edit(v3, "ints/zarr.json") { $0["codecs"] = [["name": "zstd"], ["name": "bytes"]] }

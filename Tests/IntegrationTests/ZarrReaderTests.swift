@@ -43,7 +43,8 @@ final class ZarrReaderTests: XCTestCase {
 
     private func assertSame(_ a: [Double], _ b: [Double], _ what: String) {
         XCTAssertEqual(a.count, b.count, what)
-        let bad = zip(a, b).enumerated().filter { _, p in !(p.0.bitPattern == p.1.bitPattern || p.0.isNaN && p.1.isNaN) }
+        let bad = zip(a, b).enumerated().filter { _, p in !(p.0.bitPattern == p.1.bitPattern || p.0.isNaN && p.1.isNaN)
+        }
         XCTAssertTrue(bad.isEmpty, "\(what): \(bad.count) values differ, first at \(bad.first.map { "\($0)" } ?? "")")
     }
 
