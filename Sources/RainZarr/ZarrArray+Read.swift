@@ -22,7 +22,7 @@ extension ZarrArray {
         let first = (0..<rank).map { start[$0] / chunkShape[$0] }
         let last = (0..<rank).map { (start[$0] + count[$0] - 1) / chunkShape[$0] }
         var shards = ShardCache()
-        if rank == 0 { return try decodedChunk([], shards: &shards) ?? out }
+        if rank == 0 { return try decodedChunk([], shards: &shards).map { $0.doubles(self) } ?? out }
         try forEachIndex(from: first, through: last) { c in
             guard let chunk = try decodedChunk(c, shards: &shards) else { return }  // missing: fill stays
             // The overlap of this chunk with the region, in the chunk's and the output's coordinates.
@@ -33,15 +33,20 @@ extension ZarrArray {
                 chunkStrides[i] = chunkStrides[i + 1] * chunkShape[i + 1]
             }
             let run = hi[rank - 1] - lo[rank - 1]
-            try forEachIndex(
-                from: lo.dropLast() + [lo[rank - 1]], through: hi.dropLast().map { $0 - 1 } + [lo[rank - 1]]
-            ) { p in
-                var src = 0, dst = 0
-                for i in 0..<rank {
-                    src += (p[i] - c[i] * chunkShape[i]) * chunkStrides[i]
-                    dst += (p[i] - start[i]) * outStrides[i]
+            // Only the overlap is converted: a read of one level of a 13-level chunk converts 1/13 of it.
+            try chunk.withElements(self) { element in
+                try out.withUnsafeMutableBufferPointer { o in
+                    try forEachIndex(
+                        from: lo.dropLast() + [lo[rank - 1]], through: hi.dropLast().map { $0 - 1 } + [lo[rank - 1]]
+                    ) { p in
+                        var src = 0, dst = 0
+                        for i in 0..<rank {
+                            src += (p[i] - c[i] * chunkShape[i]) * chunkStrides[i]
+                            dst += (p[i] - start[i]) * outStrides[i]
+                        }
+                        for k in 0..<run { o[dst + k] = element(src + k) }
+                    }
                 }
-                for k in 0..<run { out[dst + k] = chunk[src + k] }
             }
         }
         return out
@@ -76,8 +81,39 @@ extension ZarrArray {
 
     private var arrayDirectory: URL { name.isEmpty ? store : store.appendingPathComponent(name) }
 
-    /// The decoded chunk `c` as Doubles in C order of `chunkShape`, or nil when it is not stored.
-    private func decodedChunk(_ c: [Int], shards: inout ShardCache) throws -> [Double]? {
+    /// A decoded chunk: its stored bytes when they are already in C order of `chunkShape`, else its
+    /// values put in that order.
+    enum Chunk {
+        case bytes([UInt8])
+        case doubles([Double])
+
+        func doubles(_ a: ZarrArray) -> [Double] {
+            switch self {
+            case .doubles(let d): return d
+            case .bytes(let b):
+                return b.withUnsafeBytes { r in (0..<(b.count / a.dataType.size)).map { a.dataType.value(r, $0) } }
+            }
+        }
+
+        /// Calls `body` with a function giving element i (C order of the chunk) as a Double.
+        func withElements(_ a: ZarrArray, _ body: ((Int) -> Double) throws -> Void) rethrows {
+            switch self {
+            case .doubles(let d): try d.withUnsafeBufferPointer { p in try body { p[$0] } }
+            case .bytes(let b):
+                try b.withUnsafeBytes { r in
+                    if a.dataType == DataType(kind: .float, size: 4) {
+                        let f = r.bindMemory(to: Float.self)  // little-endian float32: WB2's and ARCO's type
+                        try body { Double(f[$0]) }
+                    } else {
+                        try body { a.dataType.value(r, $0) }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The decoded chunk `c`, or nil when it is not stored.
+    private func decodedChunk(_ c: [Int], shards: inout ShardCache) throws -> Chunk? {
         let elements = chunkShape.reduce(1, *)
         let bytes: [UInt8]
         let chunkName: String
@@ -112,13 +148,13 @@ extension ZarrArray {
                 expected: "\(elements * dataType.size) bytes (\(chunkShape) of \(dataType.size)-byte elements)",
                 hint: "the chunk is truncated or the metadata does not describe it; rewrite the store")
         }
-        return decoded.withUnsafeBytes { raw in logicalOrder(raw, elements) }
+        if storedOrder == Array(0..<chunkShape.count) { return .bytes(decoded) }
+        return .doubles(decoded.withUnsafeBytes { raw in logicalOrder(raw, elements) })
     }
 
     /// Stored elements into C order of `chunkShape` (undoing v2's F order or v3's transpose).
     private func logicalOrder(_ raw: UnsafeRawBufferPointer, _ elements: Int) -> [Double] {
         let rank = chunkShape.count
-        if storedOrder == Array(0..<rank) { return (0..<elements).map { dataType.value(raw, $0) } }
         // The stored array has shape chunkShape[storedOrder[i]]; find each logical axis's stride in it.
         var storedStrides = [Int](repeating: 1, count: rank)
         for i in stride(from: rank - 2, through: 0, by: -1) {
