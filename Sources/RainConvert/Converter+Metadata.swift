@@ -169,6 +169,12 @@ extension Converter {
                     levels: c.pressure.map { [ConversionPlan.pressureIndex[$0] ?? 0] } ?? Array(0..<members.count),
                     index2pressure: c.pressure.map { ["0": $0] }, firstTs: firstTs, lastTs: lastTs,
                     tfreqS: Double(plan.step))
+                if c.name == "tp6h" {
+                    info.variables[key]?.units = "m"
+                    info.variables[key]?.longName =
+                        "total precipitation over the 6 h ending at the row's time (WeatherBench 2's "
+                        + "total_precipitation_6hr)"
+                }
             }
         }
         if let c = plan.constants, !append {

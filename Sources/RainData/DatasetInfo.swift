@@ -93,6 +93,10 @@ public struct VariableInfo: Codable, Equatable {
     public var firstTs: Double?
     public var lastTs: Double?
     public var tfreqS: Double?
+    /// What the values mean, for variables PyRain has no name for (SwiftRain's `tp6h`: "m" and "total
+    /// precipitation over the 6 h ending at the row's time"); absent from PyRain's own metadata.
+    public var units: String?
+    public var longName: String?
 
     public var channelCount: Int { levels?.count ?? 1 }
     public var isTemporal: Bool { type == "temp" }
@@ -100,6 +104,7 @@ public struct VariableInfo: Codable, Equatable {
     enum CodingKeys: String, CodingKey {
         case name, type, dims, offset, levels, index2pressure
         case mmapName = "mmap_name", firstTs = "first_ts", lastTs = "last_ts", tfreqS = "tfreq_s"
+        case units, longName = "long_name"
     }
 
     public init(
@@ -131,6 +136,8 @@ public struct VariableInfo: Codable, Equatable {
         try c.encode(firstTs, forKey: .firstTs)
         try c.encode(lastTs, forKey: .lastTs)
         try c.encode(tfreqS, forKey: .tfreqS)
+        if let units { try c.encode(units, forKey: .units) }
+        if let longName { try c.encode(longName, forKey: .longName) }
     }
 }
 

@@ -102,6 +102,8 @@ extension DatasetInfo {
                 entry("tfreq_s", v.tfreqS.map { .int(Int($0)) } ?? .none),
                 entry("levels", v.levels.map { .list($0.map { .int($0) }) } ?? .none),
             ]
+            if let u = v.units { fields.append(entry("units", .string(u))) }
+            if let l = v.longName { fields.append(entry("long_name", .string(l))) }
             if let i2p = v.index2pressure {
                 let pairs = i2p.compactMap { k, p in Int(k).map { ($0, p) } }.sorted { $0.0 < $1.0 }
                 fields.append(entry("index2pressure", .dict(pairs.map { .init(key: .int($0.0), value: .int($0.1)) })))

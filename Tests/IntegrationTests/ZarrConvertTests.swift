@@ -31,6 +31,17 @@ final class ZarrConvertTests: XCTestCase {
         let info = try String(contentsOf: dataset.appendingPathComponent("era5625_info.json"), encoding: .utf8)
         XCTAssertTrue(info.contains("\"tfreq_s\" : 21600") || info.contains("\"tfreq_s\":21600"), info)
         XCTAssertTrue(info.contains("era5625/tp6h"), info)
+        // Its meaning is in the metadata, and PyRain's pickle (Python reads the .dill) says the same.
+        XCTAssertTrue(info.contains("over the 6 h ending at the row's time"), info)
+        let pickled = try runProcess(
+            "/usr/bin/env",
+            [
+                "python3", "-c",
+                "import pickle,sys; v=pickle.load(open(sys.argv[1],'rb'))['variables']['era5625/tp6h'];"
+                    + "print(v['units'], v['long_name'])",
+                dataset.appendingPathComponent("era5625.dill").path,
+            ])
+        XCTAssertTrue(pickled.out.hasPrefix("m total precipitation over the 6 h"), pickled.out + pickled.err)
 
         // A 3-hourly history cannot come from 6-hourly data: refused, naming the step.
         var yaml = """
