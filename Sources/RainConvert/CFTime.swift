@@ -68,4 +68,17 @@ public struct CFTime: Equatable {
         guard s.isFinite, abs(s - s.rounded()) < 1e-3, abs(s) < 1e15 else { return nil }
         return origin + EpochSeconds(s.rounded())
     }
+
+    /// Every value of a time coordinate `subject` (with `units`, for errors) as UTC times; a value that is not
+    /// a whole second is an error naming its index.
+    public func times(_ values: [Double], subject: String, units: String) throws -> [EpochSeconds] {
+        try values.enumerated().map { i, x in
+            guard let t = time(x) else {
+                throw SwiftRainError(
+                    "\(subject)[\(i)]", "not a whole second", found: "\(x) \(units)",
+                    hint: "the time axis must hold exact times")
+            }
+            return t
+        }
+    }
 }

@@ -24,12 +24,7 @@ extension ConversionPlan {
                 hint: "write the store with xarray, which encodes time with units")
         }
         let cf = try CFTime(units: units, calendar: try time.text("calendar", of: nil), subject: "\(path)/time")
-        let times = try time.array.readAll().enumerated().map { i, x in
-            guard let t = cf.time(x) else {
-                throw SwiftRainError("\(path)/time[\(i)]", "not a whole second", found: "\(x) \(units)")
-            }
-            return t
-        }
+        let times = try cf.times(time.array.readAll(), subject: "\(path)/time", units: units)
         guard let first = times.first, let last = times.last else {
             throw SwiftRainError("\(path)/time", "no times", hint: "the store is empty")
         }

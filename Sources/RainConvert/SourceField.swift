@@ -147,14 +147,7 @@ final class SourceField {
             }
             let calendar = try variable.text("calendar", of: tname)
             let cf = try CFTime(units: units, calendar: calendar, subject: "\(path): \(tname)")
-            times = try values.enumerated().map { i, x in
-                guard let t = cf.time(x) else {
-                    throw SwiftRainError(
-                        "\(path): \(tname)[\(i)]", "not a whole second", found: "\(x) \(units)",
-                        hint: "the time axis must hold exact times")
-                }
-                return t
-            }
+            times = try cf.times(values, subject: "\(path): \(tname)", units: units)
         } else {
             times = []
         }

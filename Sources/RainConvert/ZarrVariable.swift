@@ -54,7 +54,7 @@ struct ZarrVariable: GriddedVariable {
                     })
             }
         }
-        for key in ["missing_value"] { fills += array.attributes[key]?.doubles ?? [] }
+        fills += array.attributes["missing_value"]?.doubles ?? []
         return fills.filter { !$0.isNaN }
     }
 

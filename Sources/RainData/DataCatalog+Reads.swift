@@ -112,11 +112,11 @@ extension DataCatalog {
     /// on whole steps: PyRain's nearest-past rule would silently repeat a row (a 3-hourly history from
     /// 6-hourly data). Each variable's offsets, leads, sample stride and partition starts are checked.
     func stepProblems(for spec: SampleSpec) -> [SwiftRainError] {
-        var seen = Set<String>()
+        var seen = Set<String>()  // one problem per dataset and role (inputs: offsets; target: leads)
         return Self.variables(of: spec).compactMap { key -> SwiftRainError? in
             guard let (ds, v, _) = try? find(key), let f = v.tfreqS.map({ EpochSeconds($0.rounded()) }), f > 3 * 3600,
                 let m = ds.info.memmap[v.mmapName], let d0 = m.daterange?.first.map({ EpochSeconds($0.rounded()) }),
-                seen.insert(ds.name).inserted
+                seen.insert(ds.name + (key == spec.target ? " target" : " inputs")).inserted
             else { return nil }
             let h = { (s: EpochSeconds) in "\(s / 3600) h" }
             var off: [String] = []

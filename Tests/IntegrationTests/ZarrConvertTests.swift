@@ -73,6 +73,13 @@ final class ZarrConvertTests: XCTestCase {
         XCTAssertTrue(refused.contains("era5625 holds a row every 6 h"), refused)
         XCTAssertTrue(refused.contains("input offset −9 h"), refused)
 
+        // Lead times between the rows too (the target's leads are checked even when the inputs pass).
+        let leads = yaml.replacingOccurrences(of: "sample_freq: 3", with: "sample_freq: 6")
+            .replacingOccurrences(of: "forecast_freq: 6", with: "forecast_freq: 3")
+        try leads.write(to: root.appendingPathComponent("c.yaml"), atomically: true, encoding: .utf8)
+        let refusedLeads = try swiftrain(["inspect", "--config", "c.yaml"], in: root, status: 1)
+        XCTAssertTrue(refusedLeads.contains("era5625/tp6h") && refusedLeads.contains("lead time 3 h"), refusedLeads)
+
         // On the data's steps it trains, validates and scores in mm over 6 h.
         yaml = yaml.replacingOccurrences(of: "sample_freq: 3", with: "sample_freq: 6")
         try yaml.write(to: root.appendingPathComponent("c.yaml"), atomically: true, encoding: .utf8)
