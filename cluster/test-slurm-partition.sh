@@ -69,7 +69,7 @@ lr: 0.001
 EOF
 "$BIN/swiftrain" normalize --config "$WORK/tiny.yaml" >/dev/null
 
-# run_case NAME [SBATCH FLAGS]: 60 epochs of the tiny model (about two minutes, longer than the
+# run_case NAME [SBATCH FLAGS]: 60 epochs of the tiny model (two to six minutes by CPU, longer than the
 # partition), n2 partitioned for 45 s once 20 steps are done; waits for the job to leave the queue.
 run_case() {
     local name=$1; shift
@@ -89,9 +89,23 @@ run_case() {
     bash "$CLUSTER" partition n2 >/dev/null
     sleep 45
     bash "$CLUSTER" heal n2 >/dev/null
-    deadline=$(( $(date +%s) + 400 ))
+    # Wait for the job to leave the queue while it makes progress: how long the rest of the run takes
+    # depends on the CPU (a slow one needed more than 400 s for the requeued job's 50 epochs), so the
+    # watchdog is a stall of 300 s without a new line in the job's log (SLURM's requeue waits for n2 to
+    # register again), and 1500 s in all.
+    local last="" now seen lines
+    seen=$(date +%s); deadline=$(( seen + 1500 ))
     while squeue -h -j "$id" 2>/dev/null | grep -q .; do
-        [ "$(date +%s)" -lt "$deadline" ] || { cat "$WORK/$name.log" >&2; fail "$name: job $id still queued 400 s after the heal"; }
+        now=$(date +%s)
+        lines=$(wc -l < "$WORK/$name.log" 2>/dev/null || echo 0)
+        [ "$lines" = "$last" ] || { last=$lines; seen=$now; }
+        if [ $(( now - seen )) -ge 300 ] || [ "$now" -ge "$deadline" ]; then
+            cat "$WORK/$name.log" >&2
+            scontrol show job "$id" >&2 || true
+            sinfo -N -l >&2 || true
+            fail "$name: job $id still queued $(( now - deadline + 1500 )) s after the heal," \
+                "its log silent for $(( now - seen )) s (SLURM's view of the job and nodes above)"
+        fi
         sleep 1
     done
     grep -E "declared dead|told to leave|left out|live$|finished|resuming|requeue|error" "$WORK/$name.log" >&2 || true
