@@ -1,13 +1,15 @@
 import ArgumentParser
 import Foundation
 import RainConvert
+import RainData
 import RainSupport
 
 struct ConvertCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "convert",
-        abstract: "Convert WeatherBench / IMERG / SimSat NetCDF files into RainBench's memory-mapped datasets.",
-        subcommands: [ConvertERA5.self, ConvertIMERG.self, ConvertSimSat.self])
+        abstract:
+            "Convert WeatherBench / IMERG / SimSat files, WeatherBench 2 or anemoi Zarr into RainBench's datasets.",
+        subcommands: [ConvertERA5.self, ConvertIMERG.self, ConvertSimSat.self, ConvertAnemoi.self])
 }
 
 /// Options every converter takes.
@@ -15,7 +17,8 @@ struct ConvertOptions: ParsableArguments {
     @Option(help: "Directory of input files (and its subdirectories, as WeatherBench's zips unpack).")
     var from: String
     @Option(help: "Output directory; the dataset goes to OUT/<name> (era5625, era140625).") var out: String = "data"
-    @Option(help: "Grid spacing in degrees: 5.625 or 1.40625.") var grid: Double = 5.625
+    @Option(help: "Grid spacing in degrees: 5.625 or 1.40625 (default: 5.625; anemoi: the dataset's own).")
+    var grid: Double?
     @Option(help: "Years, e.g. 2016 or 1979-2019 (default: every year with files).") var years: String?
     @Flag(help: "Add the given (later) years to an existing dataset; its metadata is rewritten at the end.")
     var append = false
@@ -79,7 +82,7 @@ struct ConvertERA5: ParsableCommand {
 
     func run() throws {
         try SwiftRain.run {
-            let grid = try RainGrid(resolution: options.grid)
+            let grid = try RainGrid(resolution: options.grid ?? 5.625)
             let names = variables.map { $0.split(separator: ",").map { String($0) } }
             let isZarr = [".zgroup", ".zmetadata", "zarr.json"].contains {
                 FileManager.default.fileExists(atPath: options.from + "/" + $0)
@@ -110,7 +113,7 @@ struct ConvertIMERG: ParsableCommand {
 
     func run() throws {
         try SwiftRain.run {
-            let grid = try RainGrid(resolution: options.grid), years = try options.yearRange()
+            let grid = try RainGrid(resolution: options.grid ?? 5.625), years = try options.yearRange()
             let plan: ConversionPlan
             switch kind {
             case "gpm": plan = try ConversionPlan.imergHalfHourly(directory: options.from, grid: grid, years: years)
@@ -152,8 +155,42 @@ struct ConvertSimSat: ParsableCommand {
     func run() throws {
         try SwiftRain.run {
             let plan = try ConversionPlan.simsat(
-                directory: options.from, grid: try RainGrid(resolution: options.grid), years: try options.yearRange())
+                directory: options.from, grid: try RainGrid(resolution: options.grid ?? 5.625),
+                years: try options.yearRange())
             try options.run(plan)
+        }
+    }
+}
+
+struct ConvertAnemoi: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "anemoi",
+        abstract: "An anemoi-datasets Zarr (ECMWF's anemoi training data) → era5625 and its normalisation JSON.",
+        discussion: """
+            The data array (dates, variables, ensembles, cells) becomes a dataset at the dataset's own step, on \
+            the regular grid its cells form (5.625° or 1.40625°, found from latitudes/longitudes whatever the \
+            cell order; --grid 5.625 area-averages a 1.40625° dataset). ERA5's variables take RainBench's names \
+            and order (2t → t2m, t_850 → t_850hPa; tp over a 6-hourly step → tp6h), others keep theirs; lsm, \
+            surface z (÷ g) and slt become the constants. Missing dates are NaN rows. The dataset's statistics \
+            are written as OUT/<dataset>/normalisation.json, which train accepts (normalisation: …).
+            """)
+    @OptionGroup var options: ConvertOptions
+    @Option(help: "Variables, comma-separated: RainBench's or the dataset's names, and const (default: all).")
+    var variables: String?
+    @Option(help: "The ensemble member to read.") var member: Int = 0
+
+    func run() throws {
+        try SwiftRain.run {
+            let grid = try options.grid.map { try RainGrid(resolution: $0) }
+            let plan = try ConversionPlan.anemoi(
+                path: options.from, grid: grid, variables: variables.map { $0.split(separator: ",").map(String.init) },
+                years: options.yearRange(), member: member)
+            try options.run(plan)
+            guard options.onlyYear == nil else { return }
+            let stats = try plan.anemoiNormalisation()
+            let url = URL(fileURLWithPath: options.out).appendingPathComponent(plan.dataset + "/normalisation.json")
+            try Normalisation(stats: stats.mapValues { ChannelStats(mean: $0.mean, std: $0.std) }).write(path: url.path)
+            stderr("\(plan.dataset): anemoi's statistics of \(stats.count) channels in \(url.path)")
         }
     }
 }

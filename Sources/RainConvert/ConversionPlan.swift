@@ -55,6 +55,9 @@ public struct ConversionPlan {
     /// Constants made from a Zarr store's static arrays: output name → (array, factor) (orography =
     /// geopotential_at_surface / g); lat2d and lon2d come from the grid.
     public var zarrConstants: [String: (array: String, factor: Double)] = [:]
+    /// The Zarr store is an anemoi dataset (`convert anemoi`): channels are variables of its data array, and
+    /// this ensemble member is read.
+    public var anemoiMember: Int?
     /// Optional bounds inside the years (SimSat ends 2020-03-31 21:00): rows outside are not written.
     public var first: EpochSeconds?, last: EpochSeconds?
 

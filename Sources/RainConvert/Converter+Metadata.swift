@@ -14,6 +14,8 @@ struct ConversionState: Codable, Equatable {
     var done: [Int]
     /// Per channel, the first and last time a file had.
     var coverage: [String: [EpochSeconds]]
+    /// Per channel, the NaN rows' times (YearResult.missing), for the metadata's missing_ts.
+    var missing: [String: [EpochSeconds]] = [:]
     var resumedFrom: [Int] = []
     /// Per year written, its inputs' fingerprint.
     var inputs: [String: String]? = [:]
@@ -138,7 +140,8 @@ extension Converter {
             case "lon2d": values += (0..<g.plane).map { Float(Double($0 % g.width) * g.resolution) }
             default:
                 guard let (array, factor) = plan.zarrConstants[name] else { continue }
-                let plane = try SourceField(ZarrVariable(store: store, name: array), grid: g).read(0..<1, level: nil)
+                let variable = try plan.zarrVariable(store, array, constant: true)
+                let plane = try SourceField(variable, grid: g).read(0..<1, level: nil)
                 values += plane.map { Float(Double($0) * factor) }
             }
         }
@@ -169,6 +172,11 @@ extension Converter {
                     levels: c.pressure.map { [ConversionPlan.pressureIndex[$0] ?? 0] } ?? Array(0..<members.count),
                     index2pressure: c.pressure.map { ["0": $0] }, firstTs: firstTs, lastTs: lastTs,
                     tfreqS: Double(plan.step))
+                // NaN rows inside the span (any of the variable's channels), kept across --append.
+                let nanTimes = Set(members.flatMap { state.missing[$0.name] ?? [] }.map(Double.init))
+                    .union(old?.missingTs ?? [])
+                    .filter { t in firstTs.map { t >= $0 } ?? false && lastTs.map { t <= $0 } ?? false }
+                info.variables[key]?.missingTs = nanTimes.isEmpty ? nil : nanTimes.sorted()
                 if c.name == "tp6h" {
                     info.variables[key]?.units = "m"
                     info.variables[key]?.longName =

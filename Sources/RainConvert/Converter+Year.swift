@@ -12,6 +12,8 @@ import Glibc
 struct YearResult: Codable {
     var year: Int
     var coverage: [String: [EpochSeconds]]
+    /// Per channel, the times written as NaN planes or not written at all (missing dates, chunks, files).
+    var missing: [String: [EpochSeconds]]? = nil
     var rows: Int, files: Int, holes: Int, outside: Int
     var seconds: Double
 }
@@ -25,6 +27,7 @@ extension Converter {
         let (first, last) = plan.rows(of: year)
         let r0 = Int((first - origin) / plan.step), n = Int((last - first) / plan.step) + 1
         var written = [[Bool]](repeating: [Bool](repeating: false, count: n), count: c)
+        var empty = written  // rows written as an all-NaN plane (a missing date or chunk)
         var outside = 0
         let perChannel = plan.inputs[year] ?? []
         // In the plan's order (chronological for half-hourly files, which averaging relies on).
@@ -37,6 +40,7 @@ extension Converter {
                     try pwriteAll(fd, b.baseAddress!, plane, row: key.row, channel: key.channel, path)
                 }
                 written[key.channel][key.row - r0] = true
+                empty[key.channel][key.row - r0] = mean.allSatisfy(\.isNaN)
             }
         }
         for path in paths {
@@ -45,9 +49,7 @@ extension Converter {
             let file = store == nil ? try NetCDFFile.open(path: path) : nil
             for (ci, channel) in plan.channels.enumerated() where perChannel[ci].contains(path) {
                 let field =
-                    try store.map {
-                        try SourceField(ZarrVariable(store: $0, name: channel.sourceVariable), grid: plan.grid)
-                    }
+                    try store.map { try SourceField(plan.zarrVariable($0, channel.sourceVariable), grid: plan.grid) }
                     ?? SourceField(
                         file: file!, variable: channel.sourceVariable, grid: plan.grid,
                         impliedTimes: plan.impliedStart[path].map { ($0, plan.step) },
@@ -92,6 +94,7 @@ extension Converter {
                             try pwriteAll(fd, b.baseAddress! + (k - lo) * plane, plane, row: row, channel: ci, path)
                         }
                         written[ci][row - r0] = true
+                        empty[ci][row - r0] = planes[(k - lo) * plane..<(k - lo + 1) * plane].allSatisfy(\.isNaN)
                     }
                 }
             }
@@ -102,7 +105,12 @@ extension Converter {
         let nan = [Float](repeating: .nan, count: plane)
         var holes = 0
         var coverage: [String: [EpochSeconds]] = [:]
+        var missing: [String: [EpochSeconds]] = [:]
         for ci in 0..<c {
+            let nanRows = (0..<n).filter { !written[ci][$0] || empty[ci][$0] }
+            if !nanRows.isEmpty {
+                missing[plan.channels[ci].name] = nanRows.map { first + EpochSeconds($0) * plan.step }
+            }
             for i in 0..<n where !written[ci][i] {
                 holes += 1
                 try nan.withUnsafeBufferPointer {
@@ -117,7 +125,8 @@ extension Converter {
         }
         try Self.check(fsync(fd), path, "sync")
         return YearResult(
-            year: year, coverage: coverage, rows: n, files: paths.count, holes: holes, outside: outside,
+            year: year, coverage: coverage, missing: missing, rows: n, files: paths.count, holes: holes,
+            outside: outside,
             seconds: Date().timeIntervalSince(started))
     }
 }

@@ -123,6 +123,7 @@ public struct Converter {
                 let old = state.coverage[name]
                 state.coverage[name] = [min(old?[0] ?? span[0], span[0]), max(old?[1] ?? span[1], span[1])]
             }
+            for (name, times) in r.missing ?? [:] { state.missing[name, default: []] += times }
             state.done.append(r.year)
             state.inputs = (state.inputs ?? [:]).merging([String(r.year): inputFingerprint(r.year)]) { $1 }
             try state.save(stateURL)

@@ -63,6 +63,9 @@ public struct ChannelSource {
     public let channel: Int
     /// Times (inclusive) at which a read is available; nil for constants.
     public let available: TimeSpan?
+    /// Times inside `available` whose rows are NaN (the metadata's `missing_ts`): samples reading them are
+    /// dropped up front.
+    public var missing: Set<EpochSeconds> = []
 
     /// Row for time `t` (nearest past), or nil if `t` is unavailable.
     @inline(__always)
@@ -128,14 +131,16 @@ public final class DataCatalog {
         }
         if let channel {
             return [
-                ChannelSource(variable: key, normKey: key, file: f, channel: channel, available: availability(v, f))
+                ChannelSource(
+                    variable: key, normKey: key, file: f, channel: channel, available: availability(v, f),
+                    missing: Set((v.missingTs ?? []).map { EpochSeconds($0) }))
             ]
         }
         let n = v.channelCount
         return (0..<n).map { i in
             ChannelSource(
                 variable: key, normKey: n > 1 ? "\(key):\(i)" : key, file: f, channel: v.offset + i,
-                available: availability(v, f))
+                available: availability(v, f), missing: Set((v.missingTs ?? []).map { EpochSeconds($0) }))
         }
     }
 

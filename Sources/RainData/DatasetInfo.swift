@@ -97,6 +97,9 @@ public struct VariableInfo: Codable, Equatable {
     /// precipitation over the 6 h ending at the row's time"); absent from PyRain's own metadata.
     public var units: String?
     public var longName: String?
+    /// Times inside first_ts … last_ts whose rows are NaN (a missing date, chunk or file when converted):
+    /// reads there are unavailable, like reads outside the span. SwiftRain's key; PyRain's loader ignores it.
+    public var missingTs: [Double]?
 
     public var channelCount: Int { levels?.count ?? 1 }
     public var isTemporal: Bool { type == "temp" }
@@ -104,7 +107,7 @@ public struct VariableInfo: Codable, Equatable {
     enum CodingKeys: String, CodingKey {
         case name, type, dims, offset, levels, index2pressure
         case mmapName = "mmap_name", firstTs = "first_ts", lastTs = "last_ts", tfreqS = "tfreq_s"
-        case units, longName = "long_name"
+        case units, longName = "long_name", missingTs = "missing_ts"
     }
 
     public init(
@@ -138,6 +141,7 @@ public struct VariableInfo: Codable, Equatable {
         try c.encode(tfreqS, forKey: .tfreqS)
         if let units { try c.encode(units, forKey: .units) }
         if let longName { try c.encode(longName, forKey: .longName) }
+        if let missingTs { try c.encode(missingTs, forKey: .missingTs) }
     }
 }
 

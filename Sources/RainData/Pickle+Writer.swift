@@ -104,6 +104,7 @@ extension DatasetInfo {
             ]
             if let u = v.units { fields.append(entry("units", .string(u))) }
             if let l = v.longName { fields.append(entry("long_name", .string(l))) }
+            if let m = v.missingTs { fields.append(entry("missing_ts", .list(m.map { .float($0) }))) }
             if let i2p = v.index2pressure {
                 let pairs = i2p.compactMap { k, p in Int(k).map { ($0, p) } }.sorted { $0.0 < $1.0 }
                 fields.append(entry("index2pressure", .dict(pairs.map { .init(key: .int($0.0), value: .int($0.1)) })))

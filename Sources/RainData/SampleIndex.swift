@@ -164,12 +164,27 @@ public struct SampleIndex {
 
         var times: [EpochSeconds] = []
         var nan = 0
+        // Rows the metadata lists as missing inside the spans (a converted dataset's missing dates): a sample
+        // reading one is dropped here, not met as a NaN gradient mid-epoch.
+        let holes = inputs.filter { !$0.missing.isEmpty }
+        var missed: [String: Int] = [:]
         if lo <= hi {
             times.reserveCapacity(hi - lo + 1)
             for k in lo...hi {
                 let t0 = t00 + EpochSeconds(k) * p.stride
-                if try nanCache.isNaN(at: t0 + lead) { nan += 1 } else { times.append(t0) }
+                if let hit = holes.first(where: { s in spec.offsets.contains { s.missing.contains(t0 + $0) } }) {
+                    missed[hit.variable, default: 0] += 1
+                } else if target.missing.contains(t0 + lead) {
+                    missed[target.variable, default: 0] += 1
+                } else if try nanCache.isNaN(at: t0 + lead) {
+                    nan += 1
+                } else {
+                    times.append(t0)
+                }
             }
+        }
+        for (variable, count) in missed.sorted(by: { $0.key < $1.key }) {
+            reasons.append(DropCount(variable: variable, reason: "missing time (missing_ts: a NaN row)", count: count))
         }
         if nan > 0 { reasons.append(DropCount(variable: target.variable, reason: "target contains NaN", count: nan)) }
         return LeadSamples(leadHours: Int(lead / UTCTime.hour), candidates: n, reasons: reasons, times: times)

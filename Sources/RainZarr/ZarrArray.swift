@@ -11,6 +11,9 @@ public final class ZarrArray {
         public var kind: Kind
         public var size: Int
         public var bigEndian = false
+        /// NumPy's datetime64 (`<M8[s]`, anemoi-datasets' `dates`): 8-byte counts of this unit since
+        /// 1970-01-01T00:00 (`s`, `m`, `h`, `D`, `ms`, `us`, `ns`), read as plain integers.
+        public var datetimeUnit: String?
     }
 
     /// The sharding of a v3 array: outer chunks (shards) of `shardShape` hold inner chunks of the array's
@@ -120,6 +123,10 @@ public final class ZarrArray {
 extension ZarrArray.DataType {
     /// NumPy's type strings of Zarr v2 (`<f4`, `>i8`, `|u1`, `|b1`).
     init?(numpy s: String) {
+        if let unit = Self.datetime64Unit(s) {
+            (kind, size, bigEndian, datetimeUnit) = (.signed, 8, s.hasPrefix(">"), unit)
+            return
+        }
         let chars = Array(s)
         guard chars.count >= 3, let size = Int(String(chars[2...])), [1, 2, 4, 8].contains(size) else { return nil }
         switch chars[1] {
@@ -132,6 +139,15 @@ extension ZarrArray.DataType {
         self.size = size
         bigEndian = chars[0] == ">"
         guard "<>|=".contains(chars[0]) else { return nil }
+    }
+
+    /// The unit of a datetime64 type string (`<M8[s]` → `s`); nil for anything else (NaT is not special).
+    private static func datetime64Unit(_ s: String) -> String? {
+        guard let first = s.first, "<>=".contains(first), s.dropFirst().hasPrefix("M8["), s.hasSuffix("]") else {
+            return nil
+        }
+        let unit = String(s.dropFirst(4).dropLast())
+        return ["s", "m", "h", "D", "ms", "us", "ns"].contains(unit) ? unit : nil
     }
 
     /// Zarr v3's names (`float32`, `int64`, `bool`).
