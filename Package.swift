@@ -11,7 +11,8 @@ import PackageDescription
 //   RainModel       ← Support, Config, Data        (+ OpenBLAS, oneDNN)
 //   RainProtocol    ← Support                      messages, sharding, Transport protocols: no model, no sockets
 //   RainZMQ         ← Support, Protocol            (+ libzmq)
-//   RainTraining    ← Support … Model, Protocol    state machines; never a socket
+//   RainTensorBoard ← Support                      TensorBoard event files (TFRecord, hand-encoded protobuf)
+//   RainTraining    ← Support … Model, Protocol, TensorBoard   state machines; never a socket
 //   RainLaunch      ← Training, ZMQ                processes, SLURM, the wiring
 //   RainNetCDF      ← Support                      (+ libnetcdf) NetCDF files, read and written
 //   RainZarr        ← Support                      (+ libblosc, libzstd, zlib) Zarr v2/v3 stores, read and written
@@ -72,10 +73,14 @@ let package = Package(
         .target(name: "RainProtocol", dependencies: ["RainSupport"], swiftSettings: release),
         /// How bytes move: the ZeroMQ transport, CURVE/ZAP, the ring allreduce.
         .target(name: "RainZMQ", dependencies: ["RainSupport", "RainProtocol", "CZeroMQ"], swiftSettings: release),
+        /// TensorBoard event files written natively: TFRecord framing around hand-encoded protobuf events.
+        .target(name: "RainTensorBoard", dependencies: ["RainSupport"], swiftSettings: release),
         /// The coordinator and worker state machines, checkpoints, the run directory, training options.
         .target(
             name: "RainTraining",
-            dependencies: ["RainSupport", "RainConfig", "RainData", "RainModel", "RainProtocol", argumentParser],
+            dependencies: [
+                "RainSupport", "RainConfig", "RainData", "RainModel", "RainProtocol", "RainTensorBoard", argumentParser,
+            ],
             swiftSettings: release),
         /// Local processes, SLURM and torchrun environments, ZeroMQ wiring, the distributed benchmarks.
         .target(
@@ -126,7 +131,7 @@ let package = Package(
             name: "UnitTests",
             dependencies: [
                 "RainSupport", "RainConfig", "RainData", "RainModel", "RainProtocol", "RainZMQ", "RainTraining",
-                "RainLaunch", "RainEvaluation", "RainPlot", "RainNetCDF", "RainSuite",
+                "RainLaunch", "RainEvaluation", "RainPlot", "RainNetCDF", "RainSuite", "RainTensorBoard",
             ]),
         .testTarget(
             name: "IntegrationTests",

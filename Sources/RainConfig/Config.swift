@@ -132,6 +132,9 @@ public struct Config: Equatable {
         }
     }
 
+    /// Every key and its resolved value as `config.yaml` writes it (empty for null), in table order.
+    public var keyValues: [(key: String, value: String)] { Config.keys.map { ($0.name, $0.read(self)) } }
+
     /// The resolved configuration as YAML, every key written, in table order.
     public func yaml() -> String {
         var out = "# SwiftRain resolved configuration: every key, defaults included.\n"

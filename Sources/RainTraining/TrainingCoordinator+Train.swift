@@ -16,6 +16,7 @@ extension TrainingCoordinator {
         let kernel = BLASKernel.note.isEmpty ? "OpenBLAS kernel \(BLAS.coreName)" : BLASKernel.note
         try ("# \(kernel)\n" + config.yaml()).write(toFile: run.configPath, atomically: true, encoding: .utf8)
         run.appendMetrics(["kind": "start", "blas_kernel": BLAS.coreName, "blas_kernel_note": kernel, "resume": resume])
+        openEvents()
         // The model's shape follows from the configuration alone, so it is known before any worker joins.
         let shape = try ModelShape(config: config)
         let layout = ParameterLayout(shape)
@@ -157,6 +158,14 @@ extension TrainingCoordinator {
                     "compute_seconds": lastComputeSeconds, "wait_seconds": max(0, seconds - lastComputeSeconds),
                     "coordinator_bytes": bytesIn + bytesOut - bytes0, "ring_bytes": lastRingBytes,
                 ])
+                if options.logEvery > 0 && state.globalStep % options.logEvery == 0 {
+                    logScalars(
+                        [
+                            ("train_loss", loss / Double(n)), ("lr-Adam", lr), ("epoch", Double(state.epoch)),
+                            ("samples_per_s", Double(n) / seconds), ("comm_s", max(0, seconds - lastComputeSeconds)),
+                            ("live_workers", Double(live.count)),
+                        ], step: state.globalStep)
+                }
                 let remaining =
                     options.maxSteps > 0
                     ? min(options.maxSteps - stepsThisRun, totalSteps - state.globalStep)
@@ -213,6 +222,10 @@ extension TrainingCoordinator {
             state.step = 0
             let isBest = valLoss < (state.bestValLoss ?? .infinity)
             if isBest { state.bestValLoss = valLoss }
+            logScalars(
+                [("val_loss", valLoss), ("hp_metric", state.bestValLoss ?? valLoss)]
+                    + rmse.sorted { Int($0.key)! < Int($1.key)! }.map { ("val_rmse_\($0.key)h", $0.value) },
+                step: state.globalStep)
             do { try saveCheckpoint(best: isBest) } catch let e as NotEnoughWorkers { throw notEnough(e, during: "") }
         }
         shutdown()

@@ -4,6 +4,7 @@ import RainData
 import RainModel
 import RainProtocol
 import RainSupport
+import RainTensorBoard
 
 /// The coordinator (DESIGN.md §5 "roles"): owns configuration, membership, sample order, the learning
 /// rate, validation aggregation, the LR scheduler, metrics and the checkpoint commit. The workers own
@@ -72,6 +73,9 @@ public final class TrainingCoordinator {
     var lastCheckpointAt = 0.0
     /// Seconds of the last step's slowest worker compute (the rest of the step is communication and waiting).
     var lastComputeSeconds = 0.0
+    /// The run's TensorBoard event file (RUN/tensorboard; the coordinator alone writes), nil when off or
+    /// after a write failed (warned once; training goes on).
+    var events: EventFile?
     /// Bytes each member of the last round sent over the ring, by ring position.
     var lastRingBytes: [Int] = []
     let probe = String(UInt64.random(in: 1...UInt64.max), radix: 36)

@@ -82,6 +82,12 @@ public struct TrainingOptions: ParsableArguments {
         name: .customLong("progress-every"),
         help: "Seconds between progress lines when stderr is not a terminal (0: every step).")
     public var progressEvery = 30.0
+    @Option(
+        name: .customLong("log-every"),
+        help: "Steps between TensorBoard's per-step scalars in RUN/tensorboard (0: none; epochs are always logged).")
+    public var logEvery = 1
+    @Flag(name: .customLong("no-tensorboard"), help: "Write no TensorBoard event files (metrics.jsonl stays).")
+    public var noTensorBoard = false
 
     /// ArgumentParser's requirement; the fields hold no values until parsed, so build options with
     /// `from(_:)` (or let a command parse them).

@@ -9,7 +9,8 @@ extension ZarrArray {
         let chunks = try Self.ints(meta["chunks"], "chunks", subject)
         guard let dt = meta["dtype"]?.string, let dataType = DataType(numpy: dt) else {
             throw Self.unsupported(
-                subject, "dtype", meta["dtype"], "<f4, <f8, <i2, <i4, <i8, |u1, |b1 (either byte order)")
+                subject, "dtype", meta["dtype"],
+                "<f4, <f8, <i2, <i4, <i8, |u1, |b1 (either byte order), <M8[s] (datetime64)")
         }
         let order = meta["order"]?.string ?? "C"
         guard order == "C" || order == "F" else { throw Self.unsupported(subject, "order", meta["order"], "C or F") }

@@ -47,7 +47,7 @@ extension ZarrReaderTests {
             ("rank", { $0["chunks"] = [3, 4] }, ["chunks and shape differ"]),
             ("codec", { $0["compressor"] = ["id": "lzma"] }, ["compressor 'lzma'", "blosc, zstd"]),
             ("filter", { $0["filters"] = [["id": "delta", "dtype": "<f4"]] }, ["filters delta", "filters: null"]),
-            ("dtype", { $0["dtype"] = "<M8[ns]" }, ["dtype '<M8[ns]'"]),
+            ("dtype", { $0["dtype"] = "<m8[ns]" }, ["dtype '<m8[ns]'"]),  // timedelta64; datetime64 (<M8) is read
             ("order", { $0["order"] = "K" }, ["order 'K'"]),
             ("shape text", { $0["shape"] = "seven" }, ["'shape'", "whole numbers"]),
             // Metadata that says 8-byte elements where 4-byte ones are stored: the chunk's size disagrees.
