@@ -4,7 +4,8 @@
 
 EventAccumulator (size_guidance 0: everything) reads RUN_DIR/tensorboard; every scalar must equal the value
 metrics.jsonl records at that global step (simple_value is a float32, so the JSON value is rounded to float32
-first), steps must run 1, 2, 3, … without a gap or a duplicate across the files a resumed run adds, and the
+first), steps must run 1, 2, 3, … without a gap or a duplicate across the files a resumed run adds, one map image
+per validation must be a PNG of the figure's size (the last one figures/epoch-maps.png), and the
 hparams plugin's session_start_info must name every key of config.yaml, with hp_metric declared. Prints
 DIFFERENT lines for mismatches and a summary.
 """
@@ -66,6 +67,22 @@ def main():
     if "live_workers" in tags and {e.value for e in acc.Scalars("live_workers")} - {1.0, 2.0, 3.0, 4.0}:
         print("DIFFERENT live_workers: not a worker count")
         bad += 1
+    # The maps: one PNG per validation, of the size the event declares and plot's figure has.
+    images = acc.Images("maps/valid") if "maps/valid" in acc.Tags()["images"] else []
+    if [e.step for e in images] != sorted(valid):
+        print(f"DIFFERENT maps/valid: at steps {[e.step for e in images]}, validations at {sorted(valid)}")
+        bad += 1
+    figure = (run / "figures" / "epoch-maps.png").read_bytes() if images else b""
+    for e in images:
+        png = e.encoded_image_string
+        size = (int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big"))
+        if png[:8] != b"\x89PNG\r\n\x1a\n" or png[12:16] != b"IHDR" or size != (e.width, e.height) \
+                or size != (int.from_bytes(figure[16:20], "big"), int.from_bytes(figure[20:24], "big")):
+            print(f"DIFFERENT maps/valid at step {e.step}: not a PNG of {e.width}×{e.height} (header {png[:24]!r})")
+            bad += 1
+    if images and images[-1].encoded_image_string != figure:
+        print("DIFFERENT maps/valid: the last image is not figures/epoch-maps.png")
+        bad += 1
     content = acc.PluginTagToContent("hparams")
     start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
     experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"])
@@ -80,8 +97,8 @@ def main():
         print(f"DIFFERENT hparams: the experiment declares metrics {metrics}, not hp_metric")
         bad += 1
     files = sorted(p.name for p in (run / "tensorboard").iterdir())
-    print(f"{len(tags)} scalar tags, {len(train)} steps, {len(valid)} validations, {len(keys)} hparams, "
-          f"{len(files)} event files")
+    print(f"{len(tags)} scalar tags, {len(train)} steps, {len(valid)} validations, {len(images)} map images, "
+          f"{len(keys)} hparams, {len(files)} event files")
     sys.exit(1 if bad else 0)
 
 

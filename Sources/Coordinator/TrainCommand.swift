@@ -3,6 +3,7 @@ import Foundation
 import RainConfig
 import RainData
 import RainLaunch
+import RainPlot
 import RainSupport
 import RainTraining
 
@@ -27,8 +28,11 @@ struct TrainCommand: ParsableCommand {
                 path = resume
                 if options.config == nil { config = try Config.load(path: resume + "/config.yaml") }
             }
+            // TensorBoard's maps are drawn here, where RainPlot is (the coordinator's layer cannot draw).
+            let maps = training.noTensorBoard || training.logMapsEvery <= 0 ? nil : EpochMaps(runPath: path)
             let summary = try Train.run(
-                config: config, runPath: path, resume: resume != nil, options: training, log: { stderr($0) })
+                config: config, runPath: path, resume: resume != nil, options: training,
+                epochImages: maps.map { m in { try m.render(checkpoint: $0) } }, log: { stderr($0) })
             print(
                 "done: \(summary.globalStep) steps" + (summary.lastValLoss.map { ", val_loss \($0)" } ?? "")
                     + (summary.stoppedEarly ? " (stopped early; resume with --resume \(path))" : ""))

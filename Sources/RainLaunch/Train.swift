@@ -69,6 +69,7 @@ public enum Train {
 
     public static func run(
         config: Config, runPath: String, resume: Bool, options: TrainingOptions, workerBinary: String? = nil,
+        epochImages: ((String) throws -> (png: [UInt8], width: Int, height: Int))? = nil,
         log: @escaping (String) -> Void
     ) throws -> TrainingCoordinator.Summary {
         let plan = try plan(options, log: log)
@@ -106,6 +107,7 @@ public enum Train {
             blasThreadsPerWorker: plan.blasThreadsPerWorker,
             ringAbandoner: ZMQRingAbandoner(context: context, keys: keys), log: log)
         if let keyring { coordinator.keyName = keyring.name(of:) }
+        coordinator.epochImages = epochImages
         // SIGTERM (e.g. SLURM's time limit) or SIGUSR1: checkpoint after the current step, then exit.
         let stop = StopSignal()
         stop.install(signals: [SIGTERM, SIGUSR1], log: log)

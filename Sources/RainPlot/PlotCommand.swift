@@ -24,7 +24,20 @@ public enum Plot {
         // Maps for one sample time: the model's forecast and the truth at every lead.
         let model = try run.trainedModel()
         let ckpt = model.checkpoint
-        let compute = try model.runner()
+        let (maps, t0) = try mapsFigure(model.runner(), date: date, phase: phase, log: log)
+        let stamp = UTCTime.iso(t0).replacingOccurrences(of: ":", with: "").replacingOccurrences(of: "-", with: "")
+        let mapsPath = dir.appendingPathComponent("maps-\(stamp).png").path
+        try maps.writePNG(path: mapsPath)
+        written.append(mapsPath)
+        log("figures from \(ckpt): " + written.joined(separator: ", "))
+        return written
+    }
+
+    /// Truth vs forecast per lead time for one sample time of `phase` (default: the sample nearest the
+    /// partition's middle that every lead has, the same for every checkpoint of a run), as `plot` draws it.
+    public static func mapsFigure(
+        _ compute: ModelRunner, date: EpochSeconds?, phase: Partition.Name, log: (String) -> Void
+    ) throws -> (Canvas, EpochSeconds) {
         let part = compute.index.samples(phase)
         var offsets: [Int] = [], total = 0
         for l in part.leads {
@@ -85,11 +98,6 @@ public enum Plot {
             title: "\(compute.index.spec.target) from \(UTCTime.short(t0)) UTC (\(phase.rawValue))",
             unit: unit, leads: part.leads.map(\.leadHours), truth: truth, forecast: forecast, land: land,
             height: compute.shape.height, width: compute.shape.width)
-        let stamp = UTCTime.iso(t0).replacingOccurrences(of: ":", with: "").replacingOccurrences(of: "-", with: "")
-        let mapsPath = dir.appendingPathComponent("maps-\(stamp).png").path
-        try maps.writePNG(path: mapsPath)
-        written.append(mapsPath)
-        log("figures from \(ckpt): " + written.joined(separator: ", "))
-        return written
+        return (maps, t0)
     }
 }

@@ -32,6 +32,22 @@ extension TrainingCoordinator {
         }
     }
 
+    /// The maps of the epoch's checkpoint as an image at `step`; a failure to draw stops the maps, not the run.
+    func logMaps(checkpoint: String, step: Int) {
+        guard let file = events, let draw = epochImages, options.logMapsEvery > 0,
+            state.epoch % options.logMapsEvery == 0
+        else { return }
+        do {
+            let m = try draw(checkpoint)
+            try file.image(
+                tag: "maps/valid", png: m.png, width: m.width, height: m.height, step: step,
+                wallTime: Date().timeIntervalSince1970)
+        } catch {
+            epochImages = nil
+            log("warning: TensorBoard maps stopped (the scalars go on): \(error)")
+        }
+    }
+
     private func eventsFailed(_ error: Error) {
         events = nil
         log("warning: TensorBoard logging stopped (metrics.jsonl goes on): \(error)")

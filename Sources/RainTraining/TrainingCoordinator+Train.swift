@@ -227,6 +227,7 @@ extension TrainingCoordinator {
                     + rmse.sorted { Int($0.key)! < Int($1.key)! }.map { ("val_rmse_\($0.key)h", $0.value) },
                 step: state.globalStep)
             do { try saveCheckpoint(best: isBest) } catch let e as NotEnoughWorkers { throw notEnough(e, during: "") }
+            logMaps(checkpoint: run.lastCheckpoint, step: state.globalStep)
         }
         shutdown()
         run.markFinished(globalStep: state.globalStep, valLoss: lastVal)

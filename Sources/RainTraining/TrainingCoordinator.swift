@@ -76,6 +76,9 @@ public final class TrainingCoordinator {
     /// The run's TensorBoard event file (RUN/tensorboard; the coordinator alone writes), nil when off or
     /// after a write failed (warned once; training goes on).
     var events: EventFile?
+    /// Draws the maps of a fixed validation sample for a checkpoint (PNG bytes and size), for TensorBoard's
+    /// images after each `--log-maps-every` epochs; set by the command line, which can draw (RainPlot).
+    public var epochImages: ((String) throws -> (png: [UInt8], width: Int, height: Int))?
     /// Bytes each member of the last round sent over the ring, by ring position.
     var lastRingBytes: [Int] = []
     let probe = String(UInt64.random(in: 1...UInt64.max), radix: 36)

@@ -86,6 +86,10 @@ public struct TrainingOptions: ParsableArguments {
         name: .customLong("log-every"),
         help: "Steps between TensorBoard's per-step scalars in RUN/tensorboard (0: none; epochs are always logged).")
     public var logEvery = 1
+    @Option(
+        name: .customLong("log-maps-every"),
+        help: "Epochs between TensorBoard's truth-vs-forecast maps of a fixed validation sample (0: none).")
+    public var logMapsEvery = 1
     @Flag(name: .customLong("no-tensorboard"), help: "Write no TensorBoard event files (metrics.jsonl stays).")
     public var noTensorBoard = false
 

@@ -67,6 +67,37 @@ final class SuiteTests: XCTestCase {
         }
         XCTAssertEqual(try steps("sources-simsat_imerg-false"), try steps("sources-simsat_imerg-true"))
 
+        // `tensorboard --logdir SUITE` sees one run per cell, each with its own configuration as hparams
+        // (read with the multiplexer TensorBoard's server itself uses).
+        let board = try runProcess(
+            "/usr/bin/env",
+            [
+                "python3", "-W", "ignore", "-c",
+                """
+                import sys
+                from tensorboard.backend.event_processing.plugin_event_multiplexer import EventMultiplexer
+                from tensorboard.plugins.hparams import plugin_data_pb2 as pd
+                m = EventMultiplexer(size_guidance={"tensors": 0}); m.AddRunsFromDirectory(sys.argv[1]); m.Reload()
+                content = m.PluginRunToTagToContent("hparams")
+                for run in sorted(m.Runs()):
+                    h = pd.HParamsPluginData.FromString(content[run]["_hparams_/session_start_info"])
+                    h = h.session_start_info.hparams
+                    print(run, h["sources"].string_value, h["imerg"].bool_value, len(m.Tensors(run, "val_loss")))
+                """, out.path,
+            ])
+        if board.status != 0 && ProcessInfo.processInfo.environment["SWIFTRAIN_REQUIRE_PYTHON_ORACLES"] == nil {
+            print("note: tensorboard is not installed, so the suite's TensorBoard runs were not checked")
+        } else {
+            XCTAssertEqual(
+                board.out.split(separator: "\n").sorted(),
+                [
+                    "sources-era16-3_imerg-false/tensorboard era16_3 False 2",
+                    "sources-era16-3_imerg-true/tensorboard era16_3 True 2",
+                    "sources-simsat_imerg-false/tensorboard simsat False 2",
+                    "sources-simsat_imerg-true/tensorboard simsat True 2",
+                ], board.out + board.err)
+        }
+
         // Another grid into the same directory is refused.
         var other = args
         other[other.firstIndex(of: "imerg=true,false")!] = "imerg=true"

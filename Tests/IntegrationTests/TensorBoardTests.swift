@@ -40,10 +40,10 @@ final class TensorBoardTests: XCTestCase {
         XCTAssertEqual(files.count, 2, "a resumed run adds its own event file: \(files)")
         XCTAssertTrue(files.allSatisfy { $0.hasPrefix("events.out.tfevents.") }, "\(files)")
         guard let out = try oracle(run) else { return }
-        XCTAssertTrue(out.contains("2 validations") && out.contains("2 event files"), out)
+        XCTAssertTrue(out.contains("2 validations, 2 map images") && out.contains("2 event files"), out)
 
         // A writer killed mid-record leaves a torn last record: TensorBoard reads everything before it.
-        // The last record of the resumed run's file holds the last validation's scalars.
+        // The last record of the resumed run's file holds the last epoch's maps.
         let torn = root.appendingPathComponent("torn")
         try FileManager.default.copyItem(at: run.appendingPathComponent("tensorboard"), to: torn)
         let newest = try files.map { run.appendingPathComponent("tensorboard/\($0)") }.max { a, b in
@@ -63,11 +63,11 @@ final class TensorBoardTests: XCTestCase {
                 """
                 import sys
                 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator as A
-                a = A(sys.argv[1], size_guidance={"scalars": 0}); a.Reload()
-                print(len(a.Scalars("val_loss")), len(a.Scalars("train_loss")))
+                a = A(sys.argv[1], size_guidance={"scalars": 0, "images": 0}); a.Reload()
+                print(len(a.Images("maps/valid")), len(a.Scalars("val_loss")), len(a.Scalars("train_loss")))
                 """, torn.path,
             ])
         XCTAssertEqual(r.status, 0, r.err)
-        XCTAssertEqual(r.out.trimmingCharacters(in: .whitespacesAndNewlines), "1 \(steps)", r.out + r.err)
+        XCTAssertEqual(r.out.trimmingCharacters(in: .whitespacesAndNewlines), "1 2 \(steps)", r.out + r.err)
     }
 }
