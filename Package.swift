@@ -17,7 +17,7 @@ import PackageDescription
 //   RainNetCDF      ← Support                      (+ libnetcdf) NetCDF files, read and written
 //   RainZarr        ← Support                      (+ libblosc, libzstd, zlib) Zarr v2/v3 stores, read and written
 //   RainConvert     ← Support, Data, NetCDF, Zarr  WeatherBench / IMERG / SimSat / Zarr stores → RainBench's layout
-//   RainEvaluation  ← Support … Model, Training, NetCDF, Zarr
+//   RainEvaluation  ← Support … Model, Training, NetCDF, Zarr, TensorBoard
 //   RainPlot        ← Evaluation                   (+ Cairo)
 //   RainSuite       ← Training, Evaluation, Plot   grids of runs (child processes, SLURM arrays), Table 1
 //   swiftrain       ← Launch, Evaluation, Plot, Suite;   swiftrain-worker ← Launch
@@ -102,6 +102,7 @@ let package = Package(
             name: "RainEvaluation",
             dependencies: [
                 "RainSupport", "RainConfig", "RainData", "RainModel", "RainTraining", "RainNetCDF", "RainZarr",
+                "RainTensorBoard",
             ],
             swiftSettings: release),
         /// Figures: Cairo, with a TrueType font and coastlines from the land–sea mask.

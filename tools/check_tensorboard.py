@@ -83,6 +83,26 @@ def main():
     if images and images[-1].encoded_image_string != figure:
         print("DIFFERENT maps/valid: the last image is not figures/epoch-maps.png")
         bad += 1
+    # eval's scores, when it ran: eval/test.json's values at the evaluated checkpoint's step.
+    report = run / "eval" / "test.json"
+    if report.exists():
+        scores = json.loads(report.read_text())
+        for lead in scores["leads"]:
+            checks = [(f"test_rmse_{lead['hours']}h", lead.get("model"))]
+            skill = (lead.get("skill") or {}).get("model") or {}
+            for c in skill.get("categorical", []):
+                t = int(c["threshold"]) if c["threshold"] == int(c["threshold"]) else c["threshold"]
+                checks.append((f"test_csi_{t}_{lead['hours']}h", c.get("csi")))
+            checks.append((f"test_acc_{lead['hours']}h", skill.get("acc")))
+            for tag, value in checks:
+                if value is None:
+                    continue
+                # At the evaluated checkpoint's step: best.ckpt's, one of the validations'.
+                events = acc.Scalars(tag) if tag in tags else []
+                if len(events) != 1 or events[0].step not in valid or events[0].value != f32(value):
+                    print(f"DIFFERENT {tag}: {[(e.step, e.value) for e in events]}, eval/test.json {value}")
+                    bad += 1
+        print(f"eval: {len(scores['leads'])} leads' scores")
     content = acc.PluginTagToContent("hparams")
     start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
     experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"])

@@ -219,6 +219,10 @@ public enum Evaluate {
         try enc.encode(report).write(to: dir.appendingPathComponent("\(phase.rawValue).json"), options: .atomic)
         try report.markdown(title: "## \(phase.rawValue.capitalized) scores of \(run.url.lastPathComponent)")
             .write(to: dir.appendingPathComponent("\(phase.rawValue).md"), atomically: true, encoding: .utf8)
+        // Beside the training's scalars, at the checkpoint's step; TensorBoard is a view, not the record.
+        do { try report.writeTensorBoard(runDirectory: run.url, step: model.state.globalStep) } catch {
+            log("warning: the scores were not written for TensorBoard: \(error)")
+        }
         return report
     }
 

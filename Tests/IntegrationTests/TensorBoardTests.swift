@@ -39,8 +39,11 @@ final class TensorBoardTests: XCTestCase {
         let files = try FileManager.default.contentsOfDirectory(atPath: run.appendingPathComponent("tensorboard").path)
         XCTAssertEqual(files.count, 2, "a resumed run adds its own event file: \(files)")
         XCTAssertTrue(files.allSatisfy { $0.hasPrefix("events.out.tfevents.") }, "\(files)")
+        // eval adds the test scores beside the training's, at the checkpoint's step (a third file).
+        let eval = try runProcess(Binaries.swiftrain, ["eval", "--run", run.path, "--phase", "test"])
+        XCTAssertEqual(eval.status, 0, eval.err)
         guard let out = try oracle(run) else { return }
-        XCTAssertTrue(out.contains("2 validations, 2 map images") && out.contains("2 event files"), out)
+        XCTAssertTrue(out.contains("2 validations, 2 map images") && out.contains("3 event files"), out)
 
         // A writer killed mid-record leaves a torn last record: TensorBoard reads everything before it.
         // The last record of the resumed run's file holds the last epoch's maps.
