@@ -144,9 +144,12 @@ struct PlotCommand: ParsableCommand {
     @Option(name: .customLong("run"), help: "The run directory.") var runPath: String
     @Option(help: "Sample time t0 of the maps, ISO 8601 (default: the middle of the partition).") var date: String?
     @Option(help: "Partition of the maps: test or valid.") var phase = "test"
+    /// The coordinator's child: the maps of a fixed validation sample for this checkpoint (TensorBoard).
+    @Option(help: .hidden) var epochMaps: String?
 
     func run() throws {
         try SwiftRain.run {
+            if let epochMaps { return print(try EpochMaps.render(runPath: runPath, checkpoint: epochMaps)) }
             let t = try date.map { d -> EpochSeconds in
                 guard let t = UTCTime.parse(d) else {
                     throw SwiftRainError(

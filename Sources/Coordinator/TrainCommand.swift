@@ -28,11 +28,10 @@ struct TrainCommand: ParsableCommand {
                 path = resume
                 if options.config == nil { config = try Config.load(path: resume + "/config.yaml") }
             }
-            // TensorBoard's maps are drawn here, where RainPlot is (the coordinator's layer cannot draw).
-            let maps = training.noTensorBoard || training.logMapsEvery <= 0 ? nil : EpochMaps(runPath: path)
+            let maps = training.noTensorBoard || training.logMapsEvery <= 0 ? nil : { try drawMaps(run: path, $0) }
             let summary = try Train.run(
-                config: config, runPath: path, resume: resume != nil, options: training,
-                epochImages: maps.map { m in { try m.render(checkpoint: $0) } }, log: { stderr($0) })
+                config: config, runPath: path, resume: resume != nil, options: training, epochImages: maps,
+                log: { stderr($0) })
             print(
                 "done: \(summary.globalStep) steps" + (summary.lastValLoss.map { ", val_loss \($0)" } ?? "")
                     + (summary.stoppedEarly ? " (stopped early; resume with --resume \(path))" : ""))
@@ -64,4 +63,31 @@ struct CheckpointCommand: ParsableCommand {
                     + (s.bestValLoss.map { ", best val_loss \($0)" } ?? "") + (s.finished ? "; training finished" : ""))
         }
     }
+}
+
+/// TensorBoard's maps for a checkpoint, drawn by a child `swiftrain plot --epoch-maps` (the model and the data
+/// it maps stay out of the coordinator's memory); the PNG's bytes and size.
+func drawMaps(run: String, _ checkpoint: String) throws -> (png: [UInt8], width: Int, height: Int) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: ThisProcess.executable)
+    p.arguments = ["plot", "--run", run, "--epoch-maps", checkpoint]
+    // stderr into a file, so a chatty child cannot fill a pipe nobody reads yet.
+    let log = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("swiftrain-maps-\(getpid()).log")
+    FileManager.default.createFile(atPath: log.path, contents: nil)
+    defer { try? FileManager.default.removeItem(at: log) }
+    let out = Pipe()
+    (p.standardOutput, p.standardError) = (out, try FileHandle(forWritingTo: log))
+    try p.run()
+    let path = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    p.waitUntilExit()
+    let message = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+    let file = path.trimmingCharacters(in: .whitespacesAndNewlines)
+    guard p.terminationStatus == 0, let png = FileManager.default.contents(atPath: file).map(Array.init),
+        let size = EpochMaps.size(png: png)
+    else {
+        throw SwiftRainError(
+            "swiftrain plot --epoch-maps", "the maps were not drawn", found: message.prefix(500).description,
+            hint: "run `swiftrain plot --run \(run)` to see why; --log-maps-every 0 turns the maps off")
+    }
+    return (png, size.width, size.height)
 }
