@@ -6,7 +6,7 @@ writes DIR/sfc.nc and DIR/pl.nc (ERA5's RainBench variables and a few others on 
 north to south and longitudes from -180°, so anemoi's cells are in neither RainBench's order nor its
 orientation), a recipe joining them every 6 h for January-February 2016 with one date missing, and runs
 `anemoi-datasets create` into DIR/era.zarr. DIR/grid25/grid25.zarr is the same on a 2.5° grid (refused by
-swiftrain). Needs anemoi-datasets, which pins zarr < 3: run it from its own virtual environment.
+swiftrain), DIR/fine/fine.zarr two days on the 1.40625° grid. Needs anemoi-datasets, which pins zarr < 3: run it from its own virtual environment.
 """
 import subprocess
 import sys
@@ -98,6 +98,10 @@ def main():
     small.mkdir(parents=True, exist_ok=True)
     write(small, 2.5, pd.date_range("2016-01-01", "2016-01-02T18:00", freq="6h"), levels, 1)
     create(small, "grid25", "2016-01-02T18:00:00", levels)
+    fine = out / "fine"
+    fine.mkdir(parents=True, exist_ok=True)
+    write(fine, 1.40625, pd.date_range("2016-01-01", "2016-01-02T18:00", freq="6h"), levels, 3)
+    create(fine, "fine", "2016-01-02T18:00:00", levels)
     write(out, 5.625, pd.date_range("2016-01-01", "2016-02-29T18:00", freq="6h"), levels, 0)
     create(out, "era", "2016-02-29T18:00:00", levels)
     print(out / "era.zarr")

@@ -4,7 +4,8 @@ import XCTest
 /// `swiftrain convert anemoi` on datasets that anemoi-datasets itself created from NetCDF files
 /// (tools/anemoi_fixture.py): every converted value held to xarray's reading of those NetCDF files, the
 /// statistics to anemoi's own reader (tools/check_anemoi_convert.py); then a run trains with the dataset's
-/// statistics as its normalisation, and a grid RainBench does not have is refused naming what was found.
+/// statistics as its normalisation, a 1.40625° dataset converts at its grid and averaged onto 5.625°
+/// (tools/check_anemoi_fine.py), and a grid RainBench does not have is refused naming what was found.
 ///
 /// anemoi-datasets pins zarr < 3, which the other Zarr tests' fixtures need: it lives in its own virtual
 /// environment, whose interpreter `.ci/run` passes as SWIFTRAIN_ANEMOI_PYTHON.
@@ -97,6 +98,21 @@ final class AnemoiConvertTests: XCTestCase {
         let unknown = try swiftrain(
             ["convert", "anemoi", "--from", store, "--out", "x", "--variables", "msl"], in: root, status: 1)
         XCTAssertTrue(unknown.contains("msl") && unknown.contains("t2m, sp, tp6h"), unknown)
+
+        // A 1.40625° dataset converts at its own grid, and with --grid 5.625 averaged by area onto RainBench's.
+        let fine = fixtures.appendingPathComponent("fine/fine.zarr").path
+        _ = try swiftrain(["convert", "anemoi", "--from", fine, "--out", "fine14", "--jobs", "1"], in: root)
+        _ = try swiftrain(
+            ["convert", "anemoi", "--from", fine, "--out", "fine5", "--grid", "5.625", "--jobs", "1"], in: root)
+        let f = try runProcess(
+            "/usr/bin/env",
+            [
+                python, "-W", "ignore", Binaries.repoRoot + "/tools/check_anemoi_fine.py",
+                fixtures.appendingPathComponent("fine").path, root.appendingPathComponent("fine14/era140625").path,
+                root.appendingPathComponent("fine5/era5625").path,
+            ])
+        XCTAssertEqual(f.status, 0, f.out + f.err)
+        XCTAssertTrue(f.out.contains("1.40625° bit for bit, 5.625° area-weighted"), f.out)
 
         // A grid RainBench does not have (2.5°) is refused with what was found and what to do.
         let other = fixtures.appendingPathComponent("grid25/grid25.zarr").path

@@ -73,4 +73,46 @@ final class TensorBoardTests: XCTestCase {
         XCTAssertEqual(r.status, 0, r.err)
         XCTAssertEqual(r.out.trimmingCharacters(in: .whitespacesAndNewlines), "1 2 \(steps)", r.out + r.err)
     }
+
+    /// A coordinator killed outright (SIGKILL, wherever it is) leaves event files TensorBoard reads to the last
+    /// whole record: every step it wrote, in order, and at most the one step metrics.jsonl had before it.
+    func testAKilledCoordinatorLeavesEventFilesTensorBoardReads() throws {
+        let run = root.appendingPathComponent("killed")
+        let c = try startProcess(
+            Binaries.swiftrain,
+            [
+                "train", "--config", root.appendingPathComponent("c.yaml").path, "--run", run.path, "--workers", "2",
+                "--set", "epochs=100", "--blas-threads", "1", "--progress-every", "0",
+            ])
+        let metrics = run.appendingPathComponent("metrics.jsonl").path
+        let steps = {
+            ((try? String(contentsOfFile: metrics, encoding: .utf8)) ?? "").components(separatedBy: "\"kind\":\"step\"")
+                .count - 1
+        }
+        let deadline = Date().addingTimeInterval(120)
+        while c.process.isRunning && steps() < 40 && Date() < deadline { usleep(5_000) }
+        XCTAssertTrue(c.process.isRunning, c.errors())
+        kill(c.process.processIdentifier, SIGKILL)
+        c.wait()
+        let written = steps()
+        let r = try runProcess(
+            "/usr/bin/env",
+            [
+                "python3", "-W", "ignore", "-c",
+                """
+                import sys
+                from tensorboard.backend.event_processing.event_accumulator import EventAccumulator as A
+                a = A(sys.argv[1], size_guidance={"scalars": 0}); a.Reload()
+                print(" ".join(str(e.step) for e in a.Scalars("train_loss")))
+                """, run.appendingPathComponent("tensorboard").path,
+            ])
+        if r.status != 0 && ProcessInfo.processInfo.environment["SWIFTRAIN_REQUIRE_PYTHON_ORACLES"] == nil {
+            return print("note: tensorboard is not installed, so the killed run's event files were not read")
+        }
+        XCTAssertEqual(r.status, 0, r.err)
+        let read = r.out.split(separator: " ").compactMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        XCTAssertEqual(read, Array(1...max(1, read.count)), "steps read: \(r.out)")
+        XCTAssertTrue(
+            (written - 1...written).contains(read.count), "\(read.count) steps read, \(written) in metrics.jsonl")
+    }
 }
