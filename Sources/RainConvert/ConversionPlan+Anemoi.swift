@@ -1,4 +1,5 @@
 import Foundation
+import RainData
 import RainSupport
 import RainZarr
 
@@ -108,15 +109,18 @@ extension ConversionPlan {
         var out: [String: (mean: Double, std: Double)] = [:]
         for c in channels { out["\(dataset)/\(c.name)"] = stats[c.sourceVariable] }
         guard let names = constants?.names else { return out }
-        func moments(_ v: [Double]) -> (mean: Double, std: Double) {
-            let m = v.reduce(0, +) / Double(v.count)
-            return (m, (v.map { ($0 - m) * ($0 - m) }.reduce(0, +) / Double(v.count)).squareRoot())
+        // As `swiftrain normalize` computes a constant's statistics: RunningStats over the Float plane written.
+        func moments(_ v: [Float]) -> (mean: Double, std: Double) {
+            var r = RunningStats()
+            v.withUnsafeBufferPointer { r.add($0) }
+            return (r.stats.mean, r.stats.std)
         }
         let g = grid
         for name in names {
             switch name {
-            case "lat2d": out["\(dataset)/lat2d"] = moments((0..<g.plane).map { g.latitude($0 / g.width) })
-            case "lon2d": out["\(dataset)/lon2d"] = moments((0..<g.plane).map { Double($0 % g.width) * g.resolution })
+            case "lat2d": out["\(dataset)/lat2d"] = moments((0..<g.plane).map { Float(g.latitude($0 / g.width)) })
+            case "lon2d":
+                out["\(dataset)/lon2d"] = moments((0..<g.plane).map { Float(Double($0 % g.width) * g.resolution) })
             default:
                 guard let (array, factor) = zarrConstants[name], let s = stats[array] else { continue }
                 out["\(dataset)/\(name)"] = (s.mean * factor, s.std * abs(factor))

@@ -129,18 +129,19 @@ public final class DataCatalog {
             e.hint = (e.hint ?? "") + "; or choose --sources that do not read \(key)"
             throw e
         }
+        let missing = Set((v.missingTs ?? []).map { EpochSeconds($0) })
         if let channel {
             return [
                 ChannelSource(
                     variable: key, normKey: key, file: f, channel: channel, available: availability(v, f),
-                    missing: Set((v.missingTs ?? []).map { EpochSeconds($0) }))
+                    missing: missing)
             ]
         }
         let n = v.channelCount
         return (0..<n).map { i in
             ChannelSource(
                 variable: key, normKey: n > 1 ? "\(key):\(i)" : key, file: f, channel: v.offset + i,
-                available: availability(v, f), missing: Set((v.missingTs ?? []).map { EpochSeconds($0) }))
+                available: availability(v, f), missing: missing)
         }
     }
 
