@@ -32,6 +32,8 @@ lint: deps
 	SWIFT=$(SWIFT) tools/check-layering.sh
 
 ## Unit and integration tests (release build: synthetic data over real date ranges is generated in the tests).
+## `swiftrain launch` is tested under Debian's real MPI launchers, so the tests install them.
+test: APT_PKGS += openmpi-bin mpich
 test: deps
 	$(SWIFT) build -c $(CONFIG)
 	SWIFTRAIN_BIN=$(CURDIR)/$(BIN) $(SWIFT) test -c $(CONFIG) --disable-swift-testing --skip MultiHostTests --skip StrangerTests

@@ -138,7 +138,7 @@ let package = Package(
             name: "IntegrationTests",
             dependencies: [
                 "RainSupport", "RainConfig", "RainData", "RainModel", "RainProtocol", "RainZMQ", "RainTraining",
-                "RainEvaluation", "RainNetCDF", "RainConvert", "RainSuite", "RainZarr",
+                "RainEvaluation", "RainNetCDF", "RainConvert", "RainSuite", "RainZarr", "RainLaunch",
             ]),
     ],
     swiftLanguageModes: [.v5]

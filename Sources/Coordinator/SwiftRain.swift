@@ -12,7 +12,7 @@ struct SwiftRain: ParsableCommand {
         subcommands: [
             Synth.self, Inspect.self, Normalize.self, SampleCommand.self, TrainCommand.self, CheckpointCommand.self,
             EvalCommand.self, BaselinesCommand.self, PredictCommand.self, PlotCommand.self, ExportCommand.self,
-            ImportCommand.self, ConvertCommand.self, SuiteCommand.self, KeysCommand.self,
+            ImportCommand.self, ConvertCommand.self, SuiteCommand.self, KeysCommand.self, LaunchCommand.self,
             Bench.self, CheckGradientsCommand.self,
         ])
 

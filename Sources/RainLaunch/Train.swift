@@ -36,8 +36,8 @@ public enum Train {
                     "\(launch.source.rawValue) rank \(launch.rank)", "this task is a worker, not the coordinator",
                     hint:
                         """
-                        start task 0 with `swiftrain train` and the others with `swiftrain-worker` \
-                        (cluster/train.sbatch does)
+                        start every task with `swiftrain launch` (rank 0 coordinates), or task 0 with \
+                        `swiftrain train` and the others with `swiftrain-worker`
                         """
                 )
             }
@@ -52,7 +52,7 @@ public enum Train {
             log(
                 """
                 \(launch.source.rawValue): coordinator of \(launch.workers) worker(s) on \
-                \(launch.listenEndpoint); workers connect to \(launch.connectEndpoint)
+                \(launch.listenEndpoint); workers connect to \(launch.connectEndpoint ?? "the address rank 0 publishes")
                 """
             )
         }
@@ -70,7 +70,7 @@ public enum Train {
     public static func run(
         config: Config, runPath: String, resume: Bool, options: TrainingOptions, workerBinary: String? = nil,
         epochImages: ((String) throws -> (png: [UInt8], width: Int, height: Int))? = nil,
-        log: @escaping (String) -> Void
+        listening: ((String) throws -> Void)? = nil, log: @escaping (String) -> Void
     ) throws -> TrainingCoordinator.Summary {
         let plan = try plan(options, log: log)
         // Local workers run on this CPU: say at once if it cannot run the precision (remote ones say it themselves).
@@ -113,6 +113,7 @@ public enum Train {
         stop.install(signals: [SIGTERM, SIGUSR1], log: log)
         coordinator.stopRequested = { stop.isSet }
         log("run \(run.url.path); coordinator at \(server.endpoint)")
+        try listening?(server.endpoint)  // `swiftrain launch` publishes the address here
 
         var children: [Process] = []
         defer {

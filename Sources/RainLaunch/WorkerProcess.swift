@@ -70,11 +70,13 @@ public enum WorkerProcess {
         if let launch { try launch.checkReachable(connect, role: "--connect") }
         if let t = o.threads ?? launch?.cpusPerTask { BLAS.threads = t }
         // SIGUSR1 (SLURM's warning before a time limit) reaches every task of a step: the coordinator
-        // checkpoints and then shuts the workers down, so a worker only notes it.
+        // checkpoints and then shuts the workers down, so a worker only notes it. Under a launcher SIGTERM too:
+        // mpirun and srun forward the scheduler's SIGTERM to every rank, and the checkpoint needs the workers'
+        // state (if the coordinator is gone instead, its unanswered heartbeats end the worker).
         let usr1 = StopSignal()
         usr1.install(
-            signals: [SIGUSR1],
-            log: { _ in log("worker: SIGUSR1 noted; the coordinator checkpoints and will shut the workers down") })
+            signals: launch == nil ? [SIGUSR1] : [SIGUSR1, SIGTERM],
+            log: { _ in log("worker: signal noted; the coordinator checkpoints and will shut the workers down") })
         let context = try ZMQContext()
         let keyRank = o.rank ?? launch.map { $0.rank - 1 }
         let curve = try o.keys.map { dir -> CurveKeys in

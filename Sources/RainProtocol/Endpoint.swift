@@ -9,6 +9,12 @@ public enum Endpoint {
         return String(h)
     }
 
+    /// The port of `tcp://HOST:PORT`; nil for other transports or an unresolved `*`.
+    public static func port(_ endpoint: String) -> Int? {
+        guard endpoint.hasPrefix("tcp://"), let colon = endpoint.lastIndex(of: ":") else { return nil }
+        return Int(endpoint[endpoint.index(after: colon)...])
+    }
+
     /// A host name or address that never leaves this machine.
     public static func isLoopbackHost(_ host: String) -> Bool {
         host.hasPrefix("127.") || host == "::1" || host == "localhost" || host == "0:0:0:0:0:0:0:1"
