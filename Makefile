@@ -8,7 +8,7 @@ PRECISION ?= 32
 APT_PKGS := libzmq3-dev libopenblas-dev libdnnl-dev libcairo2-dev fonts-dejavu-core libnetcdf-dev netcdf-bin libblosc-dev libzstd-dev zlib1g-dev pkg-config time python3
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build lint test test-kernels test-slurm test-hosts demo clean
+.PHONY: deps build lint test test-kernels test-slurm test-sge test-hosts test-slurm-partition demo clean
 
 ## Install the system libraries (through sudo when not root) if any is missing.
 deps:
@@ -36,13 +36,14 @@ lint: deps
 test: APT_PKGS += openmpi-bin mpich
 test: deps
 	$(SWIFT) build -c $(CONFIG)
-	SWIFTRAIN_BIN=$(CURDIR)/$(BIN) $(SWIFT) test -c $(CONFIG) --disable-swift-testing --skip MultiHostTests --skip StrangerTests
+	SWIFTRAIN_BIN=$(CURDIR)/$(BIN) $(SWIFT) test -c $(CONFIG) --disable-swift-testing --skip MultiHostTests --skip StrangerTests --skip MPIHostsTests
 
 ## Four workers on two "hosts" (network namespaces, ../shared/tools/netns-hosts.sh), bytes counted at the
 ## coordinator, the workers and the hosts' interfaces against the model (root or sudo; under a minute).
+test-hosts: APT_PKGS += openmpi-bin
 test-hosts: deps
 	$(SWIFT) build -c $(CONFIG)
-	$(SUDO) env SWIFTRAIN_BIN=$(CURDIR)/$(BIN) $(SWIFT) test -c $(CONFIG) --disable-swift-testing --filter "MultiHostTests|StrangerTests"
+	$(SUDO) env SWIFTRAIN_BIN=$(CURDIR)/$(BIN) $(SWIFT) test -c $(CONFIG) --disable-swift-testing --filter "MultiHostTests|StrangerTests|MPIHostsTests"
 
 ## The bit-for-bit tests (thread count, CURVE, garbage, resume) again under OpenBLAS's generic SSE3 and AVX2
 ## kernels, whose threaded sums differ by thread count where this CPU's own kernel may not.
@@ -58,6 +59,11 @@ test-kernels: deps
 ## cluster/train.sbatch on a real single-node SLURM (started and stopped by the test; needs root or sudo).
 test-slurm: build
 	$(SUDO) cluster/test-slurm.sh
+
+## cluster/train.sge on a real single-node Grid Engine (Debian's gridengine, tools/sge-up.sh) under Open MPI: a run,
+## a SIGUSR1-requeued run and a qdel'ed + re-submitted run end alike (root or sudo; ~1 min; in CI).
+test-sge: build
+	$(SUDO) cluster/test-sge.sh
 
 ## A node of a two-node SLURM (network namespaces, ../shared/tools/slurm-netns-cluster.sh) partitioned for
 ## 45 s mid-job: by default requeued and resumed, with --no-kill finished by the survivor (root or sudo; ~8 min; in CI).

@@ -10,6 +10,7 @@
 #    --signal=B:USR1@90 sends it), checkpoints, requeues itself and resumes: same final step count.
 # 3. A worker task is killed with SIGKILL mid-training: the job still completes.
 # 4. `swiftrain suite --slurm` runs a 2-cell grid as a job array; the report assembles.
+# 5. `srun swiftrain launch` (one command line on every task) trains to the same step count.
 # Prints submit → done times.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -138,4 +139,13 @@ grep -q "^| persistence | [0-9]" "$WORK/suite-report.md" || fail "suite: no base
 T_SUITE=$(elapsed "$t")
 log "suite: 2-cell job array finished and reported, submit → report ${T_SUITE}s"
 
-echo "SLURM tests passed: full ${T_FULL}s, preempted+requeued ${T_PRE}s, worker killed ${T_KILL}s, suite array ${T_SUITE}s"
+# 5. `srun swiftrain launch`: the command line of every launcher, under srun (roles and address from SLURM).
+t=$(date +%s)
+id=$(sbatch --parsable --ntasks=4 --cpus-per-task=1 --time=10 --chdir="$WORK" --output="$WORK/launch.log" \
+    --wrap "srun --kill-on-bad-exit=0 $BIN/swiftrain launch --config $WORK/tiny.yaml --run $WORK/launch --blas-threads 1")
+wait_done "$id" launch; T_LAUNCH=$(elapsed "$t")
+grep -q "SLURM: rank 0 of 4, new run" "$WORK/launch.log" || { cat "$WORK/launch.log" >&2; fail "launch: rank 0 did not coordinate"; }
+[ "$(final_step launch)" = "$STEPS" ] || fail "launch: $(final_step launch) steps, expected $STEPS"
+log "srun swiftrain launch: $STEPS steps, submit → done ${T_LAUNCH}s"
+
+echo "SLURM tests passed: full ${T_FULL}s, preempted+requeued ${T_PRE}s, worker killed ${T_KILL}s, suite array ${T_SUITE}s, srun launch ${T_LAUNCH}s"

@@ -108,9 +108,10 @@ public enum Train {
             ringAbandoner: ZMQRingAbandoner(context: context, keys: keys), log: log)
         if let keyring { coordinator.keyName = keyring.name(of:) }
         coordinator.epochImages = epochImages
-        // SIGTERM (e.g. SLURM's time limit) or SIGUSR1: checkpoint after the current step, then exit.
+        // SIGTERM (a time limit, PBS), SIGUSR1 (SLURM, LSF, Grid Engine s_rt) or SIGUSR2 (Grid Engine -notify):
+        // checkpoint after the current step, then exit.
         let stop = StopSignal()
-        stop.install(signals: [SIGTERM, SIGUSR1], log: log)
+        stop.install(signals: [SIGTERM, SIGUSR1, SIGUSR2], log: log)
         coordinator.stopRequested = { stop.isSet }
         log("run \(run.url.path); coordinator at \(server.endpoint)")
         try listening?(server.endpoint)  // `swiftrain launch` publishes the address here

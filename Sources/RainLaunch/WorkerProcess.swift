@@ -75,7 +75,7 @@ public enum WorkerProcess {
         // state (if the coordinator is gone instead, its unanswered heartbeats end the worker).
         let usr1 = StopSignal()
         usr1.install(
-            signals: launch == nil ? [SIGUSR1] : [SIGUSR1, SIGTERM],
+            signals: launch == nil ? [SIGUSR1] : [SIGUSR1, SIGUSR2, SIGTERM],
             log: { _ in log("worker: signal noted; the coordinator checkpoints and will shut the workers down") })
         let context = try ZMQContext()
         let keyRank = o.rank ?? launch.map { $0.rank - 1 }
