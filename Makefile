@@ -8,7 +8,7 @@ PRECISION ?= 32
 APT_PKGS := libzmq3-dev libopenblas-dev libdnnl-dev libcairo2-dev fonts-dejavu-core libnetcdf-dev netcdf-bin libblosc-dev libzstd-dev zlib1g-dev pkg-config time python3
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build lint test test-kernels test-slurm test-sge test-hosts test-slurm-partition demo clean
+.PHONY: deps build lint test test-kernels test-slurm test-sge test-hosts test-slurm-partition test-disk demo clean
 
 ## Install the system libraries (through sudo when not root) if any is missing.
 deps:
@@ -36,7 +36,7 @@ lint: deps
 test: APT_PKGS += openmpi-bin mpich
 test: deps
 	$(SWIFT) build -c $(CONFIG)
-	SWIFTRAIN_BIN=$(CURDIR)/$(BIN) $(SWIFT) test -c $(CONFIG) --disable-swift-testing --skip MultiHostTests --skip StrangerTests --skip MPIHostsTests
+	SWIFTRAIN_BIN=$(CURDIR)/$(BIN) $(SWIFT) test -c $(CONFIG) --disable-swift-testing --skip MultiHostTests --skip StrangerTests --skip MPIHostsTests --skip DiskFullTests
 
 ## Four workers on two "hosts" (network namespaces, ../shared/tools/netns-hosts.sh), bytes counted at the
 ## coordinator, the workers and the hosts' interfaces against the model (root or sudo; under a minute).
@@ -44,6 +44,12 @@ test-hosts: APT_PKGS += openmpi-bin
 test-hosts: deps
 	$(SWIFT) build -c $(CONFIG)
 	$(SUDO) env SWIFTRAIN_BIN=$(CURDIR)/$(BIN) $(SWIFT) test -c $(CONFIG) --disable-swift-testing --filter "MultiHostTests|StrangerTests|MPIHostsTests"
+
+## The run directory on a 4 MiB tmpfs that fills up mid-run: checkpoints fail and are retried, nothing is lost
+## (root or sudo: mount; under a minute).
+test-disk: deps
+	$(SWIFT) build -c $(CONFIG)
+	$(SUDO) env SWIFTRAIN_BIN=$(CURDIR)/$(BIN) $(SWIFT) test -c $(CONFIG) --disable-swift-testing --filter DiskFullTests
 
 ## The bit-for-bit tests (thread count, CURVE, garbage, resume) again under OpenBLAS's generic SSE3 and AVX2
 ## kernels, whose threaded sums differ by thread count where this CPU's own kernel may not.

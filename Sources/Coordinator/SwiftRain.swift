@@ -25,13 +25,13 @@ struct SwiftRain: ParsableCommand {
     /// Runs `body`, printing SwiftRain's errors as plain messages (no stack trace) with exit code 1.
     static func run(_ body: () throws -> Void) throws {
         do { try body() } catch let e as UserFacingError {
-            FileHandle.standardError.write(Data("error: \(e)\n".utf8))
+            try? FileHandle.standardError.write(contentsOf: Data("error: \(e)\n".utf8))
             throw ExitCode(1)
         }
     }
 }
 
-func stderr(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }
+func stderr(_ s: String) { try? FileHandle.standardError.write(contentsOf: Data((s + "\n").utf8)) }
 
 /// Prints a benchmark or report as JSON (snake_case keys, sorted, indented).
 func printJSON<T: Encodable>(_ value: T) throws {

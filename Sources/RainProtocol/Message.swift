@@ -332,6 +332,9 @@ public enum Body {
         public var lower: Int, upper: Int
         public var checksum: UInt32
         public var paramsChecksum: UInt32
+        /// Set when the slice could not be written (a full disk, a quota, an I/O error): the worker and its
+        /// state live on, and the coordinator retries at the next checkpoint time.
+        public var error: String?
         public init(part: Int, file: String, lower: Int, upper: Int, checksum: UInt32, paramsChecksum: UInt32) {
             self.part = part
             self.file = file

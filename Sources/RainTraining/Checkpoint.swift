@@ -99,31 +99,25 @@ public enum Checkpoint {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let tmp = path + ".tmp-\(getpid())"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        guard fd >= 0 else {
-            throw SwiftRainError(
-                tmp, "cannot write checkpoint: \(String(cString: strerror(errno)))",
-                hint: "check the run directory is writable and the disk has space")
-        }
-        var ok = true
-        for b in parts where ok && b.count > 0 {
+        guard fd >= 0 else { throw CheckpointWriteFailed(path: tmp, errno: errno) }
+        var failure: Int32 = 0  // errno of the first failing call
+        for b in parts where failure == 0 && b.count > 0 {
             var done = 0
             while done < b.count {
                 let n = Glibc.write(fd, b.baseAddress! + done, b.count - done)
                 if n <= 0 {
-                    ok = false
+                    failure = n < 0 ? errno : ENOSPC  // a write of 0 bytes: no room left
                     break
                 }
                 done += n
             }
         }
-        ok = ok && fsync(fd) == 0
+        if failure == 0 && fsync(fd) != 0 { failure = errno }
         close(fd)
-        guard ok, rename(tmp, path) == 0 else {
-            let why = String(cString: strerror(errno))
+        if failure == 0 && rename(tmp, path) != 0 { failure = errno }
+        guard failure == 0 else {
             unlink(tmp)
-            throw SwiftRainError(
-                path, "checkpoint write failed: \(why)",
-                hint: "check free disk space; the previous checkpoint is intact")
+            throw CheckpointWriteFailed(path: path, errno: failure)
         }
         let dfd = open(dir, O_RDONLY)
         if dfd >= 0 {
@@ -236,5 +230,17 @@ public struct CheckpointSummary: Encodable {
             path: file, epoch: state.epoch, step: state.step, globalStep: state.globalStep, lr: Double(state.adam.lr),
             bestValLoss: state.bestValLoss, parameters: model.params.count, configHash: state.configHash,
             finished: FileManager.default.fileExists(atPath: run.finishedPath))
+    }
+}
+
+/// A checkpoint file that could not be written: no space (ENOSPC), over quota (EDQUOT), an I/O error (EIO), a
+/// read-only file system. Nothing is lost yet: the previous checkpoint is intact and the state is in memory.
+public struct CheckpointWriteFailed: UserFacingError {
+    public let path: String
+    public let errno: Int32
+    public var reason: String { String(cString: strerror(errno)) }
+    public var description: String {
+        "\(path): checkpoint write failed: \(reason) (hint: free space on the run directory's file system; "
+            + "the previous checkpoint is intact)"
     }
 }

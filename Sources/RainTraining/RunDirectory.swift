@@ -41,15 +41,27 @@ public final class RunDirectory {
         }
     }
 
-    /// Appends one JSON object as a line of metrics.jsonl.
+    /// Lines that could not be written yet (a full disk): written, in order, before the next one. Bounded.
+    private var pendingMetrics: [Data] = []
+    private static let maxPendingMetrics = 10_000
+
+    /// Appends one JSON object as a line of metrics.jsonl. On a full disk the line waits in memory and goes out
+    /// with a later one; a partly written line is cut off again, so the file never holds a torn line.
     public func appendMetrics(_ object: [String: Any]) {
         guard let d = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return }
-        if let h = FileHandle(forWritingAtPath: metricsPath) {
-            h.seekToEndOfFile()
-            h.write(d + Data("\n".utf8))
-            try? h.close()
-        } else {
-            _ = FileManager.default.createFile(atPath: metricsPath, contents: d + Data("\n".utf8))
+        pendingMetrics.append(d + Data("\n".utf8))
+        if pendingMetrics.count > Self.maxPendingMetrics { pendingMetrics.removeFirst() }
+        let fd = open(metricsPath, O_WRONLY | O_APPEND | O_CREAT, 0o644)
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        while let line = pendingMetrics.first {
+            let size = lseek(fd, 0, SEEK_END)
+            let n = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            guard n == line.count else {
+                if n > 0 { _ = ftruncate(fd, size) }
+                return
+            }
+            pendingMetrics.removeFirst()
         }
     }
 }

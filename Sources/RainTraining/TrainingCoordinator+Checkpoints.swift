@@ -25,11 +25,13 @@ extension TrainingCoordinator {
     func syncJoiners() throws {
         let waiting = live.filter { !holders.contains($0) }
         guard !waiting.isEmpty else { return }
+        // While checkpoints fail (a full disk) the joiners wait: the next checkpoint time tries again.
+        guard checkpointFailures == 0 else { return }
         guard live.contains(where: holders.contains) else {
             throw NotEnoughWorkers(reason: "no live worker holds the model state")
         }
         log("worker(s) \(waiting) joined: writing a checkpoint for them to load")
-        let path = try saveCheckpoint()
+        guard let path = try checkpointOrRetryLater() else { return }
         for r in waiting where live.contains(r) {
             loadFor[r] = path
             holders.insert(r)
@@ -93,14 +95,31 @@ extension TrainingCoordinator {
                     "workers", "the workers' parameters differ (\(sums.count) versions among \(members.count))",
                     hint: "a worker computes differently (another SwiftRain build?); resume from the last checkpoint")
             }
+            // A slice that could not be written (full disk, quota, I/O error): the workers keep their state and
+            // the half-written checkpoint goes, freeing what it took.
+            if let failed = saved.sorted(by: { $0.key < $1.key }).first(where: { $0.value.error != nil }) {
+                try? FileManager.default.removeItem(atPath: run.checkpointsPath + "/" + directory)
+                throw CheckpointNotWritten(reason: "worker \(members[failed.key]): \(failed.value.error!)")
+            }
             let slices = (0..<members.count).map {
                 let s = saved[$0]!
                 return CheckpointSlice(file: s.file, lower: s.lower, upper: s.upper, checksum: s.checksum)
             }
-            try Checkpoint.commit(path: run.lastCheckpoint, state: state, slices: slices, parameters: trainParamsCount)
-            if best {
+            do {
                 try Checkpoint.commit(
-                    path: run.bestCheckpoint, state: state, slices: slices, parameters: trainParamsCount)
+                    path: run.lastCheckpoint, state: state, slices: slices, parameters: trainParamsCount)
+            } catch let e as CheckpointWriteFailed {
+                try? FileManager.default.removeItem(atPath: run.checkpointsPath + "/" + directory)
+                throw CheckpointNotWritten(reason: "the coordinator: \(e.path): \(e.reason)")
+            }
+            lastGoodCheckpoint = (run.lastCheckpoint, state.globalStep)
+            if best {
+                do {
+                    try Checkpoint.commit(
+                        path: run.bestCheckpoint, state: state, slices: slices, parameters: trainParamsCount)
+                } catch let e as CheckpointWriteFailed {
+                    log("best.ckpt not updated at global step \(state.globalStep): \(e.reason); last.ckpt holds it")
+                }
             }
             Checkpoint.removeUnreferencedSlices(
                 checkpoints: run.checkpointsPath, keep: [run.lastCheckpoint, run.bestCheckpoint])

@@ -55,6 +55,7 @@ extension TrainingCoordinator {
         if resume {
             state = try Checkpoint.read(path: run.lastCheckpoint, layout: layout).0
             origin = .checkpoint(run.lastCheckpoint)
+            lastGoodCheckpoint = (run.lastCheckpoint, state.globalStep)
             for r in live { joined(r) }
             if state.configHash != config.hash {
                 log(
@@ -100,7 +101,8 @@ extension TrainingCoordinator {
             : Sharding.stepsPerEpoch(count: trainCount, batch: batch)
         var stepsThisRun = 0, lastVal: Double? = nil
         let progress = Progress(
-            plainEverySeconds: options.progressEvery, write: { FileHandle.standardError.write(Data($0.utf8)) })
+            plainEverySeconds: options.progressEvery,
+            write: { try? FileHandle.standardError.write(contentsOf: Data($0.utf8)) })
         let plainLog = log
         log = {
             progress.clearLine()
@@ -177,10 +179,12 @@ extension TrainingCoordinator {
                 let due =
                     options.checkpointMinutes > 0 && clock.now - lastCheckpointAt >= options.checkpointMinutes * 60
                 if due || (options.checkpointEvery > 0 && state.globalStep % options.checkpointEvery == 0) {
-                    do { try saveCheckpoint() } catch let e as NotEnoughWorkers { throw notEnough(e, during: "") }
+                    do { try checkpointOrRetryLater() } catch let e as NotEnoughWorkers {
+                        throw notEnough(e, during: "")
+                    }
                 }
                 if stopRequested() || (options.maxSteps > 0 && stepsThisRun >= options.maxSteps) {
-                    do { try saveCheckpoint() } catch let e as NotEnoughWorkers { throw notEnough(e, during: "") }
+                    do { try finalCheckpoint() } catch let e as NotEnoughWorkers { throw notEnough(e, during: "") }
                     log(
                         """
                         stopped at epoch \(state.epoch), step \(state.step); checkpoint written to \
@@ -226,7 +230,9 @@ extension TrainingCoordinator {
                 [("val_loss", valLoss), ("hp_metric", state.bestValLoss ?? valLoss)]
                     + rmse.sorted { Int($0.key)! < Int($1.key)! }.map { ("val_rmse_\($0.key)h", $0.value) },
                 step: state.globalStep)
-            do { try saveCheckpoint(best: isBest) } catch let e as NotEnoughWorkers { throw notEnough(e, during: "") }
+            do { try checkpointOrRetryLater(best: isBest) } catch let e as NotEnoughWorkers {
+                throw notEnough(e, during: "")
+            }
             logMaps(checkpoint: run.lastCheckpoint, step: state.globalStep)
         }
         shutdown()

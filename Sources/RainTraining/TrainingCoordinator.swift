@@ -69,8 +69,11 @@ public final class TrainingCoordinator {
     /// Bytes through the coordinator's socket, both ways (control messages only, by design).
     public internal(set) var bytesIn = 0, bytesOut = 0
     var saveCounter = 0
-    /// When the last checkpoint was committed (the coordinator's monotonic clock; the run's start before).
+    /// When the last checkpoint was committed or failed (the coordinator's monotonic clock; the run's start before).
     var lastCheckpointAt = 0.0
+    /// Checkpoints in a row that could not be written (a full disk…), and the last one that was.
+    var checkpointFailures = 0
+    var lastGoodCheckpoint: (path: String, globalStep: Int)? = nil
     /// Seconds of the last step's slowest worker compute (the rest of the step is communication and waiting).
     var lastComputeSeconds = 0.0
     /// The run's TensorBoard event file (RUN/tensorboard; the coordinator alone writes), nil when off or

@@ -34,6 +34,13 @@ public struct TrainingOptions: ParsableArguments {
     @Option(name: .customLong("checkpoint-every"), help: "Also write last.ckpt every N steps.")
     public var checkpointEvery = 0
     @Option(
+        name: .customLong("checkpoint-failures"),
+        help: """
+            Checkpoints in a row that may fail to be written (full disk, quota, I/O error) before the run stops; \
+            each failure is retried at the next checkpoint time while training goes on.
+            """)
+    public var checkpointFailures = 3
+    @Option(
         name: .customLong("checkpoint-minutes"),
         help: "Also write last.ckpt when this many minutes have passed since the last one (0: off).")
     public var checkpointMinutes = 10.0

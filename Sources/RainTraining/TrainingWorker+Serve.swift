@@ -43,12 +43,22 @@ extension TrainingWorker {
                     let save = try m.decodeBody(Body.Save.self)
                     replica.settle(commit: save.commit)
                     if let path = save.load { try replica.load(checkpoint: path) }
-                    let slice = try Checkpoint.writeSlice(
-                        checkpoints: checkpoints, directory: save.directory, part: save.part, of: save.parts,
-                        globalStep: save.globalStep, params: compute.params, m: replica.m, v: replica.v)
-                    let saved = Body.Saved(
-                        part: save.part, file: slice.file, lower: slice.lower, upper: slice.upper,
-                        checksum: slice.checksum, paramsChecksum: replica.paramsChecksum)
+                    var saved: Body.Saved
+                    do {
+                        let slice = try Checkpoint.writeSlice(
+                            checkpoints: checkpoints, directory: save.directory, part: save.part, of: save.parts,
+                            globalStep: save.globalStep, params: compute.params, m: replica.m, v: replica.v)
+                        saved = Body.Saved(
+                            part: save.part, file: slice.file, lower: slice.lower, upper: slice.upper,
+                            checksum: slice.checksum, paramsChecksum: replica.paramsChecksum)
+                    } catch {
+                        // A slice that cannot be written (full disk, quota, I/O error) ends nothing: the state is
+                        // here, in memory, and the coordinator decides when to try again.
+                        saved = Body.Saved(
+                            part: save.part, file: "", lower: 0, upper: 0, checksum: 0,
+                            paramsChecksum: replica.paramsChecksum)
+                        saved.error = "\(error)"
+                    }
                     try answer(.saved, step: m.header.step, Body.encode(saved))
                 case .step:
                     let step = try m.decodeBody(Body.Step.self)

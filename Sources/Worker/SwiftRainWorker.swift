@@ -19,9 +19,10 @@ struct SwiftRainWorker: ParsableCommand {
 
     func run() throws {
         do {
-            try WorkerProcess.run(options, log: { FileHandle.standardError.write(Data(($0 + "\n").utf8)) })
+            try WorkerProcess.run(
+                options, log: { try? FileHandle.standardError.write(contentsOf: Data(($0 + "\n").utf8)) })
         } catch let e as UserFacingError {
-            FileHandle.standardError.write(Data("swiftrain-worker: error: \(e)\n".utf8))
+            try? FileHandle.standardError.write(contentsOf: Data("swiftrain-worker: error: \(e)\n".utf8))
             throw ExitCode(1)
         }
     }
