@@ -11,7 +11,8 @@
 #   CONFIG, RUN      configuration and run directory (default configs/demo.yaml, runs/<scheduler>-<job>)
 #   SWIFTRAIN_BIN    the binaries (default .build/release); TRAIN_ARGS: extra `swiftrain launch` flags
 #   MPIRUN           the launcher (default mpirun); MPIRUN_ARGS its flags (default for Open MPI:
-#                    --bind-to none, so each worker's threads are not bound to one core)
+#                    --bind-to none, so each worker's threads are not bound to one core, and
+#                    --mca odls_base_sigkill_timeout 30, so a SIGTERM leaves time for the checkpoint)
 #
 # Signals: SIGUSR1, SIGUSR2 or SIGTERM to this script (the scheduler's warning before a time limit,
 # preemption or deletion) are passed to mpirun as SIGUSR1, which forwards it to every rank: the
@@ -25,8 +26,13 @@ RUN=${RUN:?set RUN}
 BIN=${SWIFTRAIN_BIN:-.build/release}
 MPIRUN=${MPIRUN:-mpirun}
 if [ -z "${MPIRUN_ARGS+set}" ]; then
-    # Open MPI binds each rank to a core by default (and refuses more ranks than slots as root without leave).
-    if "$MPIRUN" --version 2>&1 | grep -qE "Open MPI|OpenRTE"; then MPIRUN_ARGS="--bind-to none"; else MPIRUN_ARGS=""; fi
+    # Open MPI binds each rank to a core by default, and on a SIGTERM of its own SIGTERMs the ranks 1 s later and
+    # SIGKILLs them 1 s after that: unbound, and 30 s each, so a scheduler's SIGTERM (which reaches every rank
+    # too) leaves the coordinator time to checkpoint. MPICH's Hydra binds nothing and waits by itself.
+    MPIRUN_ARGS=""
+    if "$MPIRUN" --version 2>&1 | grep -qE "Open MPI|OpenRTE"; then
+        MPIRUN_ARGS="--bind-to none --mca odls_base_sigkill_timeout 30"
+    fi
 fi
 say() { echo "[${SCHEDULER:-job}] $(date -u +%FT%TZ) $*"; }
 

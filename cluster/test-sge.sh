@@ -55,7 +55,7 @@ YAML
 submit() {
     qsub -terse -pe mpi 4 -o "$WORK/$1.log" \
         -v CONFIG="$WORK/tiny.yaml",RUN="$WORK/$1",SWIFTRAIN_BIN="$BIN",MPIRUN=mpirun.openmpi \
-        -v MPIRUN_ARGS="--allow-run-as-root --bind-to none",TRAIN_ARGS="--blas-threads 1 --progress-every 0" \
+        -v MPIRUN_ARGS="--allow-run-as-root --bind-to none --mca odls_base_sigkill_timeout 30",TRAIN_ARGS="--blas-threads 1 --progress-every 0" \
         cluster/train.sge
 }
 # wait_gone ID NAME: until Grid Engine has forgotten the job (requeues included), bounded.
