@@ -47,27 +47,7 @@ purge  # leftovers of an interrupted run
 bash "$CLUSTER" up 2 >/dev/null
 export SLURM_CONF=/etc/slurm-netns/slurm.conf
 
-"$BIN/swiftrain" synth --out "$WORK/data" --from 2016-04-01 --to 2016-05-31T23:00 >/dev/null
-cat > "$WORK/tiny.yaml" <<EOF
-data: [$WORK/data/era5625, $WORK/data/imerg5625, $WORK/data/simsat5625]
-normalisation: $WORK/norm.json
-sources: simsat
-imerg: true
-inc_time: true
-no_relu: true
-train_start: 2016-04-01
-train_end: 2016-04-20T23:00
-valid_start: 2016-05-01
-valid_end: 2016-05-10T23:00
-test_start: 2016-05-11
-test_end: 2016-05-31T23:00
-hidden_1: 8
-hidden_2: 4
-batch_size: 8
-epochs: 60
-lr: 0.001
-EOF
-"$BIN/swiftrain" normalize --config "$WORK/tiny.yaml" >/dev/null
+bash "$REPO/cluster/tiny-run.sh" "$BIN" "$WORK" 60
 
 # run_case NAME [SBATCH FLAGS]: 60 epochs of the tiny model (two to six minutes by CPU, longer than the
 # partition), n2 partitioned for 45 s once 20 steps are done; waits for the job to leave the queue.
