@@ -8,7 +8,7 @@ PRECISION ?= 32
 APT_PKGS := libzmq3-dev libopenblas-dev libdnnl-dev libcairo2-dev fonts-dejavu-core libnetcdf-dev netcdf-bin libblosc-dev libzstd-dev zlib1g-dev pkg-config time python3
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build lint test test-kernels test-slurm test-sge test-hosts test-slurm-partition test-disk demo clean
+.PHONY: deps build lint test test-kernels test-slurm test-sge test-hosts test-slurm-partition test-disk test-job-scripts demo clean
 
 ## Install the system libraries (through sudo when not root) if any is missing.
 deps:
@@ -70,6 +70,12 @@ test-slurm: build
 ## a SIGUSR1-requeued run and a qdel'ed + re-submitted run end alike (root or sudo; ~1 min; in CI).
 test-sge: build
 	$(SUDO) cluster/test-sge.sh
+
+## cluster/train.pbs (Open MPI) and cluster/train.lsf (MPICH) in their schedulers' job environments, neither scheduler
+## being in Debian: the walltime timer, SIGUSR1 → exit 99, resumed to an uninterrupted run's result (~40 s; in CI).
+test-job-scripts: APT_PKGS += openmpi-bin mpich
+test-job-scripts: build
+	cluster/test-job-scripts.sh
 
 ## A node of a two-node SLURM (network namespaces, ../shared/tools/slurm-netns-cluster.sh) partitioned for
 ## 45 s mid-job: by default requeued and resumed, with --no-kill finished by the survivor (root or sudo; ~8 min; in CI).
