@@ -33,12 +33,12 @@ struct LaunchCommand: ParsableCommand {
                 try Launch.worker(
                     env, rank: rank, run: runPath, options: launch, startedAt: start, log: { stderr($0) })
             case .coordinator(let listen, let resume):
-                try coordinate(env, listen: listen, resume: resume)
+                try rankZero(env, listen: listen, resume: resume)
             }
         }
     }
 
-    func coordinate(_ env: LaunchEnvironment, listen: String, resume: Bool) throws {
+    func rankZero(_ env: LaunchEnvironment, listen: String, resume: Bool) throws {
         // A resumed run keeps its own configuration unless --config says otherwise (as `train --resume`).
         let config =
             resume && options.config == nil ? try Config.load(path: runPath + "/config.yaml") : try options.resolve()
@@ -49,16 +49,12 @@ struct LaunchCommand: ParsableCommand {
             "\(env.source.rawValue): rank 0 of \(env.worldSize), "
                 + (resume ? "resuming \(runPath)" : "new run \(runPath)"))
         defer { Rendezvous.withdraw(run: runPath) }
-        let maps = t.noTensorBoard || t.logMapsEvery <= 0 ? nil : { try drawMaps(run: runPath, $0) }
-        let summary = try Train.run(
-            config: config, runPath: runPath, resume: resume, options: t, epochImages: maps,
+        try coordinate(
+            config: config, runPath: runPath, resume: resume, options: t,
+            stoppedEarly: "submit the same job again to resume",
             listening: {
                 try Launch.publish(
                     env, run: runPath, endpoint: $0, coordinator: launch.coordinator, log: { stderr($0) })
-            },
-            log: { stderr($0) })
-        print(
-            "done: \(summary.globalStep) steps" + (summary.lastValLoss.map { ", val_loss \($0)" } ?? "")
-                + (summary.stoppedEarly ? " (stopped early; submit the same job again to resume)" : ""))
+            })
     }
 }

@@ -28,15 +28,25 @@ struct TrainCommand: ParsableCommand {
                 path = resume
                 if options.config == nil { config = try Config.load(path: resume + "/config.yaml") }
             }
-            let maps = training.noTensorBoard || training.logMapsEvery <= 0 ? nil : { try drawMaps(run: path, $0) }
-            let summary = try Train.run(
-                config: config, runPath: path, resume: resume != nil, options: training, epochImages: maps,
-                log: { stderr($0) })
-            print(
-                "done: \(summary.globalStep) steps" + (summary.lastValLoss.map { ", val_loss \($0)" } ?? "")
-                    + (summary.stoppedEarly ? " (stopped early; resume with --resume \(path))" : ""))
+            try coordinate(
+                config: config, runPath: path, resume: resume != nil, options: training,
+                stoppedEarly: "resume with --resume \(path)")
         }
     }
+}
+
+/// The coordinator of `train` and of `launch`'s rank 0: TensorBoard's maps drawn by a child, the run, its summary.
+func coordinate(
+    config: Config, runPath: String, resume: Bool, options: TrainingOptions, stoppedEarly: String,
+    listening: ((String) throws -> Void)? = nil
+) throws {
+    let maps = options.noTensorBoard || options.logMapsEvery <= 0 ? nil : { try drawMaps(run: runPath, $0) }
+    let summary = try Train.run(
+        config: config, runPath: runPath, resume: resume, options: options, epochImages: maps,
+        listening: listening, log: { stderr($0) })
+    print(
+        "done: \(summary.globalStep) steps" + (summary.lastValLoss.map { ", val_loss \($0)" } ?? "")
+            + (summary.stoppedEarly ? " (stopped early; \(stoppedEarly))" : ""))
 }
 
 /// `swiftrain checkpoint RUN|FILE`: loads and verifies a checkpoint and says where it stands.
