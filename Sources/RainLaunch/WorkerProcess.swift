@@ -45,6 +45,20 @@ public struct WorkerOptions: ParsableArguments {
             `swiftrain train`, where the job ends instead).
             """)
     public var rejoinTimeout: Double?
+    @Option(
+        name: .customLong("ring-bind"),
+        help: """
+            Where this worker's ring inbox listens, tcp://IFACE:PORT (default: a free port, on loopback when the \
+            coordinator is, else on every interface).
+            """)
+    public var ringBind: String?
+    @Option(
+        name: .customLong("ring-advertise"),
+        help: """
+            The address the other workers reach the ring inbox at, tcp://HOST:PORT, when it is not the one it \
+            listens on (NAT, a forwarded port, a proxy); default: the listening address under this host's name.
+            """)
+    public var ringAdvertise: String?
 
     public init() {}
 }
@@ -122,12 +136,12 @@ public enum WorkerProcess {
         // The ring inbox: beside the coordinator's socket for a local run (the same 0700 directory),
         // loopback when the coordinator is, else every interface, advertised by host name.
         let bind =
-            LocalSockets.directory(of: connect).map { "ipc://\($0)/ring-\(getpid())" }
+            o.ringBind ?? LocalSockets.directory(of: connect).map { "ipc://\($0)/ring-\(getpid())" }
             ?? (Endpoint.isLoopback(connect) ? "tcp://127.0.0.1:*" : "tcp://*:*")
         worker.makeRing = { runId, floats in
             try RingAllreduce(
-                context: context, bind: bind,
-                advertiseHost: ProcessInfo.processInfo.hostName, runId: runId, curve: curve, floats: floats, log: log)
+                context: context, bind: bind, advertiseHost: ProcessInfo.processInfo.hostName,
+                advertise: o.ringAdvertise, runId: runId, curve: curve, floats: floats, log: log)
         }
         return worker
     }

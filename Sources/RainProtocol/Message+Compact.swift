@@ -20,6 +20,7 @@ extension Body.Step {
         adamStep = try c.decodeIfPresent(Int.self, forKey: .adamStep) ?? 0
         commit = try c.decodeIfPresent(Int.self, forKey: .commit)
         load = try c.decodeIfPresent(String.self, forKey: .load)
+        seq = try c.decodeIfPresent(Int.self, forKey: .seq)
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -38,6 +39,7 @@ extension Body.Step {
         if adamStep != 0 { try c.encode(adamStep, forKey: .adamStep) }
         try c.encodeIfPresent(commit, forKey: .commit)
         try c.encodeIfPresent(load, forKey: .load)
+        try c.encodeIfPresent(seq, forKey: .seq)
     }
 }
 
@@ -58,6 +60,7 @@ extension Body.Result {
         nonFinite = try c.decodeIfPresent(Bool.self, forKey: .nonFinite) ?? false
         paramsChecksum = try c.decodeIfPresent(UInt32.self, forKey: .paramsChecksum)
         ringBytes = try c.decodeIfPresent(Int.self, forKey: .ringBytes) ?? 0
+        seq = try c.decodeIfPresent(Int.self, forKey: .seq)
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -76,5 +79,6 @@ extension Body.Result {
         if lossSum != 0 { try c.encode(lossSum, forKey: .lossSum) }
         if !leadSquaredError.isEmpty { try c.encode(leadSquaredError, forKey: .leadSquaredError) }
         if !leadWeight.isEmpty { try c.encode(leadWeight, forKey: .leadWeight) }
+        try c.encodeIfPresent(seq, forKey: .seq)
     }
 }

@@ -223,11 +223,13 @@ public enum Body {
         /// Load the model state from this checkpoint (absolute path) first: a resumed run, or a worker
         /// that joined after the start.
         public var load: String? = nil
+        /// The request's number (`Request`): a copy sent again after a reset is recognised by it.
+        public var seq: Int? = nil
         // One per worker per step, so the keys are short: the coordinator's bytes grow with N only.
         enum CodingKeys: String, CodingKey {
             case epoch = "e", step = "s", samples = "x", globalBatch = "b", shard = "h", ring = "ring", hosts = "hosts"
             case ringKeys = "keys"
-            case position = "p", round = "r", lr = "l", adamStep = "t", commit = "c", load = "load"
+            case position = "p", round = "r", lr = "l", adamStep = "t", commit = "c", load = "load", seq = "q"
         }
         public init(
             epoch: Int, step: Int, samples: [Int], globalBatch: Int, shard: Int = 0, ring: [String]? = nil,
@@ -258,10 +260,19 @@ public enum Body {
             self.piece = piece
         }
     }
+    /// Sent every interval on a connection of its own; it also says where the worker is, so that a message
+    /// lost with a reset connection is seen from state within an interval or two, not at a deadline.
     public struct Heartbeat: Codable {
         public var rank: Int
         /// The secret the welcome gave this rank: a heartbeat cannot keep another rank alive.
         public var token: String = ""
+        /// The highest request number (`seq`) the worker has received.
+        public var got: Int? = nil
+        /// Seconds the worker has been waiting for a message with nothing to do (nil: busy).
+        public var idle: Double? = nil
+        /// The ring round the worker is summing in (nil: none), and the ring pieces it has received so far.
+        public var ring: Int? = nil
+        public var pieces: Int? = nil
         public init(rank: Int, token: String = "") {
             self.rank = rank
             self.token = token
@@ -289,7 +300,10 @@ public enum Body {
         /// Per lead time: Σ latitude-weighted squared error in physical units, and pixel-weight count.
         public var leadSquaredError: [Double]
         public var leadWeight: [Double]
+        /// The number of the request this answers (a duplicate answer is recognised by it).
+        public var seq: Int? = nil
         enum CodingKeys: String, CodingKey {
+            case seq = "q"
             case step = "s", shard = "h", ringFailed = "f", ringError = "fe", round = "r", computeSeconds = "u"
             case nonFinite = "nf"
             case paramsChecksum = "pc", ringBytes = "y", count = "n", lossSum = "L", leadSquaredError = "E"
@@ -316,6 +330,11 @@ public enum Body {
         public var commit: Int?
         /// Load this checkpoint first (a resumed run saved before its first step).
         public var load: String?
+        /// The request's number (see `Step.seq`).
+        public var seq: Int? = nil
+        enum CodingKeys: String, CodingKey {
+            case directory, part, parts, globalStep, commit, load, seq = "q"
+        }
         public init(directory: String, part: Int, parts: Int, globalStep: Int, commit: Int?, load: String? = nil) {
             self.directory = directory
             self.part = part
@@ -335,6 +354,11 @@ public enum Body {
         /// Set when the slice could not be written (a full disk, a quota, an I/O error): the worker and its
         /// state live on, and the coordinator retries at the next checkpoint time.
         public var error: String?
+        /// The number of the request this answers.
+        public var seq: Int? = nil
+        enum CodingKeys: String, CodingKey {
+            case part, file, lower, upper, checksum, paramsChecksum, error, seq = "q"
+        }
         public init(part: Int, file: String, lower: Int, upper: Int, checksum: UInt32, paramsChecksum: UInt32) {
             self.part = part
             self.file = file
@@ -343,6 +367,12 @@ public enum Body {
             self.checksum = checksum
             self.paramsChecksum = paramsChecksum
         }
+    }
+    /// The number of a request (a step, a save) or of the request an answer answers, read without knowing
+    /// its kind; nil for any other body.
+    public struct Numbered: Decodable {
+        public var seq: Int?
+        enum CodingKeys: String, CodingKey { case seq = "q" }
     }
     public static func encode<T: Encodable>(_ v: T) -> [UInt8] { [UInt8](try! JSONEncoder().encode(v)) }
 }

@@ -33,6 +33,8 @@ public protocol GradientRing: AnyObject {
     var address: String { get }
     /// Bytes sent to the right neighbour so far, headers included.
     var bytesSent: Int { get }
+    /// Pieces received so far (read by the heartbeat thread: a ring whose members all stop receiving lost one).
+    var piecesReceived: Int { get }
     /// The membership version of the step under way: its pieces carry it, and pieces of another are stale.
     var membership: UInt32 { get set }
     /// How pieces travel (every member of a ring must use the same: the run's `grad_wire`).

@@ -7,17 +7,23 @@ import Foundation
 ///             allreduce   inside the ring: after its first received piece; a reset, as the round's
 ///                         last forwarded piece leaves (nothing after it reveals the loss but the deadline)
 ///             validation  before its validation shard
+///             result      as its result of step STEP is about to leave (after the ring)
+///             valid-result  as its first validation answer at or after STEP is about to leave
 ///     KIND    kill        SIGKILL to itself
 ///             stop        SIGSTOP to itself (frozen: heartbeats stop too)
 ///             reset       its connection drops and is rebuilt (control socket, or ring outboxes inside the
 ///                         allreduce, losing the piece that was leaving): what ZeroMQ had queued is lost
 ///             stall       hangs forever while its heartbeat thread goes on (a worker stuck in a kernel)
-///             rst         SIGSTOP to itself, for the test to destroy its TCP connections (`ss -K`: real
-///                         RSTs to its peers, whatever was in flight lost) and SIGCONT it
+///             rst         SIGSTOP to itself, for the test to act on its TCP connections (destroy them with
+///                         `ss -K`: real RSTs to its peers; or arm a lossy proxy for what comes next) and
+///                         SIGCONT it
 ///
 /// Tests set it for a whole `swiftrain train`; every worker reads it, and only RANK arms it.
 public enum FaultInjection {
-    public enum Moment: String, Sendable { case compute, allreduce, validation }
+    public enum Moment: String, Sendable {
+        case compute, allreduce, validation, result
+        case validResult = "valid-result"
+    }
     public enum Kind: String, Sendable { case kill, stop, reset, stall, rst }
 
     public struct Plan: Equatable, Sendable {
@@ -47,7 +53,8 @@ public enum FaultInjection {
     /// `kinds` limits it to some kinds (a moment can have a point of its own per kind).
     public static func strike(_ moment: Moment, step: Int, kinds: Set<Kind>? = nil, log: (String) -> Void) -> Kind? {
         let plan: Plan? = lock.withLock {
-            guard let p = armed, p.moment == moment, moment == .validation ? step >= p.step : step == p.step,
+            let atOrAfter = moment == .validation || moment == .validResult
+            guard let p = armed, p.moment == moment, atOrAfter ? step >= p.step : step == p.step,
                 kinds?.contains(p.kind) ?? true
             else { return nil }
             armed = nil

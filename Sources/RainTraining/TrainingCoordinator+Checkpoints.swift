@@ -48,13 +48,17 @@ extension TrainingCoordinator {
             guard !members.isEmpty else { throw NotEnoughWorkers(reason: "no live worker holds the model state") }
             saveCounter += 1
             let directory = "slices/\(String(runId, radix: 16).prefix(8))-g\(state.globalStep)-\(saveCounter)"
+            forgetRequests()
+            defer { forgetRequests() }
             for (i, r) in members.enumerated() {
-                let body = Body.Save(
+                var body = Body.Save(
                     directory: directory, part: i, parts: members.count, globalStep: state.globalStep,
                     commit: committedRound, load: loadFor[r])
                 lastSeen[r] = clock.now
-                try send(
-                    to: peers[r],
+                let seq = nextRequest()
+                body.seq = seq
+                try sendRequest(
+                    r, seq: seq, what: "checkpoint slice \(i) at global step \(state.globalStep)",
                     frames(.save, step: UInt64(state.globalStep), body: Body.encode(body)))
                 loadFor[r] = nil
             }

@@ -17,13 +17,16 @@ extension TrainingCoordinator {
         var assigned: [(samples: [Int], rank: Int)] = []
         var replaced = Set<Int>()
         var results: [Int: Body.Result] = [:]
+        defer { forgetRequests() }
         func send(_ id: Int) throws {
             var body = Body.Step(
                 epoch: epoch, step: step, samples: assigned[id].samples, globalBatch: globalBatch, shard: id)
             body.commit = committedRound
             body.load = loadFor.removeValue(forKey: assigned[id].rank)
-            try self.send(
-                to: peers[assigned[id].rank],
+            let seq = nextRequest()
+            body.seq = seq
+            try sendRequest(
+                assigned[id].rank, seq: seq, what: "\(phase == .valid ? "validation" : "step") \(step) shard \(id)",
                 frames(.step, phase: phase, step: UInt64(step), body: Body.encode(body)))
         }
         let ranks = holding
@@ -137,7 +140,9 @@ extension TrainingCoordinator {
         // Rounds of this step broken in a row with nobody leaving: a fault no retry can mend (the same
         // error on every try), so after a few the run stops with the workers' error instead of spinning.
         var fruitless = 0, lastError: String? = nil
+        defer { forgetRequests() }
         while true {
+            forgetRequests()  // the previous round's, if it was abandoned
             roundCounter += 1
             let round = roundCounter
             let (members, hosts) = ringOrder(holding)
@@ -168,8 +173,10 @@ extension TrainingCoordinator {
                 ringSent[r] = ring
                 lastRound[r] = round
                 lastSeen[r] = clock.now
-                try send(
-                    to: peers[r],
+                let seq = nextRequest()
+                body.seq = seq
+                try sendRequest(
+                    r, seq: seq, what: "step \(step) (round \(round))",
                     frames(.step, phase: .train, step: UInt64(step), round: round, body: Body.encode(body)))
             }
             var results: [Int: Body.Result] = [:]
@@ -178,7 +185,7 @@ extension TrainingCoordinator {
             // Past the step deadline the round is abandoned; members blocked in the ring answer that at
             // once, so whoever stays silent (yet heartbeating) is stuck and is evicted like a dead worker.
             let roundStart = clock.now
-            var graceEnd: Double? = nil
+            var graceEnd: Double? = nil, releasedAt = 0.0
             var released = Set<Int>()
             while broken == nil && results.count < members.count {
                 switch try pump(timeoutMs: 200) {
@@ -215,11 +222,31 @@ extension TrainingCoordinator {
                 {
                     broken = "worker \(rank) died"
                 }
+                // A piece lost in flight between two members (a reset connection): every member still in the
+                // round waits, and no piece arrives. Released and redone now, rather than at the deadline.
+                if graceEnd == nil,
+                    let waiting = ringStalled(members, round: round, answered: Set(results.keys.map { members[$0] }))
+                {
+                    stalledRounds += 1
+                    log(
+                        """
+                        step \(step): ring round \(round) stalled: worker(s) \(waiting) wait in it and no piece has \
+                        arrived for \(Int(Self.ringStallAfter)) s (one was lost, with a reset connection?); \
+                        releasing it to redo it
+                        """)
+                    run.appendMetrics(["kind": "ring_stalled", "step": step, "round": round, "waiting": waiting])
+                    graceEnd = clock.now + Double(workerTimeoutMs) / 1000
+                }
                 if graceEnd == nil && (clock.now - roundStart) * 1000 > Double(stepTimeoutMs) {
                     log("step \(step): round \(round) past its \(stepTimeoutMs / 1000) s deadline; releasing the ring")
-                    abandon(round: round, step: step, members: members)
                     graceEnd = clock.now + Double(workerTimeoutMs) / 1000
+                }
+                // Released, and released again every couple of seconds while some member has not answered:
+                // the release itself can be lost on a connection that is being reset.
+                if graceEnd != nil && clock.now - releasedAt >= Self.ringStallAfter {
                     for pos in results.keys { released.insert(members[pos]) }
+                    abandon(round: round, step: step, members: members.filter { !released.contains($0) })
+                    releasedAt = clock.now
                 }
                 if let end = graceEnd, clock.now > end {
                     let stuck = members.filter { live.contains($0) && !released.contains($0) }

@@ -57,6 +57,13 @@ public final class TrainingCoordinator {
     /// Hellos welcomed but not yet ready, at most.
     var maxPendingJoins: Int { max(8, 2 * expectedWorkers) }
     var roundCounter = 0
+    /// Requests numbered so far, those unanswered, and those answered lately (TrainingCoordinator+Recovery).
+    var requestCounter = 0
+    var outstanding: [Int: Outstanding] = [:]
+    var answeredRequests: Set<Int> = []
+    /// Requests sent again, answers received twice, and rounds released because the ring lost a piece.
+    public internal(set) var resentRequests = 0, duplicateAnswers = 0, stalledRounds = 0
+    var ringWatch: [Int: RingWatch] = [:]
     /// Live workers whose model state is current (the others load a checkpoint with their next step).
     var holders: Set<Int> = []
     /// The checkpoint a worker must load with its next step.
@@ -284,6 +291,7 @@ public final class TrainingCoordinator {
                         throw MessageHeader.Rejection.forgedHeartbeat
                     }
                     lastSeen[hb.rank] = clock.now
+                    if live.contains(hb.rank) { heard(hb, from: hb.rank) }
                     // A worker left out (declared dead, evicted, or too slow to join) that is alive after all
                     // (a network partition healed, SIGCONT): told to leave rather than left idling forever.
                     if !live.contains(hb.rank) && !joining.contains(hb.rank) {
@@ -335,10 +343,10 @@ public final class TrainingCoordinator {
                     return nil
                 case (.result, let r?) where live.contains(r):
                     lastSeen[r] = clock.now
-                    return .result(r, m)
+                    if accept(answer: try? m.decodeBody(Body.Numbered.self).seq, from: r) { return .result(r, m) }
                 case (.saved, let r?) where live.contains(r):
                     lastSeen[r] = clock.now
-                    return .saved(r, m)
+                    if accept(answer: try? m.decodeBody(Body.Numbered.self).seq, from: r) { return .saved(r, m) }
                 case (.abort, let r?) where live.contains(r) || joining.contains(r):
                     return .abort(r, m)
                 case (_, let r?) where !live.contains(r) && !joining.contains(r):

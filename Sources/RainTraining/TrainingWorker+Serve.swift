@@ -11,14 +11,20 @@ extension TrainingWorker {
         let compute = replica.runner
         var members: [String] = [], hosts: [Int]? = nil
         var tags = (membership: UInt32(0), round: UInt32(0))  // of the message being answered
+        // Requests handled lately, by number, with the answer sent (kept for a copy the coordinator sends again
+        // when the answer was lost with a reset connection): a request is never carried out twice.
+        var handled: [(seq: Int, answer: Frames?)] = []
+        var seq: Int? = nil  // of the request being answered
         func answer(_ kind: MessageHeader.Kind, phase: MessageHeader.Phase = .none, step: UInt64, _ body: [UInt8])
             throws
         {
-            try transport.send(
-                Message.frames(
-                    kind, phase: phase, runId: runId, step: step, membership: tags.membership, round: tags.round,
-                    body: body))
+            let frames = Message.frames(
+                kind, phase: phase, runId: runId, step: step, membership: tags.membership, round: tags.round,
+                body: body)
+            if let seq, let i = handled.lastIndex(where: { $0.seq == seq }) { handled[i].answer = frames }
+            try transport.send(frames)
         }
+        update { $0.gradientRing = ring }
         while true {
             guard let frames = try receive(timeoutMs: idleTimeoutMs) else {
                 throw SwiftRainError(
@@ -29,6 +35,20 @@ extension TrainingWorker {
             do { m = try Message.decode(frames, runId: runId, maxPayloadBytes: 0) } catch {
                 log("worker \(rank): rejected a message (\(error))")
                 continue
+            }
+            seq = (m.header.kind == .step || m.header.kind == .save) ? try? m.decodeBody(Body.Numbered.self).seq : nil
+            if let seq {
+                if let done = handled.first(where: { $0.seq == seq }) {
+                    // A copy of a request already handled: its answer was lost on the way (or is still on it).
+                    if let frames = done.answer {
+                        log("worker \(rank): request \(seq) came again (its answer was lost?); answered it again")
+                        try? transport.send(frames)
+                    }
+                    continue
+                }
+                handled.append((seq, nil))
+                if handled.count > Self.handledKept { handled.removeFirst() }
+                update { $0.got = max($0.got, seq) }
             }
             tags = (m.header.membership, m.header.round)
             membership.set(m.header.membership)
@@ -59,6 +79,7 @@ extension TrainingWorker {
                             paramsChecksum: replica.paramsChecksum)
                         saved.error = "\(error)"
                     }
+                    saved.seq = seq
                     try answer(.saved, step: m.header.step, Body.encode(saved))
                 case .step:
                     let step = try m.decodeBody(Body.Step.self)
@@ -72,17 +93,18 @@ extension TrainingWorker {
                         }
                     }
                     if m.header.phase == .train {
-                        try answer(
-                            .result, phase: .train, step: m.header.step,
-                            Body.encode(
-                                try train(
-                                    step, replica: replica, ring: ring, members: members, hosts: hosts, rank: rank)
-                            ))
+                        var r = try train(
+                            step, replica: replica, ring: ring, members: members, hosts: hosts, rank: rank)
+                        r.seq = seq
+                        try strike(.result, step: step.step)
+                        try answer(.result, phase: .train, step: m.header.step, Body.encode(r))
                     } else {
                         try strike(.validation, step: step.step)
                         var r = Body.Result(
                             step: step.step, shard: step.shard, try compute.evaluate(samples: step.samples))
                         r.paramsChecksum = replica.paramsChecksum
+                        r.seq = seq
+                        try strike(.validResult, step: step.step)
                         try answer(.result, phase: .valid, step: m.header.step, Body.encode(r))
                     }
                 default:
@@ -94,6 +116,9 @@ extension TrainingWorker {
             }
         }
     }
+
+    /// Requests whose answers a worker keeps, to send again if the coordinator asks again.
+    static let handledKept = 32
 
     /// The fault hook at `moment` (`FaultInjection`); a `reset` drops the control connection, with
     /// anything queued on it, and rebuilds it under the same routing id.
@@ -116,6 +141,8 @@ extension TrainingWorker {
         r.computeSeconds = Date().timeIntervalSince(t0)
         r.round = step.round
         var finite = true
+        update { $0.ring = step.round }
+        defer { update { $0.ring = nil } }
         if members.count > 1 {
             guard let ring, members.indices.contains(step.position) else {
                 throw SwiftRainError(

@@ -33,6 +33,18 @@ public final class TrainingWorker {
     let gone = StopSignal()
     /// The latest membership version heard from the coordinator (its heartbeats carry it).
     let membership = SharedValue<UInt32>(0)
+    /// Where the worker is, for its heartbeats: the coordinator sees from them a request or an answer lost
+    /// with a reset connection, or a ring that lost a piece (`Body.Heartbeat`).
+    let position = SharedValue(Position())
+    struct Position {
+        /// The highest request number received.
+        var got = 0
+        /// When the worker began waiting for a message (nil: busy with one).
+        var idleSince: Double? = nil
+        /// The ring round it is summing in.
+        var ring: Int? = nil
+        var gradientRing: GradientRing? = nil
+    }
 
     /// The coordinator stopped answering heartbeats (and `rejoins` is set).
     public struct CoordinatorGone: Error, CustomStringConvertible {
@@ -50,7 +62,7 @@ public final class TrainingWorker {
     /// stops them, which is how the coordinator tells a dead worker from a slow one.
     private func startHeartbeat(runId: UInt64, rank: Int, token: String, stop: StopSignal) {
         guard let hb = heartbeat else { return }
-        let body = Body.encode(Body.Heartbeat(rank: rank, token: token)), membership = self.membership
+        let membership = self.membership, position = self.position
         let interval = UInt32(heartbeatIntervalMs * 1000)
         let parent = parentPid, log = self.log, silentLimit = Double(coordinatorTimeoutMs) / 1000
         let gone = rejoins ? self.gone : nil
@@ -62,7 +74,14 @@ public final class TrainingWorker {
                     log("worker \(rank): the coordinator process is gone; exiting")
                     exit(1)
                 }
-                try? hb.send(Message.frames(.heartbeat, runId: runId, membership: membership.value, body: body))
+                let now = clock.now, p = position.value
+                var beat = Body.Heartbeat(rank: rank, token: token)
+                beat.got = p.got
+                beat.idle = p.idleSince.map { max(0, now - $0) }
+                beat.ring = p.ring
+                beat.pieces = p.ring == nil ? nil : p.gradientRing?.piecesReceived
+                try? hb.send(
+                    Message.frames(.heartbeat, runId: runId, membership: membership.value, body: Body.encode(beat)))
                 usleep(interval)
                 while let f = try? hb.receive(timeoutMs: 0),
                     (try? Message.decode(f, runId: runId, maxPayloadBytes: 0))?.header.kind == .heartbeat
@@ -170,6 +189,8 @@ public final class TrainingWorker {
     /// A receive that also watches for the heartbeat thread's verdict that the coordinator is gone.
     func receive(timeoutMs: Int) throws -> Frames? {
         let clock = MonotonicClock(), end = clock.now + Double(timeoutMs) / 1000
+        update { $0.idleSince = clock.now }
+        defer { update { $0.idleSince = nil } }
         while true {
             if gone.isSet { throw CoordinatorGone(silentSeconds: coordinatorTimeoutMs / 1000) }
             if let refusal = transport.refusal {
@@ -184,6 +205,12 @@ public final class TrainingWorker {
             if left <= 0 { return nil }
             if let f = try transport.receive(timeoutMs: min(left, 500)) { return f }
         }
+    }
+
+    func update(_ change: (inout Position) -> Void) {
+        var p = position.value
+        change(&p)
+        position.set(p)
     }
 
     /// The probe file a coordinator writes in its checkpoints directory for run `runId`.

@@ -38,6 +38,9 @@ public final class RingAllreduce: GradientRing {
     var maxEarly: Int
     /// Bytes this member has sent to its right neighbour so far (headers included).
     public internal(set) var bytesSent = 0
+    /// Pieces received so far; read from the worker's heartbeat thread.
+    private let received = SharedValue(0)
+    public var piecesReceived: Int { received.value }
     public var membership: UInt32 = 0
     /// How the ring's pieces travel (the chain within a host stays fp32: it never leaves the host).
     public var wire: GradientWire = .fp32
@@ -49,13 +52,15 @@ public final class RingAllreduce: GradientRing {
     /// Pieces dropped because they came under another key than the neighbour's they claimed to be.
     public private(set) var misattributed = 0
 
-    /// Binds the inbox on `bind` (e.g. tcp://127.0.0.1:*); `advertiseHost` replaces a wildcard host.
+    /// Binds the inbox on `bind` (e.g. tcp://127.0.0.1:*); `advertiseHost` replaces a wildcard host, and
+    /// `advertise` (NAT, a forwarded port) the whole address the other members are told.
     /// With CURVE the inbox serves under this worker's own key, and a ZAP handler on `context` admits
     /// only the coordinator and the ring members the coordinator named (`admit`).
     /// `floats` (the gradient's size) bounds what the inbox accepts: frames of one piece at most, and
     /// no more queued pieces than the whole gradient has.
     public init(
-        context: ZMQContext, bind: String, advertiseHost: String, runId: UInt64, curve: CurveKeys?,
+        context: ZMQContext, bind: String, advertiseHost: String, advertise: String? = nil, runId: UInt64,
+        curve: CurveKeys?,
         floats: Int = 1 << 26, pieceFloats: Int = RingAllreduce.defaultPieceFloats,
         log: @escaping (String) -> Void = { _ in }
     ) throws {
@@ -79,7 +84,7 @@ public final class RingAllreduce: GradientRing {
         try inbox.setHighWaterMarks(send: 1000, receive: Int32(clamping: pieces + 16))
         if let curve { try inbox.makeCurveServer(secretKey: curve.workerSecret) }
         try inbox.bind(bind)
-        address = try inbox.lastEndpoint().replacingOccurrences(of: "0.0.0.0", with: advertiseHost)
+        address = try advertise ?? inbox.lastEndpoint().replacingOccurrences(of: "0.0.0.0", with: advertiseHost)
     }
 
     /// ZeroMQ allocates a buffer for every received piece; by default glibc serves each from a fresh
@@ -436,6 +441,7 @@ public final class RingAllreduce: GradientRing {
             }
             // The frames own ZeroMQ's buffers: keep them alive while their bytes are read.
             withExtendedLifetime(frames) { use(frames[2].bytes) }
+            received.set(received.value + 1)
             return
         }
     }

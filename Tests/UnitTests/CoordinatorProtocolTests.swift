@@ -43,7 +43,19 @@ final class CoordinatorProtocolTests: XCTestCase {
         /// membership version (an answer to an older round): the coordinator must refuse it.
         var staleNext = false
 
+        /// Lossy links (`CoordinatorProtocolTests+Recovery`): the train step of this global step never
+        /// arrives, or the answer to it is lost on the way back (once each).
+        var loseStepAt: Int?, loseAnswerAt: Int?
+        /// Send a heartbeat whenever it acts, saying where it is (highest request received, seconds idle).
+        var beats = false
+        /// Requests handled, by number, with the answer sent; copies of handled requests received.
+        private var handled: [Int: Frames] = [:]
+        private(set) var copies = 0
+        private var idleSince = 0.0, lastBeat = -1.0
+        let clock: ManualClock
+
         init(hub: InMemoryHub, id: String, key: String = "", trainSamples: Int, validSamples: Int) {
+            clock = hub.clock
             client = hub.client(id, key: key)
             self.trainSamples = trainSamples
             self.validSamples = validSamples
@@ -76,6 +88,17 @@ final class CoordinatorProtocolTests: XCTestCase {
                     try! client.send(Message.frames(.ready, runId: runId, body: Body.encode(ready)))
                 case .step:
                     let step = try! m.decodeBody(Body.Step.self)
+                    if let seq = step.seq, let kept = handled[seq] {
+                        copies += 1
+                        if !kept.isEmpty { try! client.send(kept) }
+                        continue
+                    }
+                    if m.header.phase == .train && loseStepAt == step.step {
+                        loseStepAt = nil
+                        continue
+                    }
+                    if let seq = step.seq { handled[seq] = [] }
+                    idleSince = clock.now
                     received.append((m.header.phase, step.step, step.shard, step.samples, step.load))
                     if let c = step.commit { commits.insert(c) }
                     if let s = silentFrom, step.step >= s {
@@ -85,21 +108,31 @@ final class CoordinatorProtocolTests: XCTestCase {
                     }
                 case .save:
                     let save = try! m.decodeBody(Body.Save.self)
+                    if let seq = save.seq, let kept = handled[seq] {
+                        copies += 1
+                        if !kept.isEmpty { try! client.send(kept) }
+                        continue
+                    }
+                    idleSince = clock.now
                     if let c = save.commit { commits.insert(c) }
                     let (p, mo, v) = state!
                     let slice = try! Checkpoint.writeSlice(
                         checkpoints: welcome!.checkpoints, directory: save.directory, part: save.part, of: save.parts,
                         globalStep: save.globalStep, params: p, m: mo, v: v)
                     saves.append((save.globalStep, save.part, save.parts))
-                    let saved = Body.Saved(
+                    var saved = Body.Saved(
                         part: save.part, file: slice.file, lower: slice.lower, upper: slice.upper,
                         checksum: slice.checksum, paramsChecksum: 7)
-                    try! client.send(
-                        Message.frames(
-                            .saved, runId: runId, step: m.header.step, membership: m.header.membership,
-                            body: Body.encode(saved)))
+                    saved.seq = save.seq
+                    let frames = Message.frames(
+                        .saved, runId: runId, step: m.header.step, membership: m.header.membership,
+                        body: Body.encode(saved))
+                    if let seq = save.seq { handled[seq] = frames }
+                    try! client.send(frames)
                 case .shutdown:
                     toldToShutDown = true
+                case .heartbeat:
+                    break  // the coordinator's answer to one
                 default:
                     XCTFail("unexpected \(m.header.kind) to a worker")
                 }
@@ -117,6 +150,7 @@ final class CoordinatorProtocolTests: XCTestCase {
                 leadWeight: [Double](repeating: 4, count: leads))
             result.computeSeconds = 0.5
             result.round = step.round
+            result.seq = step.seq
             if let ringError, m.header.phase == .train {
                 result.ringFailed = true
                 result.ringError = ringError
@@ -140,8 +174,29 @@ final class CoordinatorProtocolTests: XCTestCase {
                 staleNext = false
                 send(forged, membership: m.header.membership &- 1)
             }
-            send(result, membership: m.header.membership)
+            if let seq = step.seq {
+                handled[seq] = Message.frames(
+                    .result, phase: m.header.phase, runId: runId, step: m.header.step,
+                    membership: m.header.membership, round: m.header.round, body: Body.encode(result))
+            }
+            if m.header.phase == .train && loseAnswerAt == step.step {
+                loseAnswerAt = nil
+            } else {
+                send(result, membership: m.header.membership)
+            }
             answered.append((m.header.phase, step.step, step.samples, step.round))
+        }
+
+        /// A heartbeat saying where it is, as `TrainingWorker`'s heartbeat thread does.
+        func beat() {
+            // Once a second of the hub's clock, as the real thread does (a beat on every turn would keep the
+            // coordinator's queue from ever running dry, and the manual clock from moving).
+            guard beats, let welcome, clock.now - lastBeat >= 1 else { return }
+            lastBeat = clock.now
+            var hb = Body.Heartbeat(rank: welcome.rank, token: welcome.token)
+            hb.got = handled.keys.max() ?? 0
+            hb.idle = clock.now - idleSince
+            try! client.send(Message.frames(.heartbeat, runId: runId, body: Body.encode(hb)))
         }
     }
 
