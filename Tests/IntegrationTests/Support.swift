@@ -150,7 +150,8 @@ final class Started {
 /// `env` is added to this process's environment; the variables named in `unsetting` are removed first
 /// (a machine may export, say, OPENBLAS_CORETYPE, and a test of the default must not inherit it).
 func startProcess(
-    _ path: String, _ args: [String], cwd: URL? = nil, env: [String: String] = [:], unsetting: [String] = []
+    _ path: String, _ args: [String], cwd: URL? = nil, env: [String: String] = [:], unsetting: [String] = [],
+    input: Pipe? = nil
 ) throws -> Started {
     let s = Started()
     s.process.executableURL = URL(fileURLWithPath: path)
@@ -160,6 +161,7 @@ func startProcess(
             .merging(env) { $1 }
     }
     if let cwd { s.process.currentDirectoryURL = cwd }
+    if let input { s.process.standardInput = input }
     let o = Pipe(), e = Pipe()
     s.process.standardOutput = o
     s.process.standardError = e
