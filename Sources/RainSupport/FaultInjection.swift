@@ -5,7 +5,8 @@ import Foundation
 ///
 ///     MOMENT  compute     before its shard's gradient
 ///             allreduce   inside the ring: after its first received piece; a reset, as the round's
-///                         last forwarded piece leaves (nothing after it reveals the loss but the deadline)
+///                         last forwarded piece leaves (no later piece reveals the loss: the members'
+///                         heartbeats show the ring stalled)
 ///             validation  before its validation shard
 ///             result      as its result of step STEP is about to leave (after the ring)
 ///             valid-result  as its first validation answer at or after STEP is about to leave

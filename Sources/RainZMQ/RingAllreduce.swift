@@ -224,7 +224,7 @@ public final class RingAllreduce: GradientRing {
                             .allreduce, step: step, kinds: [.kill, .stop, .stall, .rst], log: log)
                     }
                     // Fault hook: a reset as the round's last forward leaves loses that piece, and no later
-                    // piece shows the gap; only the step deadline can.
+                    // piece shows the gap; the members' heartbeats do (the ring stalled), or the step deadline.
                     let lastForward = next != nil && next! == (n == 2 ? (1, 0) : (1, n - 2)) && j == pieces(c).count - 1
                     if lastForward && FaultInjection.strike(.allreduce, step: step, kinds: [.reset], log: log) != nil {
                         dropConnections()

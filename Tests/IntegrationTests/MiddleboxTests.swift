@@ -87,7 +87,10 @@ final class MiddleboxTests: XCTestCase {
             XCTAssertEqual(counted["ring_stalled", default: 0], stalled, "\(cell.name): \(counted)")
             XCTAssertLessThanOrEqual(resent + stalled, 2, "\(cell.name):\n\(log)")
             XCTAssertLessThanOrEqual(redone, 1, "\(cell.name):\n\(log)")
-            let got = try params(r.run)
+            guard let got = try? params(r.run) else {
+                XCTFail("\(cell.name): no checkpoint")
+                continue
+            }
             let worst = zip(reference, got).map { abs($0 - $1) }.max()!
             if redone == 0 {
                 XCTAssertEqual(got, reference, "\(cell.name): not bit for bit (max |Δ| \(worst))")
