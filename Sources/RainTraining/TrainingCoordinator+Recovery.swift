@@ -22,6 +22,8 @@ extension TrainingCoordinator {
         var what: String
         var sentAt: Double
         var resentAt: Double? = nil
+        /// The request's header tags (membership version, round, step): its answer carries the same.
+        var tags: [UInt64]
     }
 
     /// What `rank`'s last heartbeats said of its ring: the round it sums in, the pieces it has received,
@@ -40,6 +42,9 @@ extension TrainingCoordinator {
     /// Seconds with every unfinished ring member waiting in the round and no piece arriving: one was lost.
     static let ringStallAfter = 2.0
 
+    /// The number of the request an answer answers (nil: none, an older worker's or a scripted one's).
+    func requestNumber(_ m: Message) -> Int? { try? m.decodeBody(Body.Numbered.self).seq }
+
     func nextRequest() -> Int {
         requestCounter += 1
         return requestCounter
@@ -47,7 +52,10 @@ extension TrainingCoordinator {
 
     /// Sends request `seq` to `rank` and keeps it until it is answered or the round gives it up.
     func sendRequest(_ rank: Int, seq: Int, what: String, _ frames: Frames) throws {
-        outstanding[seq] = Outstanding(rank: rank, frames: frames, what: what, sentAt: clock.now)
+        let h = try MessageHeader.decode(frames[0])
+        outstanding[seq] = Outstanding(
+            rank: rank, frames: frames, what: what, sentAt: clock.now,
+            tags: [UInt64(h.membership), UInt64(h.round), h.step])
         try send(to: peers[rank], frames)
     }
 
@@ -55,16 +63,20 @@ extension TrainingCoordinator {
     /// judged by their tags, as before.
     func forgetRequests() { outstanding.removeAll() }
 
-    /// An answer from `rank` to request `seq`; false for one already received (the worker repeated it while
-    /// the first was still on its way), which the caller drops.
-    func accept(answer seq: Int?, from rank: Int) -> Bool {
+    /// An answer from `rank` to request `seq` (header `h`); false for one already received (the worker
+    /// repeated it while the first was still on its way), which the caller drops. Only an answer with its
+    /// request's tags settles the request: one tagged otherwise (stale, or forged) goes to the caller to refuse.
+    func accept(answer seq: Int?, header h: MessageHeader, from rank: Int) -> Bool {
         guard let seq else { return true }
-        if outstanding.removeValue(forKey: seq) != nil {
-            answeredRequests.insert(seq)
-            if answeredRequests.count > 4096 { answeredRequests = answeredRequests.filter { $0 > seq - 2048 } }
+        let tags = [UInt64(rank), UInt64(h.membership), UInt64(h.round), h.step]
+        if let o = outstanding[seq] {
+            guard [UInt64(o.rank)] + o.tags == tags else { return true }
+            outstanding[seq] = nil
+            answeredRequests[seq] = tags
+            if answeredRequests.count > 4096 { answeredRequests = answeredRequests.filter { $0.key > seq - 2048 } }
             return true
         }
-        guard answeredRequests.contains(seq) else { return true }
+        guard answeredRequests[seq] == tags else { return true }
         duplicateAnswers += 1
         return false
     }

@@ -60,7 +60,7 @@ public final class TrainingCoordinator {
     /// Requests numbered so far, those unanswered, and those answered lately (TrainingCoordinator+Recovery).
     var requestCounter = 0
     var outstanding: [Int: Outstanding] = [:]
-    var answeredRequests: Set<Int> = []
+    var answeredRequests: [Int: [UInt64]] = [:]
     /// Requests sent again, answers received twice, and rounds released because the ring lost a piece.
     public internal(set) var resentRequests = 0, duplicateAnswers = 0, stalledRounds = 0
     var ringWatch: [Int: RingWatch] = [:]
@@ -343,10 +343,10 @@ public final class TrainingCoordinator {
                     return nil
                 case (.result, let r?) where live.contains(r):
                     lastSeen[r] = clock.now
-                    if accept(answer: try? m.decodeBody(Body.Numbered.self).seq, from: r) { return .result(r, m) }
+                    if accept(answer: requestNumber(m), header: m.header, from: r) { return .result(r, m) }
                 case (.saved, let r?) where live.contains(r):
                     lastSeen[r] = clock.now
-                    if accept(answer: try? m.decodeBody(Body.Numbered.self).seq, from: r) { return .saved(r, m) }
+                    if accept(answer: requestNumber(m), header: m.header, from: r) { return .saved(r, m) }
                 case (.abort, let r?) where live.contains(r) || joining.contains(r):
                     return .abort(r, m)
                 case (_, let r?) where !live.contains(r) && !joining.contains(r):
