@@ -29,14 +29,6 @@ final class FaultMatrixTests: XCTestCase {
         ).1.values
     }
 
-    /// A process's state letter from /proc (T: stopped), nil once it is gone.
-    func state(_ pid: Int32) -> Character? {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-            let close = stat.lastIndex(of: ")")
-        else { return nil }
-        return stat[stat.index(close, offsetBy: 2)]
-    }
-
     func testEveryFaultAtEveryMomentIsSurvived() throws {
         let clean = try runProcess(Binaries.swiftrain, args("clean"))
         XCTAssertEqual(clean.status, 0, clean.err)
@@ -75,7 +67,7 @@ final class FaultMatrixTests: XCTestCase {
             }
             let victim = workers[Self.victim].process.processIdentifier
             let deadline = Date().addingTimeInterval(120)
-            while state(victim) != "T" && c.process.isRunning && Date() < deadline { usleep(10_000) }
+            while procState(victim) != "T" && c.process.isRunning && Date() < deadline { usleep(10_000) }
             let reset = try resetTCPConnections(of: victim)
             kill(victim, SIGCONT)
             c.wait()
@@ -128,7 +120,7 @@ final class FaultMatrixTests: XCTestCase {
             XCTFail("\(name): still running after 240 s\n\(c.errors())")
         }
         c.process.waitUntilExit()
-        for pid in workers where state(pid) == "T" { kill(pid, SIGKILL) }
+        for pid in workers where procState(pid) == "T" { kill(pid, SIGKILL) }
         c.drain()
         let log = c.errors()
         XCTAssertEqual(c.process.terminationStatus, 0, "\(name):\n\(log)")

@@ -249,14 +249,6 @@ struct SwiftRainTestError: Error, CustomStringConvertible {
     init(_ d: String) { description = d }
 }
 
-/// A process's state letter from /proc (T: stopped), nil once it is gone.
-func procState(_ pid: Int32) -> Character? {
-    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-        let close = stat.lastIndex(of: ")")
-    else { return nil }
-    return stat[stat.index(close, offsetBy: 2)]
-}
-
 extension String {
     /// Written beside a run for whoever looks into a failed cell; a failure to write changes nothing.
     func save(_ url: URL) { try? write(to: url, atomically: true, encoding: .utf8) }

@@ -198,3 +198,11 @@ func startWorker(_ run: URL, _ k: Int, endpoint: String, _ extra: [String] = [],
     try startProcess(
         Binaries.worker, ["--connect", endpoint, "--keys", TrainingTests.workerKeys(run, k)] + extra, env: env)
 }
+
+/// A process's state letter from /proc (T: stopped), nil once it is gone.
+func procState(_ pid: Int32) -> Character? {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+        let close = stat.lastIndex(of: ")")
+    else { return nil }
+    return stat[stat.index(close, offsetBy: 2)]
+}
